@@ -1,0 +1,249 @@
+//! The server -> Drupal callback: `POST {backend}/nodejs/message`, form-encoded with
+//! `messageJson` (one [`BackendMessage`] as JSON) and `serviceKey` (spec 2.1, 2.2), and the
+//! answer Drupal gives to `authenticate` ([`AuthAnswer`], spec 2.4).
+
+use crate::frames::Authenticate;
+use crate::names::{SocketId, Uid};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Form field holding the JSON message.
+pub const FORM_MESSAGE_FIELD: &str = "messageJson";
+/// Form field holding the service key.
+pub const FORM_SERVICE_KEY_FIELD: &str = "serviceKey";
+
+/// A message the server posts to Drupal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "messageType")]
+pub enum BackendMessage {
+    /// Is this auth token a valid session, and what may it see?
+    #[serde(rename = "authenticate")]
+    Authenticate(AuthenticateRequest),
+    /// A user's first socket authenticated.
+    #[serde(rename = "userOnline")]
+    UserOnline { uid: Uid },
+    /// A user's last socket has been gone for the grace period.
+    #[serde(rename = "userOffline")]
+    UserOffline { uid: Uid },
+}
+
+/// The client's `authenticate` frame plus the socket id, as Drupal expects it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticateRequest {
+    pub auth_token: String,
+    #[serde(default)]
+    pub content_tokens: BTreeMap<String, String>,
+    pub client_id: SocketId,
+    /// Other members the client sent; passed through as the original did.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Members of the authenticate message the server sets itself; a client cannot override them.
+const RESERVED: [&str; 4] = ["authToken", "contentTokens", "clientId", "messageType"];
+
+impl AuthenticateRequest {
+    pub fn new(auth: &Authenticate, client_id: SocketId) -> Self {
+        let extra = auth
+            .extra
+            .iter()
+            .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        AuthenticateRequest {
+            auth_token: auth.auth_token.clone(),
+            content_tokens: auth.content_tokens.clone(),
+            client_id,
+            extra,
+        }
+    }
+}
+
+impl BackendMessage {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("backend messages always serialize")
+    }
+}
+
+/// Drupal's answer to `authenticate` (`nodejs_auth_check()`), read leniently: uids may be
+/// strings, lists may arrive as JSON objects (PHP arrays with holes), extra members are ignored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthAnswer {
+    #[serde(default)]
+    pub uid: Uid,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default, deserialize_with = "truthy")]
+    pub nodejs_valid_auth_token: bool,
+    #[serde(default, deserialize_with = "string_list")]
+    pub channels: Vec<String>,
+    #[serde(default, deserialize_with = "uid_list")]
+    pub presence_uids: Vec<Uid>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// Why an authenticate answer does not authenticate the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAnswerError {
+    /// The body is not the JSON object Drupal sends: the backend is misconfigured.
+    NotJson(String),
+    /// Drupal answered `{"error": …}` (for example a service-key mismatch): misconfiguration.
+    Error(String),
+    /// Drupal says the token is not a valid session.
+    InvalidToken,
+}
+
+impl AuthAnswer {
+    /// Parses and judges Drupal's answer the way the original did (spec 2.4).
+    pub fn parse(body: &[u8]) -> Result<AuthAnswer, AuthAnswerError> {
+        let head = || String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            AuthAnswerError::NotJson(format!("{e}; the answer began with {:?}", head()))
+        })?;
+        if !value.is_object() {
+            return Err(AuthAnswerError::NotJson(format!(
+                "expected a JSON object, the answer was {:?}",
+                head()
+            )));
+        }
+        let answer: AuthAnswer = serde_json::from_value(value)
+            .map_err(|e| AuthAnswerError::NotJson(format!("{e}; the answer began with {:?}", head())))?;
+        if let Some(err) = &answer.error {
+            if is_truthy(err) {
+                let text = match err {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                return Err(AuthAnswerError::Error(text));
+            }
+        }
+        if !answer.nodejs_valid_auth_token {
+            return Err(AuthAnswerError::InvalidToken);
+        }
+        Ok(answer)
+    }
+}
+
+/// JavaScript truthiness, which is how the original read Drupal's and the request's flags.
+pub fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+fn truthy<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(is_truthy(&Value::deserialize(d)?))
+}
+
+fn list_values(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        Value::Object(o) => o.into_iter().map(|(_, v)| v).collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(list_values(Value::deserialize(d)?)
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+fn uid_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Uid>, D::Error> {
+    let mut uids: Vec<Uid> = list_values(Value::deserialize(d)?)
+        .into_iter()
+        .filter_map(|v| serde_json::from_value::<Uid>(v).ok())
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    Ok(uids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::ClientFrame;
+
+    #[test]
+    fn golden_backend_messages() {
+        assert_eq!(
+            BackendMessage::UserOnline { uid: Uid(5) }.to_json(),
+            r#"{"messageType":"userOnline","uid":5}"#
+        );
+        assert_eq!(
+            BackendMessage::UserOffline { uid: Uid(5) }.to_json(),
+            r#"{"messageType":"userOffline","uid":5}"#
+        );
+        let ClientFrame::Authenticate(auth) = ClientFrame::decode(
+            r#"{"type":"authenticate","authToken":"t","contentTokens":{"c":"x"},"clientId":"evil","lang":"fr"}"#,
+        )
+        .unwrap() else {
+            panic!("not authenticate")
+        };
+        let msg = BackendMessage::Authenticate(AuthenticateRequest::new(&auth, SocketId("s1".into())));
+        assert_eq!(
+            msg.to_json(),
+            r#"{"messageType":"authenticate","authToken":"t","contentTokens":{"c":"x"},"clientId":"s1","lang":"fr"}"#
+        );
+        let back: BackendMessage = serde_json::from_str(&msg.to_json()).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn drupal7_answer_with_string_uid_and_extra_fields() {
+        let a = AuthAnswer::parse(
+            br#"{"uid":"5","name":"admin","pass":"$S$hash","authToken":"t","nodejsValidAuthToken":true,
+                "clientId":"s1","channels":{"0":"nodejs_user_5","2":"b"},"presenceUids":["7",9,"7"],
+                "serviceKey":"secret","contentTokens":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(a.uid, Uid(5));
+        assert_eq!(a.channels, vec!["nodejs_user_5".to_string(), "b".to_string()]);
+        assert_eq!(a.presence_uids, vec![Uid(7), Uid(9)]);
+    }
+
+    #[test]
+    fn failing_answers() {
+        assert_eq!(
+            AuthAnswer::parse(br#"{"uid":0,"authToken":"t","nodejsValidAuthToken":false,"clientId":"s"}"#),
+            Err(AuthAnswerError::InvalidToken)
+        );
+        assert_eq!(
+            AuthAnswer::parse(br#"{"error":"Invalid service key."}"#),
+            Err(AuthAnswerError::Error("Invalid service key.".into()))
+        );
+        assert!(matches!(AuthAnswer::parse(b"<html>"), Err(AuthAnswerError::NotJson(_))));
+        assert!(matches!(AuthAnswer::parse(b"[1]"), Err(AuthAnswerError::NotJson(_))));
+        assert_eq!(AuthAnswer::parse(br#"{"uid":3}"#), Err(AuthAnswerError::InvalidToken));
+    }
+
+    #[test]
+    fn truthiness_is_javascripts() {
+        for (v, t) in [
+            ("null", false),
+            ("0", false),
+            ("\"\"", false),
+            ("false", false),
+            ("1", true),
+            ("\"0\"", true),
+            ("[]", true),
+            ("{}", true),
+        ] {
+            assert_eq!(is_truthy(&serde_json::from_str(v).unwrap()), t, "{v}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The browser <-> server WebSocket frames: one JSON object per text frame, tagged by `type`.
+//!
+//! Client -> server: [`ClientFrame`]. Server -> client: [`ServerFrame`]; Drupal messages travel
+//! verbatim as the `message` member of a `{"type":"message"}` envelope, which also has room for
+//! the channel it was published to and, later, a per-channel `offset` and `epoch`.
+//! The server encodes message envelopes once per publish with [`encode_message`].
+
+use crate::names::{SocketId, Uid};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A frame sent by the browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ClientFrame {
+    /// The first frame after the upgrade.
+    Authenticate(Authenticate),
+    /// Join a content-token channel with a token Drupal handed to the page.
+    JoinTokenChannel(JoinTokenChannel),
+    /// Heartbeat request; the server answers `pong`.
+    Ping,
+    /// Answer to the server's `ping`.
+    Pong,
+}
+
+/// `{"type":"authenticate","authToken":"…","contentTokens":{"channel":"token"}}`.
+///
+/// Any other members are kept in `extra` and passed through to Drupal's authenticate callback,
+/// as the original server did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authenticate {
+    pub auth_token: String,
+    /// Channel -> token. Drupal 7 pages send `[]` when there are none; that is accepted.
+    #[serde(default, deserialize_with = "content_tokens")]
+    pub content_tokens: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `{"type":"join-token-channel","channel":"…","contentToken":"…"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinTokenChannel {
+    pub channel: String,
+    pub content_token: String,
+}
+
+fn content_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Array(a) if a.is_empty() => Ok(BTreeMap::new()),
+        Value::Object(o) => o
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                other => Err(serde::de::Error::custom(format!(
+                    "contentTokens.{k} must be a string, not {other}"
+                ))),
+            })
+            .collect(),
+        other => Err(serde::de::Error::custom(format!(
+            "contentTokens must be an object of channel -> token, not {other}"
+        ))),
+    }
+}
+
+impl ClientFrame {
+    /// Parses a text frame; the error says what is wrong with it.
+    pub fn decode(text: &str) -> Result<ClientFrame, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid frame: {e}"))
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialize")
+    }
+}
+
+/// A frame sent by the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum ServerFrame {
+    /// First frame after the upgrade: the socket's id and the heartbeat period.
+    Hello { socket_id: SocketId, heartbeat_ms: u64, protocol: u32 },
+    /// Answer to `authenticate` when Drupal accepted the token.
+    Authenticated { socket_id: SocketId, uid: Uid, channels: Vec<String> },
+    /// A Drupal message, verbatim in `message`.
+    Message(Envelope),
+    /// A frame was refused; the connection stays open.
+    Error { code: ErrorCode, message: String },
+    /// Heartbeat: answer with `pong`.
+    Ping,
+    /// Answer to the client's `ping`.
+    Pong,
+}
+
+/// The envelope of a Drupal message as decoded by clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub message: Value,
+    /// The channel the message was published to, when it was published to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Reserved: position of the message in its channel's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Reserved: identity of the channel history `offset` counts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+}
+
+/// Why a client frame was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, unknown `type`, or a member of the wrong type.
+    BadFrame,
+    /// A frame that needs an authenticated socket arrived before authentication.
+    NotAuthenticated,
+    /// A second `authenticate` on an authenticated socket.
+    AlreadyAuthenticated,
+    /// `authenticate` arrived while the first one is still being checked.
+    AuthPending,
+    /// `join-token-channel` with a token the server does not know (or that expired).
+    InvalidContentToken,
+    /// Any code a newer server sends that this client does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ServerFrame {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+
+    pub fn decode(text: &str) -> Result<ServerFrame, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid server frame: {e}"))
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    message: &'a RawValue,
+}
+
+/// Encodes the envelope of a Drupal message without re-serialising the message itself.
+/// Called once per publish; the resulting text is shared by every subscriber.
+pub fn encode_message(message: &RawValue, channel: Option<&str>) -> String {
+    serde_json::to_string(&EnvelopeOut { kind: "message", channel, message })
+        .expect("a raw JSON value always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn golden_client_frames() {
+        let auth = ClientFrame::decode(
+            r#"{"type":"authenticate","authToken":"abc","contentTokens":{"chat":"t1"}}"#,
+        )
+        .unwrap();
+        let ClientFrame::Authenticate(a) = &auth else { panic!("not authenticate") };
+        assert_eq!(a.auth_token, "abc");
+        assert_eq!(a.content_tokens.get("chat").map(String::as_str), Some("t1"));
+        assert!(a.extra.is_empty());
+        assert_eq!(
+            auth.encode(),
+            r#"{"type":"authenticate","authToken":"abc","contentTokens":{"chat":"t1"}}"#
+        );
+        assert_eq!(
+            ClientFrame::JoinTokenChannel(JoinTokenChannel {
+                channel: "chat".into(),
+                content_token: "t".into()
+            })
+            .encode(),
+            r#"{"type":"join-token-channel","channel":"chat","contentToken":"t"}"#
+        );
+        assert_eq!(ClientFrame::Ping.encode(), r#"{"type":"ping"}"#);
+        assert_eq!(ClientFrame::Pong.encode(), r#"{"type":"pong"}"#);
+    }
+
+    #[test]
+    fn authenticate_accepts_drupal7_empty_array_and_keeps_extra_members() {
+        let f = ClientFrame::decode(
+            r#"{"type":"authenticate","authToken":"x","contentTokens":[],"nodejs_extra":1}"#,
+        )
+        .unwrap();
+        let ClientFrame::Authenticate(a) = f else { panic!("not authenticate") };
+        assert!(a.content_tokens.is_empty());
+        assert_eq!(a.extra.get("nodejs_extra"), Some(&Value::from(1)));
+        assert!(!a.extra.contains_key("type"));
+        let missing = ClientFrame::decode(r#"{"type":"authenticate","authToken":"x"}"#).unwrap();
+        assert!(matches!(missing, ClientFrame::Authenticate(a) if a.content_tokens.is_empty()));
+    }
+
+    #[test]
+    fn bad_client_frames_name_the_problem() {
+        let e = ClientFrame::decode(r#"{"type":"publish"}"#).unwrap_err();
+        assert!(e.contains("unknown variant `publish`"), "{e}");
+        let e = ClientFrame::decode(r#"{"type":"authenticate"}"#).unwrap_err();
+        assert!(e.contains("authToken"), "{e}");
+        let e = ClientFrame::decode(r#"{"type":"authenticate","authToken":"x","contentTokens":{"a":1}}"#)
+            .unwrap_err();
+        assert!(e.contains("contentTokens.a must be a string"), "{e}");
+        assert!(ClientFrame::decode("not json").is_err());
+        assert!(ClientFrame::decode("[]").is_err());
+    }
+
+    #[test]
+    fn golden_server_frames() {
+        let hello = ServerFrame::Hello {
+            socket_id: SocketId("k3j9".into()),
+            heartbeat_ms: 25000,
+            protocol: 1,
+        };
+        assert_eq!(
+            hello.encode(),
+            r#"{"type":"hello","socketId":"k3j9","heartbeatMs":25000,"protocol":1}"#
+        );
+        let ack = ServerFrame::Authenticated {
+            socket_id: SocketId("k3j9".into()),
+            uid: Uid(5),
+            channels: vec!["nodejs_user_5".into()],
+        };
+        assert_eq!(
+            ack.encode(),
+            r#"{"type":"authenticated","socketId":"k3j9","uid":5,"channels":["nodejs_user_5"]}"#
+        );
+        let err = ServerFrame::Error { code: ErrorCode::BadFrame, message: "m".into() };
+        assert_eq!(err.encode(), r#"{"type":"error","code":"bad-frame","message":"m"}"#);
+        assert_eq!(ServerFrame::Ping.encode(), r#"{"type":"ping"}"#);
+        for f in [hello, ack, err, ServerFrame::Pong] {
+            assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn message_envelopes_carry_the_body_verbatim() {
+        let body = r#"{"channel":"c","data":{"b":"é\u00e9 ✓","n":[1,2.5,null]},"callback":"x"}"#;
+        let text = encode_message(&raw(body), Some("c"));
+        assert_eq!(text, format!(r#"{{"type":"message","channel":"c","message":{body}}}"#));
+        let ServerFrame::Message(env) = ServerFrame::decode(&text).unwrap() else {
+            panic!("not a message")
+        };
+        assert_eq!(env.message, serde_json::from_str::<Value>(body).unwrap());
+        assert_eq!(env.channel.as_deref(), Some("c"));
+        assert_eq!(encode_message(&raw("{}"), None), r#"{"type":"message","message":{}}"#);
+    }
+
+    #[test]
+    fn unknown_error_codes_decode() {
+        let f = ServerFrame::decode(r#"{"type":"error","code":"from-the-future","message":"m"}"#)
+            .unwrap();
+        assert!(matches!(f, ServerFrame::Error { code: ErrorCode::Unknown, .. }));
+    }
+}
