@@ -1,0 +1,287 @@
+//! The page side of the glue: the `Drupal.Nodejs` object and the settings object, as JS values.
+//!
+//! Everything here looks the registries up when it needs them (so callbacks registered after
+//! start are found), calls page code with exceptions caught and logged, and writes the state
+//! the module exposed (`Drupal.Nodejs.socket`) plus a `drupal-push:status` event on `window`.
+
+use crate::dispatch::{self, CallbackField, MessageView, Route};
+use crate::machine::Status;
+use crate::settings::PageLocation;
+use js_sys::{Array, Function, Object, Reflect};
+use serde::Serialize;
+use serde_json::Value;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::console;
+
+/// The JS objects the client works with.
+#[derive(Clone)]
+pub struct Page {
+    /// `Drupal.Nodejs`.
+    pub nodejs: Object,
+    /// `drupalSettings.nodejs` (Drupal 8+) or `Drupal.settings.nodejs` (Drupal 7).
+    pub settings: JsValue,
+}
+
+pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {
+    if !target.is_object() && !target.is_function() {
+        return JsValue::UNDEFINED;
+    }
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &JsValue::from_str(key), value);
+}
+
+/// A new plain object with the members the nodejs module creates `Drupal.Nodejs` with.
+pub fn initial_nodejs_object() -> Object {
+    let o = Object::new();
+    for key in [
+        "callbacks",
+        "presenceCallbacks",
+        "contentChannelNotificationCallbacks",
+    ] {
+        set(&o, key, &Object::new());
+    }
+    set(&o, "connectionSetupHandlers", &Object::new());
+    set(&o, "socket", &JsValue::FALSE);
+    o
+}
+
+impl Page {
+    /// `window.Drupal.Nodejs` (created with the module's initial shape when missing) and the
+    /// Drupal 8+ or Drupal 7 settings.
+    pub fn from_window() -> Option<Page> {
+        let window: JsValue = web_sys::window()?.into();
+        let mut drupal = get(&window, "Drupal");
+        if !drupal.is_object() {
+            drupal = Object::new().into();
+            set(&window, "Drupal", &drupal);
+        }
+        let mut nodejs = get(&drupal, "Nodejs");
+        if !nodejs.is_object() {
+            nodejs = initial_nodejs_object().into();
+            set(&drupal, "Nodejs", &nodejs);
+        }
+        let d8 = get(&get(&window, "drupalSettings"), "nodejs");
+        let settings = if d8.is_object() {
+            d8
+        } else {
+            get(&get(&drupal, "settings"), "nodejs")
+        };
+        Some(Page {
+            nodejs: nodejs.unchecked_into(),
+            settings,
+        })
+    }
+
+    /// The settings as JSON (`null` when the page has none).
+    pub fn settings_json(&self) -> Value {
+        serde_wasm_bindgen::from_value(self.settings.clone()).unwrap_or(Value::Null)
+    }
+
+    /// Stores a joined content token in the settings, as the module did, so that code reading
+    /// `contentTokens` sees it.
+    pub fn store_token(&self, channel: &str, token: &str) {
+        if !self.settings.is_object() {
+            return;
+        }
+        let mut tokens = get(&self.settings, "contentTokens");
+        if !tokens.is_object() || Array::is_array(&tokens) {
+            tokens = Object::new().into();
+            set(&self.settings, "contentTokens", &tokens);
+        }
+        set(&tokens, channel, &JsValue::from_str(token));
+    }
+
+    /// Hands a message to `Drupal.Nodejs.runCallbacks` (so page code that wraps it sees every
+    /// message), or dispatches it directly when that is not a function.
+    pub fn deliver(&self, message: &Value, own_socket_id: Option<&str>) {
+        let message = to_js(message);
+        let run = get(&self.nodejs, "runCallbacks");
+        match run.dyn_ref::<Function>() {
+            Some(f) => {
+                if let Err(e) = f.call1(&self.nodejs, &message) {
+                    console::error_2(&"drupal-push: runCallbacks threw".into(), &e);
+                }
+            }
+            None => self.run_callbacks(&message, own_socket_id),
+        }
+    }
+
+    /// The module's `runCallbacks(message)`; see [`crate::dispatch`].
+    pub fn run_callbacks(&self, message: &JsValue, own_socket_id: Option<&str>) {
+        match dispatch::route(&view_of(message), own_socket_id) {
+            Route::SelfSkip => {}
+            Route::Named { names, wrap } => {
+                if wrap {
+                    let list = Array::new();
+                    names
+                        .iter()
+                        .for_each(|n| _ = list.push(&JsValue::from_str(n)));
+                    set(message, "callback", &list);
+                }
+                let registry = get(&self.nodejs, "callbacks");
+                names
+                    .iter()
+                    .for_each(|n| call_entry(&registry, n, "callback", message));
+            }
+            Route::Presence => self.call_all("presenceCallbacks", message),
+            Route::ContentChannel => self.call_all("contentChannelNotificationCallbacks", message),
+            Route::All => self.call_all("callbacks", message),
+        }
+    }
+
+    fn call_all(&self, registry: &str, message: &JsValue) {
+        let registry = get(&self.nodejs, registry);
+        for name in keys(&registry) {
+            call_entry(&registry, &name, "callback", message);
+        }
+    }
+
+    /// The module's `runSetupHandlers(type)`: `handler[type]()` for every handler that has it.
+    pub fn run_setup_handlers(&self, kind: &str) {
+        let registry = get(&self.nodejs, "connectionSetupHandlers");
+        for name in keys(&registry) {
+            call_entry(&registry, &name, kind, &JsValue::UNDEFINED);
+        }
+    }
+
+    /// Creates `Drupal.Nodejs.socket`: `connected`, `id`, `sessionid` and `socket.sessionid`
+    /// are what page code and the Drupal.ajax patch read (spec 3.5).
+    pub fn install_socket_object(&self) -> Object {
+        let existing = get(&self.nodejs, "socket");
+        if existing.is_object() && get(&existing, "drupalPush").is_truthy() {
+            return existing.unchecked_into();
+        }
+        let socket = Object::new();
+        set(&socket, "drupalPush", &JsValue::TRUE);
+        set(&socket, "connected", &JsValue::FALSE);
+        set(&socket, "socket", &Object::new());
+        set(&self.nodejs, "socket", &socket);
+        socket
+    }
+
+    /// Shows `status` on `Drupal.Nodejs.socket` and dispatches `drupal-push:status`.
+    pub fn show_status(&self, socket: &Object, status: &Status) {
+        let id = status
+            .socket_id
+            .as_deref()
+            .map_or(JsValue::UNDEFINED, JsValue::from_str);
+        let connected = JsValue::from_bool(status.state == crate::machine::State::Connected);
+        set(socket, "connected", &connected);
+        set(socket, "id", &id);
+        set(socket, "sessionid", &id);
+        set(&get(socket, "socket"), "sessionid", &id);
+        set(socket, "state", &JsValue::from_str(status.state.as_str()));
+        let detail = status_object(status);
+        set(socket, "status", &detail);
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let init = web_sys::CustomEventInit::new();
+        init.set_detail(&detail);
+        if let Ok(event) =
+            web_sys::CustomEvent::new_with_event_init_dict("drupal-push:status", &init)
+        {
+            let _ = window.dispatch_event(&event);
+        }
+    }
+}
+
+/// `{state, socketId, uid, attempts, lastClose, retryInMs}`.
+pub fn status_object(status: &Status) -> JsValue {
+    let o = Object::new();
+    let opt = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
+    set(&o, "state", &JsValue::from_str(status.state.as_str()));
+    set(
+        &o,
+        "socketId",
+        &status
+            .socket_id
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from_str),
+    );
+    set(&o, "uid", &opt(status.uid.map(|u| u as f64)));
+    set(&o, "attempts", &JsValue::from_f64(status.attempts.into()));
+    set(&o, "lastClose", &opt(status.last_close.map(f64::from)));
+    set(
+        &o,
+        "retryInMs",
+        &opt(status.retry_in_ms.map(|ms| ms as f64)),
+    );
+    o.into()
+}
+
+/// Where the page was loaded from, for settings that name no host or scheme.
+pub fn location() -> PageLocation {
+    let location = web_sys::window().map(|w| w.location());
+    let protocol = location
+        .as_ref()
+        .and_then(|l| l.protocol().ok())
+        .unwrap_or_default();
+    let hostname = location.and_then(|l| l.hostname().ok()).unwrap_or_default();
+    PageLocation {
+        secure: protocol == "https:",
+        hostname,
+    }
+}
+
+/// A JSON message as a plain JS object (not `Map`s).
+pub fn to_js(message: &Value) -> JsValue {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    message.serialize(&serializer).unwrap_or(JsValue::NULL)
+}
+
+/// The [`MessageView`] of a JS message object.
+pub fn view_of(message: &JsValue) -> MessageView {
+    let callback = get(message, "callback");
+    let callback = if !callback.is_truthy() {
+        CallbackField::Absent
+    } else if let Some(name) = callback.as_string() {
+        CallbackField::One(name)
+    } else if Array::is_array(&callback) {
+        CallbackField::Many(
+            Array::from(&callback)
+                .iter()
+                .filter_map(|v| key_of(&v))
+                .collect(),
+        )
+    } else {
+        CallbackField::Many(Vec::new())
+    };
+    MessageView {
+        callback,
+        presence_notification: !get(message, "presenceNotification").is_undefined(),
+        content_channel_notification: !get(message, "contentChannelNotification").is_undefined(),
+        client_socket_id: get(message, "clientSocketId").as_string(),
+    }
+}
+
+fn key_of(v: &JsValue) -> Option<String> {
+    v.as_string().or_else(|| v.as_f64().map(|f| f.to_string()))
+}
+
+fn keys(registry: &JsValue) -> Vec<String> {
+    match registry.dyn_ref::<Object>() {
+        Some(o) => Object::keys(o)
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Calls `registry[name][method](arg)` with `this` = the entry, if it is a function; an
+/// exception is logged and does not stop the caller's loop.
+fn call_entry(registry: &JsValue, name: &str, method: &str, arg: &JsValue) {
+    let entry = get(registry, name);
+    let f = get(&entry, method);
+    let Some(f) = f.dyn_ref::<Function>() else {
+        return;
+    };
+    if let Err(e) = f.call1(&entry, arg) {
+        let what = format!("drupal-push: {method} of {name:?} threw");
+        console::error_2(&what.into(), &e);
+    }
+}

@@ -1,0 +1,107 @@
+//! Content-token bookkeeping.
+//!
+//! The page starts with the tokens Drupal rendered into `contentTokens`, and gains more with
+//! `Drupal.Nodejs.joinTokenChannel(channel, token)`. Every `authenticate` frame carries **all**
+//! of them, so a reconnect rejoins every content-token channel (PROTOCOL.md). A join that
+//! happens while an `authenticate` is in flight (sent without that token) is held back and sent
+//! as `join-token-channel` once the server confirms authentication.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    all: BTreeMap<String, String>,
+    deferred: Vec<(String, String)>,
+}
+
+impl Tokens {
+    pub fn new(initial: BTreeMap<String, String>) -> Self {
+        Tokens {
+            all: initial,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Adds the tokens currently in the page settings (Drupal AJAX responses may add some).
+    pub fn merge(&mut self, from_settings: BTreeMap<String, String>) {
+        self.all.extend(from_settings);
+    }
+
+    /// Records a token joined by page code. Returns whether it is new or changed.
+    pub fn join(&mut self, channel: &str, token: &str) -> bool {
+        self.all
+            .insert(channel.to_owned(), token.to_owned())
+            .as_deref()
+            != Some(token)
+    }
+
+    /// The tokens for an `authenticate` frame. Everything held back is included in it.
+    pub fn for_authenticate(&mut self) -> BTreeMap<String, String> {
+        self.deferred.clear();
+        self.all.clone()
+    }
+
+    /// Holds a join back until authentication completes.
+    pub fn defer(&mut self, channel: &str, token: &str) {
+        self.deferred.retain(|(c, _)| c != channel);
+        self.deferred.push((channel.to_owned(), token.to_owned()));
+    }
+
+    /// The joins held back, to be sent now that the socket is authenticated.
+    pub fn take_deferred(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    pub fn get(&self, channel: &str) -> Option<&str> {
+        self.all.get(channel).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn authenticate_carries_initial_merged_and_joined_tokens() {
+        let mut t = Tokens::new(map(&[("a", "1")]));
+        t.merge(map(&[("b", "2")]));
+        assert!(t.join("c", "3"));
+        assert!(!t.join("c", "3"), "the same token again is not new");
+        assert!(
+            t.join("c", "4"),
+            "a new token for a channel replaces the old one"
+        );
+        assert_eq!(
+            t.for_authenticate(),
+            map(&[("a", "1"), ("b", "2"), ("c", "4")])
+        );
+        assert_eq!(t.get("c"), Some("4"));
+    }
+
+    #[test]
+    fn deferred_joins_are_sent_once_unless_an_authenticate_included_them() {
+        let mut t = Tokens::default();
+        t.join("a", "1");
+        t.defer("a", "1");
+        t.defer("b", "2");
+        t.defer("a", "1");
+        assert_eq!(
+            t.take_deferred(),
+            vec![("b".into(), "2".into()), ("a".into(), "1".into())]
+        );
+        assert!(t.take_deferred().is_empty());
+        t.defer("c", "3");
+        let _ = t.for_authenticate();
+        assert!(
+            t.take_deferred().is_empty(),
+            "the authenticate frame already carried it"
+        );
+    }
+}
