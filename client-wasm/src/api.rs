@@ -95,7 +95,5 @@ pub fn status() -> JsValue {
 }
 
 fn current_page() -> Option<Page> {
-    client()
-        .map(|c| c.page().clone())
-        .or_else(Page::from_window)
+    client().map(|c| c.page().clone()).or_else(Page::from_window)
 }

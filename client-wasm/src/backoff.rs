@@ -23,9 +23,7 @@ pub struct Backoff {
 impl Backoff {
     /// The ceiling of the next delay.
     pub fn ceiling_ms(&self) -> u64 {
-        BASE_MS
-            .saturating_mul(1u64 << self.attempt.min(20))
-            .min(CAP_MS)
+        BASE_MS.saturating_mul(1u64 << self.attempt.min(20)).min(CAP_MS)
     }
 
     /// The next delay for a random `unit` in `[0, 1)`; advances the attempt counter.
@@ -85,10 +83,7 @@ mod tests {
                 c
             })
             .collect();
-        assert_eq!(
-            ceilings,
-            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
-        );
+        assert_eq!(ceilings, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
         for _ in 0..100 {
             b.next_delay(0.999);
         }
@@ -122,9 +117,6 @@ mod tests {
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
         assert_eq!(b.unit(), xs[0]);
-        assert!(
-            Rng::new(0).unit() > 0.0,
-            "a zero seed still produces numbers"
-        );
+        assert!(Rng::new(0).unit() > 0.0, "a zero seed still produces numbers");
     }
 }

@@ -64,14 +64,8 @@ pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
         return Route::SelfSkip;
     }
     match &message.callback {
-        CallbackField::One(name) => Route::Named {
-            names: vec![name.clone()],
-            wrap: true,
-        },
-        CallbackField::Many(names) => Route::Named {
-            names: names.clone(),
-            wrap: false,
-        },
+        CallbackField::One(name) => Route::Named { names: vec![name.clone()], wrap: true },
+        CallbackField::Many(names) => Route::Named { names: names.clone(), wrap: false },
         CallbackField::Absent if message.presence_notification => Route::Presence,
         CallbackField::Absent if message.content_channel_notification => Route::ContentChannel,
         CallbackField::Absent => Route::All,
@@ -105,19 +99,14 @@ impl MessageView {
             Some(v) if !truthy(v) => CallbackField::Absent,
             None => CallbackField::Absent,
             Some(Value::String(s)) => CallbackField::One(s.clone()),
-            Some(Value::Array(items)) => {
-                CallbackField::Many(items.iter().filter_map(key_of).collect())
-            }
+            Some(Value::Array(items)) => CallbackField::Many(items.iter().filter_map(key_of).collect()),
             Some(_) => CallbackField::Many(Vec::new()),
         };
         MessageView {
             callback,
             presence_notification: message.get("presenceNotification").is_some(),
             content_channel_notification: message.get("contentChannelNotification").is_some(),
-            client_socket_id: message
-                .get("clientSocketId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            client_socket_id: message.get("clientSocketId").and_then(Value::as_str).map(str::to_owned),
         }
     }
 }
@@ -132,31 +121,19 @@ mod tests {
     }
 
     fn named(names: &[&str], wrap: bool) -> Route {
-        Route::Named {
-            names: names.iter().map(|s| s.to_string()).collect(),
-            wrap,
-        }
+        Route::Named { names: names.iter().map(|s| s.to_string()).collect(), wrap }
     }
 
     #[test]
     fn a_single_callback_name_is_wrapped() {
-        assert_eq!(
-            route_of(json!({"callback": "nodejsNotify"}), None),
-            named(&["nodejsNotify"], true)
-        );
+        assert_eq!(route_of(json!({"callback": "nodejsNotify"}), None), named(&["nodejsNotify"], true));
     }
 
     #[test]
     fn a_callback_list_runs_those_names_only() {
-        assert_eq!(
-            route_of(json!({"callback": ["a", "b", 3, null]}), None),
-            named(&["a", "b", "3"], false)
-        );
+        assert_eq!(route_of(json!({"callback": ["a", "b", 3, null]}), None), named(&["a", "b", "3"], false));
         assert_eq!(route_of(json!({"callback": []}), None), named(&[], false));
-        assert_eq!(
-            route_of(json!({"callback": {"x": 1}}), None),
-            named(&[], false)
-        );
+        assert_eq!(route_of(json!({"callback": {"x": 1}}), None), named(&[], false));
     }
 
     #[test]
@@ -172,15 +149,8 @@ mod tests {
         let both = json!({"presenceNotification": null, "contentChannelNotification": true});
         assert_eq!(route_of(both, None), Route::Presence, "null is defined");
         let c = json!({"channel": "c", "contentChannelNotification": false});
-        assert_eq!(
-            route_of(c, None),
-            Route::ContentChannel,
-            "defined, even when false"
-        );
-        assert_eq!(
-            route_of(json!({"channel": "c", "data": {}}), None),
-            Route::All
-        );
+        assert_eq!(route_of(c, None), Route::ContentChannel, "defined, even when false");
+        assert_eq!(route_of(json!({"channel": "c", "data": {}}), None), Route::All);
     }
 
     #[test]
@@ -188,10 +158,7 @@ mod tests {
         for falsy in [json!(""), json!(null), json!(false), json!(0)] {
             assert_eq!(route_of(json!({"callback": falsy}), None), Route::All);
         }
-        assert_eq!(
-            route_of(json!({"callback": "", "presenceNotification": {}}), None),
-            Route::Presence
-        );
+        assert_eq!(route_of(json!({"callback": "", "presenceNotification": {}}), None), Route::Presence);
     }
 
     #[test]
@@ -200,16 +167,9 @@ mod tests {
         assert_eq!(route_of(m.clone(), Some("abc")), Route::SelfSkip);
         assert_eq!(route_of(m.clone(), Some("abd")), named(&["x"], true));
         assert_eq!(route_of(m, None), named(&["x"], true));
-        assert_eq!(
-            route_of(json!({"callback": "x"}), Some("abc")),
-            named(&["x"], true)
-        );
+        assert_eq!(route_of(json!({"callback": "x"}), Some("abc")), named(&["x"], true));
         let empty = json!({"clientSocketId": ""});
-        assert_eq!(
-            route_of(empty, Some("")),
-            Route::All,
-            "empty ids never match"
-        );
+        assert_eq!(route_of(empty, Some("")), Route::All, "empty ids never match");
         let number = json!({"clientSocketId": 5});
         assert_eq!(route_of(number, Some("5")), Route::All);
     }

@@ -136,23 +136,10 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     Idle,
-    Opening {
-        conn: u32,
-        since: u64,
-    },
-    Authenticating {
-        conn: u32,
-        socket_id: String,
-    },
-    Connected {
-        conn: u32,
-        socket_id: String,
-        since: u64,
-    },
-    Waiting {
-        until: u64,
-        delay: u64,
-    },
+    Opening { conn: u32, since: u64 },
+    Authenticating { conn: u32, socket_id: String },
+    Connected { conn: u32, socket_id: String, since: u64 },
+    Waiting { until: u64, delay: u64 },
     Stopped,
 }
 
@@ -223,9 +210,7 @@ impl Machine {
                     self.open(now);
                 }
             }
-            Input::Text { conn, text } if Some(conn) == self.conn() => {
-                self.on_text(now, conn, &text)
-            }
+            Input::Text { conn, text } if Some(conn) == self.conn() => self.on_text(now, conn, &text),
             Input::Closed { conn, code } if Some(conn) == self.conn() => self.lost(now, code),
             Input::Text { .. } | Input::Closed { .. } => {}
             Input::Tick => self.on_tick(now),
@@ -258,22 +243,15 @@ impl Machine {
             Phase::Waiting { until, .. } => Some(until),
             _ => None,
         };
-        let heartbeat = self
-            .heartbeat
-            .map(|h| (h.last_sent + h.every).min(h.dead_at()));
-        [phase, heartbeat, self.failure_check_at]
-            .into_iter()
-            .flatten()
-            .min()
+        let heartbeat = self.heartbeat.map(|h| (h.last_sent + h.every).min(h.dead_at()));
+        [phase, heartbeat, self.failure_check_at].into_iter().flatten().min()
     }
 
     pub fn status(&self) -> Status {
         let (state, socket_id, retry_in_ms) = match &self.phase {
             Phase::Idle => (State::Idle, None, None),
             Phase::Opening { .. } => (State::Connecting, None, None),
-            Phase::Authenticating { socket_id, .. } => {
-                (State::Authenticating, Some(socket_id.clone()), None)
-            }
+            Phase::Authenticating { socket_id, .. } => (State::Authenticating, Some(socket_id.clone()), None),
             Phase::Connected { socket_id, .. } => (State::Connected, Some(socket_id.clone()), None),
             Phase::Waiting { delay, .. } => (State::Waiting, None, Some(*delay)),
             Phase::Stopped => (State::Stopped, None, None),
@@ -291,9 +269,7 @@ impl Machine {
     /// The socket id messages are compared with for the self-skip rule.
     pub fn socket_id(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Authenticating { socket_id, .. } | Phase::Connected { socket_id, .. } => {
-                Some(socket_id)
-            }
+            Phase::Authenticating { socket_id, .. } | Phase::Connected { socket_id, .. } => Some(socket_id),
             _ => None,
         }
     }
@@ -317,10 +293,7 @@ impl Machine {
         let conn = self.next_conn;
         self.phase = Phase::Opening { conn, since: now };
         self.heartbeat = None;
-        self.out.push(Action::Open {
-            conn,
-            url: self.url.clone(),
-        });
+        self.out.push(Action::Open { conn, url: self.url.clone() });
     }
 
     fn send(&mut self, now: u64, frame: ClientFrame) {
@@ -338,32 +311,17 @@ impl Machine {
         let frame = match ServerFrame::decode(text) {
             Ok(frame) => frame,
             Err(e) => {
-                return self
-                    .out
-                    .push(Action::Warn(format!("drupal-push: ignored a frame: {e}")));
+                return self.out.push(Action::Warn(format!("drupal-push: ignored a frame: {e}")));
             }
         };
         match frame {
-            ServerFrame::Hello {
-                socket_id,
-                heartbeat_ms,
-                ..
-            } => {
+            ServerFrame::Hello { socket_id, heartbeat_ms, .. } => {
                 if !matches!(self.phase, Phase::Opening { .. }) {
-                    return self
-                        .out
-                        .push(Action::Warn("drupal-push: unexpected hello".into()));
+                    return self.out.push(Action::Warn("drupal-push: unexpected hello".into()));
                 }
                 let every = heartbeat_ms.max(1000);
-                self.heartbeat = Some(Heartbeat {
-                    every,
-                    last_sent: now,
-                    last_heard: now,
-                });
-                self.phase = Phase::Authenticating {
-                    conn,
-                    socket_id: socket_id.0,
-                };
+                self.heartbeat = Some(Heartbeat { every, last_sent: now, last_heard: now });
+                self.phase = Phase::Authenticating { conn, socket_id: socket_id.0 };
                 let frame = ClientFrame::Authenticate(Authenticate {
                     auth_token: self.auth_token.clone(),
                     content_tokens: self.tokens.for_authenticate(),
@@ -375,26 +333,19 @@ impl Machine {
                 if !matches!(self.phase, Phase::Authenticating { .. }) {
                     return;
                 }
-                self.phase = Phase::Connected {
-                    conn,
-                    socket_id: socket_id.0,
-                    since: now,
-                };
+                self.phase = Phase::Connected { conn, socket_id: socket_id.0, since: now };
                 self.uid = Some(uid.0);
                 self.failure_reported = false;
                 for (channel, content_token) in self.tokens.take_deferred() {
-                    let join = JoinTokenChannel {
-                        channel,
-                        content_token,
-                    };
+                    let join = JoinTokenChannel { channel, content_token };
                     self.send(now, ClientFrame::JoinTokenChannel(join));
                 }
                 self.out.push(Action::Setup(SetupEvent::Connect));
             }
             ServerFrame::Message(envelope) => self.out.push(Action::Dispatch(envelope.message)),
-            ServerFrame::Error { code, message } => self.out.push(Action::Warn(format!(
-                "drupal-push: the server refused a frame ({code:?}): {message}"
-            ))),
+            ServerFrame::Error { code, message } => self
+                .out
+                .push(Action::Warn(format!("drupal-push: the server refused a frame ({code:?}): {message}"))),
             ServerFrame::Ping => self.send(now, ClientFrame::Pong),
             ServerFrame::Pong => {}
         }
@@ -440,10 +391,7 @@ impl Machine {
         let changed = self.tokens.join(channel, token);
         match self.phase {
             Phase::Connected { .. } => {
-                let join = JoinTokenChannel {
-                    channel: channel.into(),
-                    content_token: token.into(),
-                };
+                let join = JoinTokenChannel { channel: channel.into(), content_token: token.into() };
                 self.send(now, ClientFrame::JoinTokenChannel(join));
             }
             Phase::Authenticating { .. } if changed => self.tokens.defer(channel, token),
@@ -477,17 +425,11 @@ impl Machine {
             }
             ReconnectPolicy::Backoff => {
                 let delay = self.backoff.next_delay(self.rng.unit());
-                self.phase = Phase::Waiting {
-                    until: now + delay,
-                    delay,
-                };
+                self.phase = Phase::Waiting { until: now + delay, delay };
             }
             ReconnectPolicy::Soon => {
                 let delay = soon_delay(self.rng.unit());
-                self.phase = Phase::Waiting {
-                    until: now + delay,
-                    delay,
-                };
+                self.phase = Phase::Waiting { until: now + delay, delay };
             }
         }
     }

@@ -21,10 +21,7 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Harness {
-            m: Machine::new(settings(), 7),
-            now: 1_000,
-        }
+        Harness { m: Machine::new(settings(), 7), now: 1_000 }
     }
 
     fn feed(&mut self, input: Input) -> Vec<Action> {
@@ -42,10 +39,7 @@ impl Harness {
 
     fn text(&mut self, frame: &str) -> Vec<Action> {
         let conn = self.conn();
-        self.feed(Input::Text {
-            conn,
-            text: frame.into(),
-        })
+        self.feed(Input::Text { conn, text: frame.into() })
     }
 
     fn hello(&mut self) -> Vec<Action> {
@@ -53,9 +47,7 @@ impl Harness {
     }
 
     fn authenticated(&mut self) -> Vec<Action> {
-        self.text(
-            r#"{"type":"authenticated","socketId":"s1","uid":5,"channels":["nodejs_user_5"]}"#,
-        )
+        self.text(r#"{"type":"authenticated","socketId":"s1","uid":5,"channels":["nodejs_user_5"]}"#)
     }
 
     fn connect(&mut self) {
@@ -99,35 +91,20 @@ fn setups(actions: &[Action]) -> Vec<SetupEvent> {
 }
 
 fn opens(actions: &[Action]) -> usize {
-    actions
-        .iter()
-        .filter(|a| matches!(a, Action::Open { .. }))
-        .count()
+    actions.iter().filter(|a| matches!(a, Action::Open { .. })).count()
 }
 
 #[test]
 fn start_opens_hello_authenticates_with_all_tokens() {
     let mut h = Harness::new();
     let a = h.feed(Input::Start);
-    assert_eq!(
-        a[0],
-        Action::Open {
-            conn: 1,
-            url: "ws://h:1/ws".into()
-        }
-    );
+    assert_eq!(a[0], Action::Open { conn: 1, url: "ws://h:1/ws".into() });
     assert_eq!(h.m.status().state, State::Connecting);
     assert!(matches!(a.last(), Some(Action::Status(s)) if s.state == State::Connecting));
     let a = h.hello();
-    assert_eq!(
-        sent(&a),
-        [r#"{"type":"authenticate","authToken":"tok","contentTokens":{"chat":"t1"}}"#]
-    );
+    assert_eq!(sent(&a), [r#"{"type":"authenticate","authToken":"tok","contentTokens":{"chat":"t1"}}"#]);
     assert_eq!(h.m.socket_id(), Some("s1"));
-    assert!(
-        setups(&a).is_empty(),
-        "connect handlers wait for authentication"
-    );
+    assert!(setups(&a).is_empty(), "connect handlers wait for authentication");
     let a = h.authenticated();
     assert_eq!(setups(&a), [SetupEvent::Connect]);
     let s = h.m.status();
@@ -139,22 +116,14 @@ fn messages_are_dispatched_verbatim_errors_warn_and_pings_are_answered() {
     let mut h = Harness::new();
     h.connect();
     let a = h.text(r#"{"type":"message","channel":"c","message":{"callback":"x","data":{"n":1}}}"#);
-    assert_eq!(
-        a,
-        [Action::Dispatch(json!({"callback":"x","data":{"n":1}}))]
-    );
+    assert_eq!(a, [Action::Dispatch(json!({"callback":"x","data":{"n":1}}))]);
     let a = h.text(r#"{"type":"error","code":"invalid-content-token","message":"no"}"#);
-    assert!(
-        matches!(&a[..], [Action::Warn(w)] if w.contains("InvalidContentToken") && w.contains("no"))
-    );
+    assert!(matches!(&a[..], [Action::Warn(w)] if w.contains("InvalidContentToken") && w.contains("no")));
     assert_eq!(sent(&h.text(r#"{"type":"ping"}"#)), [r#"{"type":"pong"}"#]);
     assert!(h.text(r#"{"type":"pong"}"#).is_empty());
     assert!(matches!(&h.text("garbage")[..], [Action::Warn(_)]));
     let a = h.text(r#"{"type":"resume","from":3}"#);
-    assert!(
-        matches!(&a[..], [Action::Warn(_)]),
-        "unknown frame types are tolerated"
-    );
+    assert!(matches!(&a[..], [Action::Warn(_)]), "unknown frame types are tolerated");
 }
 
 #[test]
@@ -166,13 +135,7 @@ fn events_of_an_old_connection_are_ignored() {
     let retry = h.retry_at();
     h.at(retry, Input::Tick);
     assert_ne!(h.conn(), old);
-    assert!(
-        h.feed(Input::Closed {
-            conn: old,
-            code: 4002
-        })
-        .is_empty()
-    );
+    assert!(h.feed(Input::Closed { conn: old, code: 4002 }).is_empty());
     let text = r#"{"type":"message","message":{}}"#.to_string();
     assert!(h.feed(Input::Text { conn: old, text }).is_empty());
     assert_eq!(h.m.status().state, State::Connecting);
@@ -194,16 +157,11 @@ fn drops_back_off_exponentially_with_jitter_and_reconnect() {
         );
         assert_eq!(opens(&h.at(until, Input::Tick)), 1);
     }
-    let ceilings = [
-        500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000,
-    ];
+    let ceilings = [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000];
     for (d, c) in delays.iter().zip(ceilings) {
         assert!(*d < c, "delay {d} exceeds ceiling {c}: {delays:?}");
     }
-    assert!(
-        delays[6..].iter().any(|d| *d > 16000 / 4),
-        "jittered, not all tiny: {delays:?}"
-    );
+    assert!(delays[6..].iter().any(|d| *d > 16000 / 4), "jittered, not all tiny: {delays:?}");
     assert_eq!(h.m.status().attempts, 11);
 }
 
@@ -248,10 +206,7 @@ fn stop_codes_stop_and_token_rejection_reports_failure_once() {
         assert_eq!(setups(&a), expected, "code {code}");
         assert_eq!(h.m.next_deadline(), None, "nothing more to do after {code}");
         assert!(h.at(h.now + 600_000, Input::Tick).is_empty());
-        assert!(
-            h.feed(Input::Wake).is_empty(),
-            "online/visible does not revive a stopped client"
-        );
+        assert!(h.feed(Input::Wake).is_empty(), "online/visible does not revive a stopped client");
         assert_eq!(h.m.status().last_close, Some(code));
     }
 }
@@ -262,11 +217,7 @@ fn bad_token_before_the_check_reports_failure_only_once() {
     h.feed(Input::Start);
     h.hello();
     let a = h.close(4001);
-    assert_eq!(
-        setups(&a),
-        [SetupEvent::ConnectionFailure],
-        "never connected: no disconnect"
-    );
+    assert_eq!(setups(&a), [SetupEvent::ConnectionFailure], "never connected: no disconnect");
     assert!(setups(&h.at(7000, Input::Tick)).is_empty());
 }
 
@@ -293,10 +244,7 @@ fn connection_failure_runs_at_timeout_plus_250_when_not_connected() {
 
     let mut ok = Harness::new();
     ok.connect();
-    assert!(
-        setups(&ok.at(6_250, Input::Tick)).is_empty(),
-        "connected in time"
-    );
+    assert!(setups(&ok.at(6_250, Input::Tick)).is_empty(), "connected in time");
 }
 
 #[test]
@@ -331,13 +279,7 @@ fn connect_timeout_gives_up_on_a_silent_socket() {
     h.feed(Input::Start);
     assert_eq!(h.m.next_deadline(), Some(6_000));
     let a = h.at(6_000, Input::Tick);
-    assert!(matches!(
-        a[0],
-        Action::Close {
-            conn: 1,
-            reason: "connect-timeout"
-        }
-    ));
+    assert!(matches!(a[0], Action::Close { conn: 1, reason: "connect-timeout" }));
     assert_eq!(h.m.status().state, State::Waiting);
     assert_eq!(h.m.status().last_close, Some(LOST));
 }
@@ -350,10 +292,7 @@ fn heartbeat_pings_when_idle_and_gives_up_on_silence() {
     assert_eq!(h.m.next_deadline(), Some(t0 + 25_000).min(Some(6_250)));
     h.at(6_250, Input::Tick);
     assert_eq!(h.m.next_deadline(), Some(t0 + 25_000));
-    assert_eq!(
-        sent(&h.at(t0 + 25_000, Input::Tick)),
-        [r#"{"type":"ping"}"#]
-    );
+    assert_eq!(sent(&h.at(t0 + 25_000, Input::Tick)), [r#"{"type":"ping"}"#]);
     assert_eq!(h.m.next_deadline(), Some(t0 + 50_000));
     h.at(t0 + 40_000, Input::Tick);
     h.text(r#"{"type":"pong"}"#);
@@ -362,13 +301,7 @@ fn heartbeat_pings_when_idle_and_gives_up_on_silence() {
     let dead = t0 + 40_000 + 60_000;
     assert_eq!(h.m.next_deadline(), Some(dead));
     let a = h.at(dead, Input::Tick);
-    assert!(matches!(
-        a[0],
-        Action::Close {
-            reason: "heartbeat-timeout",
-            ..
-        }
-    ));
+    assert!(matches!(a[0], Action::Close { reason: "heartbeat-timeout", .. }));
     assert_eq!(setups(&a), [SetupEvent::Disconnect]);
     assert_eq!(h.m.status().state, State::Waiting);
 }
@@ -378,13 +311,7 @@ fn sending_anything_postpones_the_ping() {
     let mut h = Harness::new();
     h.connect();
     let t0 = h.now;
-    h.at(
-        t0 + 20_000,
-        Input::Join {
-            channel: "x".into(),
-            token: "t".into(),
-        },
-    );
+    h.at(t0 + 20_000, Input::Join { channel: "x".into(), token: "t".into() });
     h.at(t0 + 25_000, Input::Tick);
     assert_eq!(h.m.next_deadline(), Some(t0 + 45_000));
 }
@@ -392,37 +319,19 @@ fn sending_anything_postpones_the_ping() {
 #[test]
 fn joins_are_sent_deferred_or_saved_for_the_next_authenticate() {
     let mut h = Harness::new();
-    let join = |c: &str, t: &str| Input::Join {
-        channel: c.into(),
-        token: t.into(),
-    };
-    assert!(
-        sent(&h.feed(join("early", "e"))).is_empty(),
-        "not started: remembered"
-    );
+    let join = |c: &str, t: &str| Input::Join { channel: c.into(), token: t.into() };
+    assert!(sent(&h.feed(join("early", "e"))).is_empty(), "not started: remembered");
     h.feed(Input::Start);
     h.hello();
-    assert!(
-        sent(&h.feed(join("pending", "p"))).is_empty(),
-        "auth in flight: deferred"
-    );
+    assert!(sent(&h.feed(join("pending", "p"))).is_empty(), "auth in flight: deferred");
     let a = h.authenticated();
-    assert_eq!(
-        sent(&a),
-        [r#"{"type":"join-token-channel","channel":"pending","contentToken":"p"}"#]
-    );
+    assert_eq!(sent(&a), [r#"{"type":"join-token-channel","channel":"pending","contentToken":"p"}"#]);
     let a = h.feed(join("live", "l"));
-    assert_eq!(
-        sent(&a),
-        [r#"{"type":"join-token-channel","channel":"live","contentToken":"l"}"#]
-    );
+    assert_eq!(sent(&a), [r#"{"type":"join-token-channel","channel":"live","contentToken":"l"}"#]);
     h.close(1006);
     let t = h.retry_at();
     h.at(t, Input::Tick);
-    h.m.refresh(
-        Some("tok2".into()),
-        [("ajax".to_string(), "a".to_string())].into(),
-    );
+    h.m.refresh(Some("tok2".into()), [("ajax".to_string(), "a".to_string())].into());
     let a = h.hello();
     assert_eq!(
         sent(&a),
@@ -431,10 +340,7 @@ fn joins_are_sent_deferred_or_saved_for_the_next_authenticate() {
             r#"{"ajax":"a","chat":"t1","early":"e","live":"l","pending":"p"}}"#
         )]
     );
-    assert!(
-        sent(&h.authenticated()).is_empty(),
-        "nothing deferred this time"
-    );
+    assert!(sent(&h.authenticated()).is_empty(), "nothing deferred this time");
 }
 
 #[test]
@@ -442,25 +348,15 @@ fn send_auth_message_restarts_a_stopped_or_waiting_client() {
     let mut h = Harness::new();
     assert_eq!(opens(&h.feed(Input::Reauthenticate)), 1, "idle: starts");
     h.hello();
-    assert!(
-        h.feed(Input::Reauthenticate).is_empty(),
-        "auth in flight: nothing to do"
-    );
+    assert!(h.feed(Input::Reauthenticate).is_empty(), "auth in flight: nothing to do");
     h.close(4001);
     assert_eq!(h.m.status().state, State::Stopped);
-    assert_eq!(
-        opens(&h.feed(Input::Reauthenticate)),
-        1,
-        "stopped: tries again"
-    );
+    assert_eq!(opens(&h.feed(Input::Reauthenticate)), 1, "stopped: tries again");
     h.close(1006);
     assert_eq!(opens(&h.feed(Input::Reauthenticate)), 1, "waiting: now");
     h.hello();
     h.authenticated();
-    assert!(
-        h.feed(Input::Reauthenticate).is_empty(),
-        "connected: nothing to do"
-    );
+    assert!(h.feed(Input::Reauthenticate).is_empty(), "connected: nothing to do");
 }
 
 #[test]
@@ -470,9 +366,7 @@ fn status_reports_only_changes() {
     let a = h.text(r#"{"type":"message","message":{}}"#);
     assert!(!a.iter().any(|a| matches!(a, Action::Status(_))));
     let a = h.close(1006);
-    let Some(Action::Status(s)) = a.last() else {
-        panic!("no status: {a:?}")
-    };
+    let Some(Action::Status(s)) = a.last() else { panic!("no status: {a:?}") };
     assert_eq!(s.state, State::Waiting);
     assert_eq!(s.last_close, Some(1006));
     assert!(s.retry_in_ms.is_some());

@@ -36,11 +36,7 @@ pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
 /// A new plain object with the members the nodejs module creates `Drupal.Nodejs` with.
 pub fn initial_nodejs_object() -> Object {
     let o = Object::new();
-    for key in [
-        "callbacks",
-        "presenceCallbacks",
-        "contentChannelNotificationCallbacks",
-    ] {
+    for key in ["callbacks", "presenceCallbacks", "contentChannelNotificationCallbacks"] {
         set(&o, key, &Object::new());
     }
     set(&o, "connectionSetupHandlers", &Object::new());
@@ -64,15 +60,8 @@ impl Page {
             set(&drupal, "Nodejs", &nodejs);
         }
         let d8 = get(&get(&window, "drupalSettings"), "nodejs");
-        let settings = if d8.is_object() {
-            d8
-        } else {
-            get(&get(&drupal, "settings"), "nodejs")
-        };
-        Some(Page {
-            nodejs: nodejs.unchecked_into(),
-            settings,
-        })
+        let settings = if d8.is_object() { d8 } else { get(&get(&drupal, "settings"), "nodejs") };
+        Some(Page { nodejs: nodejs.unchecked_into(), settings })
     }
 
     /// The settings as JSON (`null` when the page has none).
@@ -116,15 +105,11 @@ impl Page {
             Route::Named { names, wrap } => {
                 if wrap {
                     let list = Array::new();
-                    names
-                        .iter()
-                        .for_each(|n| _ = list.push(&JsValue::from_str(n)));
+                    names.iter().for_each(|n| _ = list.push(&JsValue::from_str(n)));
                     set(message, "callback", &list);
                 }
                 let registry = get(&self.nodejs, "callbacks");
-                names
-                    .iter()
-                    .for_each(|n| call_entry(&registry, n, "callback", message));
+                names.iter().for_each(|n| call_entry(&registry, n, "callback", message));
             }
             Route::Presence => self.call_all("presenceCallbacks", message),
             Route::ContentChannel => self.call_all("contentChannelNotificationCallbacks", message),
@@ -164,10 +149,7 @@ impl Page {
 
     /// Shows `status` on `Drupal.Nodejs.socket` and dispatches `drupal-push:status`.
     pub fn show_status(&self, socket: &Object, status: &Status) {
-        let id = status
-            .socket_id
-            .as_deref()
-            .map_or(JsValue::UNDEFINED, JsValue::from_str);
+        let id = status.socket_id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
         let connected = JsValue::from_bool(status.state == crate::machine::State::Connected);
         set(socket, "connected", &connected);
         set(socket, "id", &id);
@@ -181,9 +163,7 @@ impl Page {
         };
         let init = web_sys::CustomEventInit::new();
         init.set_detail(&detail);
-        if let Ok(event) =
-            web_sys::CustomEvent::new_with_event_init_dict("drupal-push:status", &init)
-        {
+        if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict("drupal-push:status", &init) {
             let _ = window.dispatch_event(&event);
         }
     }
@@ -194,37 +174,20 @@ pub fn status_object(status: &Status) -> JsValue {
     let o = Object::new();
     let opt = |v: Option<f64>| v.map_or(JsValue::NULL, JsValue::from_f64);
     set(&o, "state", &JsValue::from_str(status.state.as_str()));
-    set(
-        &o,
-        "socketId",
-        &status
-            .socket_id
-            .as_deref()
-            .map_or(JsValue::NULL, JsValue::from_str),
-    );
+    set(&o, "socketId", &status.socket_id.as_deref().map_or(JsValue::NULL, JsValue::from_str));
     set(&o, "uid", &opt(status.uid.map(|u| u as f64)));
     set(&o, "attempts", &JsValue::from_f64(status.attempts.into()));
     set(&o, "lastClose", &opt(status.last_close.map(f64::from)));
-    set(
-        &o,
-        "retryInMs",
-        &opt(status.retry_in_ms.map(|ms| ms as f64)),
-    );
+    set(&o, "retryInMs", &opt(status.retry_in_ms.map(|ms| ms as f64)));
     o.into()
 }
 
 /// Where the page was loaded from, for settings that name no host or scheme.
 pub fn location() -> PageLocation {
     let location = web_sys::window().map(|w| w.location());
-    let protocol = location
-        .as_ref()
-        .and_then(|l| l.protocol().ok())
-        .unwrap_or_default();
+    let protocol = location.as_ref().and_then(|l| l.protocol().ok()).unwrap_or_default();
     let hostname = location.and_then(|l| l.hostname().ok()).unwrap_or_default();
-    PageLocation {
-        secure: protocol == "https:",
-        hostname,
-    }
+    PageLocation { secure: protocol == "https:", hostname }
 }
 
 /// A JSON message as a plain JS object (not `Map`s).
@@ -241,12 +204,7 @@ pub fn view_of(message: &JsValue) -> MessageView {
     } else if let Some(name) = callback.as_string() {
         CallbackField::One(name)
     } else if Array::is_array(&callback) {
-        CallbackField::Many(
-            Array::from(&callback)
-                .iter()
-                .filter_map(|v| key_of(&v))
-                .collect(),
-        )
+        CallbackField::Many(Array::from(&callback).iter().filter_map(|v| key_of(&v)).collect())
     } else {
         CallbackField::Many(Vec::new())
     };
@@ -264,10 +222,7 @@ fn key_of(v: &JsValue) -> Option<String> {
 
 fn keys(registry: &JsValue) -> Vec<String> {
     match registry.dyn_ref::<Object>() {
-        Some(o) => Object::keys(o)
-            .iter()
-            .filter_map(|k| k.as_string())
-            .collect(),
+        Some(o) => Object::keys(o).iter().filter_map(|k| k.as_string()).collect(),
         None => Vec::new(),
     }
 }

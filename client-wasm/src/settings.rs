@@ -40,9 +40,7 @@ pub struct MissingSettings;
 
 impl std::fmt::Display for MissingSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)",
-        )
+        f.write_str("no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)")
     }
 }
 
@@ -53,9 +51,7 @@ pub fn parse(nodejs: &Value, page: &PageLocation) -> Result<Settings, MissingSet
     }
     let client = nodejs.get("client").unwrap_or(&Value::Null);
     let server = nodejs.get("nodejs").unwrap_or(&Value::Null);
-    let secure = secure_flag(client)
-        .or_else(|| secure_flag(server))
-        .unwrap_or(page.secure);
+    let secure = secure_flag(client).or_else(|| secure_flag(server)).unwrap_or(page.secure);
     let host = text(client.get("host"))
         .or_else(|| text(server.get("host")))
         .unwrap_or_else(|| page.hostname.clone());
@@ -75,10 +71,7 @@ pub fn parse(nodejs: &Value, page: &PageLocation) -> Result<Settings, MissingSet
 /// change them after the page loaded).
 pub fn credentials(nodejs: &Value) -> (Option<String>, BTreeMap<String, String>) {
     let token = text(nodejs.get("authToken"));
-    (
-        token,
-        content_tokens(nodejs.get("contentTokens").unwrap_or(&Value::Null)),
-    )
+    (token, content_tokens(nodejs.get("contentTokens").unwrap_or(&Value::Null)))
 }
 
 /// `contentTokens` as Drupal renders it: an object of channel -> token, or `[]` (an empty PHP
@@ -87,9 +80,7 @@ pub fn content_tokens(value: &Value) -> BTreeMap<String, String> {
     let Some(map) = value.as_object() else {
         return BTreeMap::new();
     };
-    map.iter()
-        .filter_map(|(channel, token)| Some((channel.clone(), text(Some(token))?)))
-        .collect()
+    map.iter().filter_map(|(channel, token)| Some((channel.clone(), text(Some(token))?))).collect()
 }
 
 /// `scheme` ("https"/"http") when present, else Drupal 7's `secure` flag.
@@ -98,10 +89,7 @@ fn secure_flag(endpoint: &Value) -> Option<bool> {
         let scheme = scheme.to_ascii_lowercase();
         return Some(scheme == "https" || scheme == "wss");
     }
-    endpoint
-        .get("secure")
-        .filter(|v| !v.is_null())
-        .map(truthy_flag)
+    endpoint.get("secure").filter(|v| !v.is_null()).map(truthy_flag)
 }
 
 /// Drupal 7 renders flags as `true`, `1` or `"1"`.
@@ -137,11 +125,8 @@ fn millis(v: Option<&Value>) -> Option<u64> {
 
 fn ws_url(secure: bool, host: &str, port: Option<u16>, path: &str) -> String {
     let scheme = if secure { "wss" } else { "ws" };
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
+    let host =
+        if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     let slash = if path.starts_with('/') { "" } else { "/" };
     format!("{scheme}://{host}{port}{slash}{path}")
@@ -153,10 +138,7 @@ mod tests {
     use serde_json::json;
 
     fn page() -> PageLocation {
-        PageLocation {
-            secure: false,
-            hostname: "site.example".into(),
-        }
+        PageLocation { secure: false, hostname: "site.example".into() }
     }
 
     #[test]
@@ -186,14 +168,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.url, "wss://push.example:8443/ws");
-        let s = parse(
-            &json!({"authToken": "x"}),
-            &PageLocation {
-                secure: true,
-                ..page()
-            },
-        )
-        .unwrap();
+        let s = parse(&json!({"authToken": "x"}), &PageLocation { secure: true, ..page() }).unwrap();
         assert_eq!(s.url, "wss://site.example/ws");
         assert_eq!(s.auth_token, "x");
     }
@@ -209,11 +184,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.url, "wss://h:8080/ws");
         assert!(s.content_tokens.is_empty());
-        let s = parse(
-            &json!({"client": {"secure": "0", "host": "h", "port": 80}}),
-            &page(),
-        )
-        .unwrap();
+        let s = parse(&json!({"client": {"secure": "0", "host": "h", "port": 80}}), &page()).unwrap();
         assert_eq!(s.url, "ws://h:80/ws");
     }
 

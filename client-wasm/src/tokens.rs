@@ -16,10 +16,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(initial: BTreeMap<String, String>) -> Self {
-        Tokens {
-            all: initial,
-            deferred: Vec::new(),
-        }
+        Tokens { all: initial, deferred: Vec::new() }
     }
 
     /// Adds the tokens currently in the page settings (Drupal AJAX responses may add some).
@@ -29,10 +26,7 @@ impl Tokens {
 
     /// Records a token joined by page code. Returns whether it is new or changed.
     pub fn join(&mut self, channel: &str, token: &str) -> bool {
-        self.all
-            .insert(channel.to_owned(), token.to_owned())
-            .as_deref()
-            != Some(token)
+        self.all.insert(channel.to_owned(), token.to_owned()).as_deref() != Some(token)
     }
 
     /// The tokens for an `authenticate` frame. Everything held back is included in it.
@@ -62,10 +56,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -74,14 +65,8 @@ mod tests {
         t.merge(map(&[("b", "2")]));
         assert!(t.join("c", "3"));
         assert!(!t.join("c", "3"), "the same token again is not new");
-        assert!(
-            t.join("c", "4"),
-            "a new token for a channel replaces the old one"
-        );
-        assert_eq!(
-            t.for_authenticate(),
-            map(&[("a", "1"), ("b", "2"), ("c", "4")])
-        );
+        assert!(t.join("c", "4"), "a new token for a channel replaces the old one");
+        assert_eq!(t.for_authenticate(), map(&[("a", "1"), ("b", "2"), ("c", "4")]));
         assert_eq!(t.get("c"), Some("4"));
     }
 
@@ -92,16 +77,10 @@ mod tests {
         t.defer("a", "1");
         t.defer("b", "2");
         t.defer("a", "1");
-        assert_eq!(
-            t.take_deferred(),
-            vec![("b".into(), "2".into()), ("a".into(), "1".into())]
-        );
+        assert_eq!(t.take_deferred(), vec![("b".into(), "2".into()), ("a".into(), "1".into())]);
         assert!(t.take_deferred().is_empty());
         t.defer("c", "3");
         let _ = t.for_authenticate();
-        assert!(
-            t.take_deferred().is_empty(),
-            "the authenticate frame already carried it"
-        );
+        assert!(t.take_deferred().is_empty(), "the authenticate frame already carried it");
     }
 }

@@ -43,9 +43,7 @@ struct Socket {
 }
 
 fn now() -> u64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or(0.0, |p| p.now()) as u64
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now()) as u64
 }
 
 impl Client {
@@ -141,11 +139,7 @@ impl Inner {
         self.close_any();
         match WebSocket::open(url) {
             Ok(ws) => {
-                *self.socket.borrow_mut() = Some(Socket {
-                    conn,
-                    ws,
-                    reader: None,
-                });
+                *self.socket.borrow_mut() = Some(Socket { conn, ws, reader: None });
                 self.spawn_reader(conn);
             }
             Err(e) => {
@@ -153,10 +147,7 @@ impl Inner {
                 let weak = Rc::downgrade(self);
                 wasm_bindgen_futures::spawn_local(async move {
                     if let Some(inner) = weak.upgrade() {
-                        inner.feed(Input::Closed {
-                            conn,
-                            code: crate::machine::LOST,
-                        });
+                        inner.feed(Input::Closed { conn, code: crate::machine::LOST });
                     }
                 });
             }
@@ -178,11 +169,7 @@ impl Inner {
     fn close(&self, conn: u32, reason: &str) {
         let taken = {
             let mut slot = self.socket.borrow_mut();
-            if slot.as_ref().is_some_and(|s| s.conn == conn) {
-                slot.take()
-            } else {
-                None
-            }
+            if slot.as_ref().is_some_and(|s| s.conn == conn) { slot.take() } else { None }
         };
         if let Some(socket) = taken {
             let _ = socket.ws.close(Some(1000), Some(reason));
@@ -226,17 +213,11 @@ impl Inner {
                         console::warn_1(&"drupal-push: ignored a binary frame".into())
                     }
                     Some(Err(WebSocketError::ConnectionClose(event))) => {
-                        return inner.feed(Input::Closed {
-                            conn,
-                            code: event.code,
-                        });
+                        return inner.feed(Input::Closed { conn, code: event.code });
                     }
                     Some(Err(_)) => {} // an error event; the close event follows
                     None => {
-                        return inner.feed(Input::Closed {
-                            conn,
-                            code: crate::machine::LOST,
-                        });
+                        return inner.feed(Input::Closed { conn, code: crate::machine::LOST });
                     }
                 }
             }
@@ -256,10 +237,8 @@ impl Inner {
         };
         let delay = deadline.saturating_sub(now()).min(i32::MAX as u64) as i32;
         let Some(tick) = self.tick.get() else { return };
-        let handle = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-            tick.as_ref().unchecked_ref(),
-            delay,
-        );
+        let handle = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), delay);
         self.timer.set(handle.ok());
     }
 

@@ -53,18 +53,13 @@ fn fixture() -> (Page, JsValue) {
         };
         return {nodejs, log};
     "#);
-    let page = Page {
-        nodejs: get(&f, "nodejs").unchecked_into(),
-        settings: JsValue::UNDEFINED,
-    };
+    let page = Page { nodejs: get(&f, "nodejs").unchecked_into(), settings: JsValue::UNDEFINED };
     (page, f)
 }
 
 fn take_log(f: &JsValue) -> Value {
     let log = json_of(&get(f, "log"));
-    get(f, "log")
-        .unchecked_into::<js_sys::Array>()
-        .set_length(0);
+    get(f, "log").unchecked_into::<js_sys::Array>().set_length(0);
     log
 }
 
@@ -74,39 +69,27 @@ fn single_callback_is_wrapped_and_called_with_its_entry_as_this() {
     let m = page::to_js(&json!({"callback": "a", "data": {"n": 1}}));
     page.run_callbacks(&m, None);
     assert_eq!(take_log(&f), json!([["a", ["a"], true]]));
-    assert_eq!(
-        json_of(&get(&m, "callback")),
-        json!(["a"]),
-        "the message object itself is changed"
-    );
+    assert_eq!(json_of(&get(&m, "callback")), json!(["a"]), "the message object itself is changed");
 }
 
 #[wasm_bindgen_test]
 fn a_throwing_callback_does_not_stop_the_others() {
     let (page, f) = fixture();
     page.run_callbacks(
-        &page::to_js(
-            &json!({"callback": ["bad", "missing", "notAFunction", "b"], "data": {"n": 2}}),
-        ),
+        &page::to_js(&json!({"callback": ["bad", "missing", "notAFunction", "b"], "data": {"n": 2}})),
         None,
     );
     assert_eq!(take_log(&f), json!([["b", 2]]));
     page.run_callbacks(&page::to_js(&json!({"data": {"n": 3}})), None);
-    assert_eq!(
-        take_log(&f),
-        json!([["a", null, true], ["b", 3]]),
-        "fallback: every callback"
-    );
+    assert_eq!(take_log(&f), json!([["a", null, true], ["b", 3]]), "fallback: every callback");
 }
 
 #[wasm_bindgen_test]
 fn presence_content_channel_and_self_skip() {
     let (page, f) = fixture();
-    page.run_callbacks(
-        &page::to_js(&json!({"presenceNotification": {"uid": 5, "event": "online"}})),
-        None,
-    );
-    let content = json!({"channel": "c", "contentChannelNotification": true, "data": {"uid": 7, "type": "disconnect"}});
+    page.run_callbacks(&page::to_js(&json!({"presenceNotification": {"uid": 5, "event": "online"}})), None);
+    let content =
+        json!({"channel": "c", "contentChannelNotification": true, "data": {"uid": 7, "type": "disconnect"}});
     page.run_callbacks(&page::to_js(&content), None);
     assert_eq!(take_log(&f), json!([["p", "online"], ["c", 7]]));
     let own = page::to_js(&json!({"callback": "b", "clientSocketId": "me"}));
@@ -123,8 +106,7 @@ fn callbacks_registered_later_are_found() {
         "nodejs, log",
         "nodejs.callbacks.late = {callback(m) { log.push(['late']); }};",
     );
-    late.call2(&JsValue::NULL, &page.nodejs, &get(&f, "log"))
-        .unwrap();
+    late.call2(&JsValue::NULL, &page.nodejs, &get(&f, "log")).unwrap();
     page.run_callbacks(&page::to_js(&json!({"callback": "late"})), None);
     assert_eq!(take_log(&f), json!([["late"]]));
 }
@@ -135,10 +117,7 @@ fn messages_reach_callbacks_as_plain_objects() {
     let data = get(&m, "data");
     assert!(!data.is_instance_of::<js_sys::Map>());
     assert_eq!(get(&data, "subject").as_string().as_deref(), Some("Hi"));
-    assert_eq!(
-        json_of(&m),
-        json!({"data": {"subject": "Hi", "list": [1, {"x": true}]}})
-    );
+    assert_eq!(json_of(&m), json!({"data": {"subject": "Hi", "list": [1, {"x": true}]}}));
 }
 
 #[wasm_bindgen_test]
@@ -151,11 +130,7 @@ fn the_js_view_of_a_message_matches_the_json_one() {
         json!({"callback": {"a": "b"}, "clientSocketId": "s"}),
         json!({"clientSocketId": 5}),
     ] {
-        assert_eq!(
-            page::view_of(&page::to_js(&m)),
-            MessageView::from_json(&m),
-            "{m}"
-        );
+        assert_eq!(page::view_of(&page::to_js(&m)), MessageView::from_json(&m), "{m}");
     }
 }
 
@@ -165,32 +140,21 @@ fn setup_handlers_run_by_kind_and_survive_exceptions() {
     page.run_setup_handlers("connect");
     page.run_setup_handlers("disconnect");
     page.run_setup_handlers("connectionFailure");
-    assert_eq!(
-        take_log(&f),
-        json!([["connect", true], ["disconnect"], ["failure"]])
-    );
+    assert_eq!(take_log(&f), json!([["connect", true], ["disconnect"], ["failure"]]));
 }
 
 #[wasm_bindgen_test]
 fn joined_tokens_are_stored_in_the_settings_even_over_an_empty_php_array() {
     let settings = js("return {authToken: 't', contentTokens: []};");
-    let page = Page {
-        nodejs: page::initial_nodejs_object(),
-        settings: settings.clone(),
-    };
+    let page = Page { nodejs: page::initial_nodejs_object(), settings: settings.clone() };
     page.store_token("chat", "secret");
-    assert_eq!(
-        json_of(&get(&settings, "contentTokens")),
-        json!({"chat": "secret"})
-    );
+    assert_eq!(json_of(&get(&settings, "contentTokens")), json!({"chat": "secret"}));
     assert_eq!(page.settings_json()["contentTokens"]["chat"], "secret");
 }
 
 #[wasm_bindgen_test]
 fn settings_come_from_drupal8_or_drupal7_globals() {
-    js(
-        "window.drupalSettings = undefined; window.Drupal = {settings: {nodejs: {authToken: 'd7'}}};",
-    );
+    js("window.drupalSettings = undefined; window.Drupal = {settings: {nodejs: {authToken: 'd7'}}};");
     let page = Page::from_window().unwrap();
     assert_eq!(page.settings_json()["authToken"], "d7");
     let nodejs = js("return Drupal.Nodejs;");
@@ -199,18 +163,14 @@ fn settings_come_from_drupal8_or_drupal7_globals() {
         json!({"callbacks": {}, "presenceCallbacks": {}, "contentChannelNotificationCallbacks": {}, "connectionSetupHandlers": {}, "socket": false})
     );
     js("window.drupalSettings = {nodejs: {authToken: 'd8'}};");
-    assert_eq!(
-        Page::from_window().unwrap().settings_json()["authToken"],
-        "d8"
-    );
+    assert_eq!(Page::from_window().unwrap().settings_json()["authToken"], "d8");
     js("delete window.drupalSettings; delete window.Drupal;");
 }
 
 async fn sleep(ms: i32) {
     let p = Promise::new(&mut |resolve, _| {
         let w = web_sys::window().unwrap();
-        w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
-            .unwrap();
+        w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
     });
     JsFuture::from(p).await.unwrap();
 }
@@ -218,10 +178,7 @@ async fn sleep(ms: i32) {
 async fn wait_for(what: &str, timeout_ms: i32, cond: impl Fn() -> bool) {
     let mut waited = 0;
     while !cond() {
-        assert!(
-            waited < timeout_ms,
-            "timed out after {timeout_ms} ms waiting for {what}"
-        );
+        assert!(waited < timeout_ms, "timed out after {timeout_ms} ms waiting for {what}");
         sleep(25).await;
         waited += 25;
     }
@@ -230,33 +187,22 @@ async fn wait_for(what: &str, timeout_ms: i32, cond: impl Fn() -> bool) {
 #[wasm_bindgen_test]
 async fn an_unreachable_server_reports_failure_and_backs_off() {
     let (mut page, f) = fixture();
-    page.settings = js(
-        "return {client: {scheme: 'http', host: '127.0.0.1', port: 45987}, \
-                        authToken: 'x', connectTimeout: 300};",
-    );
+    page.settings = js("return {client: {scheme: 'http', host: '127.0.0.1', port: 45987}, \
+                        authToken: 'x', connectTimeout: 300};");
     let events = js(
         "const e = []; window.addEventListener('drupal-push:status', ev => e.push(ev.detail.state)); return e;",
     );
     let client = Client::start(page.clone()).unwrap();
     let socket = get(&page.nodejs, "socket");
     assert!(socket.is_object(), "Drupal.Nodejs.socket is installed");
-    wait_for("connectionFailure", 3000, || {
-        json_of(&get(&f, "log")).to_string().contains("failure")
-    })
-    .await;
+    wait_for("connectionFailure", 3000, || json_of(&get(&f, "log")).to_string().contains("failure")).await;
     wait_for("a second attempt", 5000, || client.status().attempts >= 2).await;
     let states = json_of(&events);
-    assert!(
-        states.as_array().unwrap().iter().any(|s| s == "waiting"),
-        "{states}"
-    );
+    assert!(states.as_array().unwrap().iter().any(|s| s == "waiting"), "{states}");
     assert_eq!(get(&socket, "connected"), JsValue::FALSE);
     assert!(get(&socket, "sessionid").is_undefined());
     let log = take_log(&f);
     assert_eq!(log, json!([["failure"]]), "no connect or disconnect: {log}");
     client.shutdown();
-    assert!(matches!(
-        client.status().state,
-        State::Waiting | State::Connecting
-    ));
+    assert!(matches!(client.status().state, State::Waiting | State::Connecting));
 }

@@ -1,1 +1,148 @@
-//! placeholder
+//! drupal-push server: a drop-in replacement for the Node.js server of Drupal's `nodejs` module.
+//!
+//! Drupal talks to it over the original REST API under `/nodejs/` ([`api`]) and answers its
+//! authentication callback ([`backend`]); browsers connect over plain WebSocket JSON ([`conn`],
+//! protocol in the `drupal-push-protocol` crate). Between them sits the [`hub`], the one shared
+//! state (channels, users, sessions, content-token channels; [`presence`] for online/offline),
+//! which hands every socket its frames through a bounded [`outbox`].
+//!
+//! Start reading at [`run`] and [`app`]; [`config`] says what can be set; [`demo`] is the
+//! built-in demo backend and pages; [`status`] the public status page.
+
+pub mod api;
+pub mod backend;
+pub mod config;
+pub mod conn;
+pub mod demo;
+pub mod error;
+pub mod hub;
+pub mod ids;
+pub mod outbox;
+pub mod presence;
+pub mod status;
+pub mod tls;
+
+use axum::Router;
+use axum::routing::get;
+use backend::Backend;
+use config::Config;
+use drupal_push_protocol::CloseCode;
+use hub::{Hub, HubSettings};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+/// Turns verbose logging on or off (`debug/toggle`); given by `main`, which owns the logger.
+pub type DebugSwitch = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// Everything a request handler or connection task needs.
+pub struct App {
+    pub config: Arc<Config>,
+    pub hub: Hub,
+    pub backend: Backend,
+    /// Connection tasks, so shutdown can wait for them (axum does not track upgraded sockets).
+    pub tracker: TaskTracker,
+    pub started: Instant,
+    /// The address the server listens on.
+    pub local: SocketAddr,
+    debug: Option<DebugSwitch>,
+}
+
+impl App {
+    pub fn set_debug(&self, on: bool) {
+        if let Some(switch) = &self.debug {
+            switch(on);
+        }
+        tracing::info!(debug = on, "debug logging switched");
+    }
+}
+
+/// How long shutdown waits for connections to close after telling them to.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
+/// The HTTP application: backend API, WebSocket endpoint, status, demo and static files.
+pub fn app(state: Arc<App>) -> Router {
+    let c = &state.config;
+    let mut router = Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade));
+    if c.public_status {
+        router = router.merge(status::router());
+    }
+    if c.demo {
+        router = router.merge(demo::router());
+    }
+    router.merge(status::static_files(c)).with_state(state)
+}
+
+/// Builds the shared state for a server listening at `local`.
+pub fn build_state(
+    config: Config,
+    local: SocketAddr,
+    debug: Option<DebugSwitch>,
+) -> Result<Arc<App>, String> {
+    let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
+    let backend = Backend::new(&config, url)?;
+    let settings = HubSettings {
+        outbox: outbox::Limits { max_frames: config.max_queued_messages, max_bytes: config.max_queued_bytes },
+        presence_grace: config.presence_grace(),
+        auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
+        auth_cache_max: config.auth_cache_max,
+        content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
+        max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        heartbeat_interval: config.heartbeat_interval(),
+    };
+    let hub = Hub::new(settings, Arc::new(backend.clone()));
+    Ok(Arc::new(App {
+        config: Arc::new(config),
+        hub,
+        backend,
+        tracker: TaskTracker::new(),
+        started: Instant::now(),
+        local,
+        debug,
+    }))
+}
+
+/// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1001
+/// (clients reconnect soon) and waits up to 10 s for the connections to finish.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    debug: Option<DebugSwitch>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let state = build_state(config, local, debug).map_err(std::io::Error::other)?;
+    tracing::info!(
+        %local,
+        backend = state.backend.url(),
+        ws_path = %state.config.ws_path,
+        "drupal-push serving"
+    );
+    let router = app(state.clone());
+    let hub = state.hub.clone();
+    let stop = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing connections with 1001");
+        hub.close_all(CloseCode::GOING_AWAY);
+    };
+    if state.config.scheme == config::Scheme::Https {
+        tls::serve(listener, router, &state.config, stop).await?;
+    } else {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop)
+            .await?;
+    }
+    state.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_DRAIN, state.tracker.wait()).await.is_err() {
+        tracing::warn!(left = state.hub.connection_count(), "connections still open after the drain period");
+    }
+    Ok(())
+}

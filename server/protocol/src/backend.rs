@@ -101,9 +101,8 @@ impl AuthAnswer {
     /// Parses and judges Drupal's answer the way the original did (spec 2.4).
     pub fn parse(body: &[u8]) -> Result<AuthAnswer, AuthAnswerError> {
         let head = || String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            AuthAnswerError::NotJson(format!("{e}; the answer began with {:?}", head()))
-        })?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| AuthAnswerError::NotJson(format!("{e}; the answer began with {:?}", head())))?;
         if !value.is_object() {
             return Err(AuthAnswerError::NotJson(format!(
                 "expected a JSON object, the answer was {:?}",

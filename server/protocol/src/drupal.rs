@@ -76,11 +76,7 @@ pub fn content_channel_disconnect(channel: &str, uid: Uid) -> Box<RawValue> {
         content_channel_notification: bool,
         data: Data,
     }
-    to_raw(&Msg {
-        channel,
-        content_channel_notification: true,
-        data: Data { uid, kind: "disconnect" },
-    })
+    to_raw(&Msg { channel, content_channel_notification: true, data: Data { uid, kind: "disconnect" } })
 }
 
 /// `{"callback":"clientJoinedTokenChannel","data":{…}}`: the token record Drupal stored

@@ -56,9 +56,9 @@ fn content_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, St
             .into_iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k, s)),
-                other => Err(serde::de::Error::custom(format!(
-                    "contentTokens.{k} must be a string, not {other}"
-                ))),
+                other => {
+                    Err(serde::de::Error::custom(format!("contentTokens.{k} must be a string, not {other}")))
+                }
             })
             .collect(),
         other => Err(serde::de::Error::custom(format!(
@@ -166,10 +166,9 @@ mod tests {
 
     #[test]
     fn golden_client_frames() {
-        let auth = ClientFrame::decode(
-            r#"{"type":"authenticate","authToken":"abc","contentTokens":{"chat":"t1"}}"#,
-        )
-        .unwrap();
+        let auth =
+            ClientFrame::decode(r#"{"type":"authenticate","authToken":"abc","contentTokens":{"chat":"t1"}}"#)
+                .unwrap();
         let ClientFrame::Authenticate(a) = &auth else { panic!("not authenticate") };
         assert_eq!(a.auth_token, "abc");
         assert_eq!(a.content_tokens.get("chat").map(String::as_str), Some("t1"));
@@ -219,15 +218,9 @@ mod tests {
 
     #[test]
     fn golden_server_frames() {
-        let hello = ServerFrame::Hello {
-            socket_id: SocketId("k3j9".into()),
-            heartbeat_ms: 25000,
-            protocol: 1,
-        };
-        assert_eq!(
-            hello.encode(),
-            r#"{"type":"hello","socketId":"k3j9","heartbeatMs":25000,"protocol":1}"#
-        );
+        let hello =
+            ServerFrame::Hello { socket_id: SocketId("k3j9".into()), heartbeat_ms: 25000, protocol: 1 };
+        assert_eq!(hello.encode(), r#"{"type":"hello","socketId":"k3j9","heartbeatMs":25000,"protocol":1}"#);
         let ack = ServerFrame::Authenticated {
             socket_id: SocketId("k3j9".into()),
             uid: Uid(5),
@@ -250,9 +243,7 @@ mod tests {
         let body = r#"{"channel":"c","data":{"b":"é\u00e9 ✓","n":[1,2.5,null]},"callback":"x"}"#;
         let text = encode_message(&raw(body), Some("c"));
         assert_eq!(text, format!(r#"{{"type":"message","channel":"c","message":{body}}}"#));
-        let ServerFrame::Message(env) = ServerFrame::decode(&text).unwrap() else {
-            panic!("not a message")
-        };
+        let ServerFrame::Message(env) = ServerFrame::decode(&text).unwrap() else { panic!("not a message") };
         assert_eq!(env.message, serde_json::from_str::<Value>(body).unwrap());
         assert_eq!(env.channel.as_deref(), Some("c"));
         assert_eq!(encode_message(&raw("{}"), None), r#"{"type":"message","message":{}}"#);
@@ -260,8 +251,7 @@ mod tests {
 
     #[test]
     fn unknown_error_codes_decode() {
-        let f = ServerFrame::decode(r#"{"type":"error","code":"from-the-future","message":"m"}"#)
-            .unwrap();
+        let f = ServerFrame::decode(r#"{"type":"error","code":"from-the-future","message":"m"}"#).unwrap();
         assert!(matches!(f, ServerFrame::Error { code: ErrorCode::Unknown, .. }));
     }
 }

@@ -21,10 +21,9 @@ impl fmt::Display for NameError {
             NameError::TooLong { len, max } => {
                 write!(f, "the name is {len} characters long, at most {max} are allowed")
             }
-            NameError::BadCharacter(c) => write!(
-                f,
-                "the name contains {c:?}; only letters a-z, digits and '_' are allowed"
-            ),
+            NameError::BadCharacter(c) => {
+                write!(f, "the name contains {c:?}; only letters a-z, digits and '_' are allowed")
+            }
         }
     }
 }
@@ -112,8 +111,9 @@ impl<'de> Deserialize<'de> for Uid {
                 .as_u64()
                 .map(Uid)
                 .ok_or_else(|| serde::de::Error::custom(format!("uid {n} is not a non-negative integer"))),
-            Value::String(s) => Uid::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("uid {s:?} is not a number"))),
+            Value::String(s) => {
+                Uid::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("uid {s:?} is not a number")))
+            }
             other => Err(serde::de::Error::custom(format!("uid {other} is not a number"))),
         }
     }
@@ -156,10 +156,7 @@ mod tests {
         assert_eq!(ChannelName::parse("a-b"), Err(NameError::BadCharacter('-')));
         assert_eq!(ChannelName::parse("é"), Err(NameError::BadCharacter('é')));
         assert!(ChannelName::parse(&"a".repeat(255)).is_ok());
-        assert_eq!(
-            ChannelName::parse(&"a".repeat(256)),
-            Err(NameError::TooLong { len: 256, max: 255 })
-        );
+        assert_eq!(ChannelName::parse(&"a".repeat(256)), Err(NameError::TooLong { len: 256, max: 255 }));
     }
 
     #[test]

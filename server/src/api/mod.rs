@@ -1,0 +1,85 @@
+//! Drupal's REST API under `baseAuthPath` (`/nodejs/`): every route of spec 1.2 with the
+//! original's JSON shapes and error strings. Logical errors are HTTP 200 JSON (Drupal reads the
+//! `error` text only from 200 answers: spec 1.5); malformed or oversized bodies get a JSON 4xx.
+//! Action routes answer GET and POST alike (Drupal 7 uses GET, 8+ POST: spec 9.2).
+//!
+//! Files: `body.rs` (reading bodies as JSON whatever the Content-Type, spec 9.1),
+//! `key.rs` (the `NodejsServiceKey` check), `routes.rs` (the handlers).
+
+pub mod body;
+mod key;
+pub mod routes;
+
+pub use body::JsonBody;
+
+use crate::App;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The routes under `baseAuthPath`, with the service-key check in front of all of them
+/// (unknown paths included, like the original's `baseAuthPath + '*'` middleware).
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+    let base = app.config.base_auth_path.trim_end_matches('/').to_owned();
+    let p = |s: &str| format!("{base}/{s}");
+    use routes::*;
+    Router::new()
+        .route(&p("publish"), post(publish))
+        .route(&p("user/kick/{uid}"), get(kick).post(kick))
+        .route(&p("user/logout/{token}"), get(logout).post(logout))
+        .route(&p("user/channel/add/{channel}/{uid}"), get(user_channel_add).post(user_channel_add))
+        .route(&p("user/channel/remove/{channel}/{uid}"), get(user_channel_remove).post(user_channel_remove))
+        .route(&p("user/presence-list/{uid}/{uid_list}"), get(presence_list).post(presence_list))
+        .route(&p("channel/add/{channel}"), get(channel_add).post(channel_add))
+        .route(&p("channel/remove/{channel}"), get(channel_remove).post(channel_remove))
+        .route(&p("channel/check/{channel}"), get(channel_check).post(channel_check))
+        .route(&p("health/check"), get(health_check).post(health_check))
+        .route(&p("debug/toggle"), post(debug_toggle))
+        .route(&p("content/token"), post(content_token))
+        .route(&p("content/token/users"), post(content_token_users))
+        .route(&p("content/token/message"), post(content_token_message))
+        .route(&p("authtoken/channel/add/{channel}/{token}"), get(token_channel_add).post(token_channel_add))
+        .route(
+            &p("authtoken/channel/remove/{channel}/{token}"),
+            get(token_channel_remove).post(token_channel_remove),
+        )
+        .route(&base, axum::routing::any(not_found))
+        .route(&p("{*rest}"), axum::routing::any(not_found))
+        .layer(axum::middleware::from_fn_with_state(app, key::check_service_key))
+}
+
+/// `{"status":"success"}`.
+pub(crate) fn success() -> Response {
+    Json(json!({"status": "success"})).into_response()
+}
+
+/// `{"status":"failed","error":…}` with HTTP 200 (the original's failure shape for actions).
+pub(crate) fn failed(error: &str) -> Response {
+    Json(json!({"status": "failed", "error": error})).into_response()
+}
+
+/// `{"error":…}` with HTTP 200 (the original's shape for publish and content-token routes).
+pub(crate) fn error(error: &str) -> Response {
+    Json(json!({"error": error})).into_response()
+}
+
+/// A JSON error with an HTTP status (malformed requests, unknown routes).
+pub(crate) fn http_error(status: StatusCode, error: String) -> Response {
+    (status, Json(json!({"error": error}))).into_response()
+}
+
+async fn not_found() -> Response {
+    http_error(StatusCode::NOT_FOUND, "Not Found.".into())
+}
+
+/// Value of a JSON member as the original read it: a string, or a number written as one.
+pub(crate) fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,331 @@
+//! The server's configuration: one validated [`Config`] built from defaults, a config file
+//! (TOML, or the original server's `nodejs.config.js`), `DRUPAL_PUSH_*` environment variables and
+//! command-line flags, in that order of precedence (later wins).
+//!
+//! Keys keep the original server's names (`serviceKey`, `backend.messagePath`, …) so that a
+//! `nodejs.config.js` carries over unchanged; keys of our own are camelCase too. Every error
+//! names the key it is about. Sources are merged as JSON trees in [`sources`]; the JS object
+//! literal of `nodejs.config.js` is read by [`nodejs_js`].
+
+mod nodejs_js;
+mod sources;
+
+pub use sources::{Cli, LoadError, load};
+
+use serde::{Deserialize, Deserializer};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What `health/check` reports as `version`: Drupal 8+ publishes only to servers of the 1.x line
+/// at or above 1.0.8 (spec 1.5), so we report the version of the original we replace.
+pub const COMPAT_VERSION: &str = "1.0.13";
+
+/// The listener's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// The `status` value `content/token` answers with: Drupal 8+ expects `success`, Drupal 7 `ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentTokenStatus {
+    Success,
+    Ok,
+}
+
+impl ContentTokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentTokenStatus::Success => "success",
+            ContentTokenStatus::Ok => "ok",
+        }
+    }
+}
+
+/// Where Drupal's `/nodejs/message` callback lives and how to call it (spec 2.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendConfig {
+    pub scheme: Scheme,
+    #[serde(deserialize_with = "lenient_string")]
+    pub host: String,
+    pub port: u16,
+    #[serde(deserialize_with = "lenient_string")]
+    pub base_path: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub message_path: String,
+    /// Verify the backend's TLS certificate (the original defaulted to false: spec 7.18).
+    #[serde(rename = "strictSSL")]
+    pub strict_ssl: bool,
+    /// `user:password` for HTTP basic auth, empty for none.
+    #[serde(deserialize_with = "lenient_string")]
+    pub http_auth: String,
+    /// Timeout of one backend request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Backend requests in flight at most; more wait their turn.
+    pub concurrency: usize,
+}
+
+/// All settings. Field docs say what each key does; defaults are in `sources::defaults()`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    pub scheme: Scheme,
+    /// Listen address; `""` listens on all addresses, `localhost` on the loopback.
+    #[serde(deserialize_with = "lenient_string")]
+    pub host: String,
+    pub port: u16,
+    /// Shared secret Drupal sends in the `NodejsServiceKey` header.
+    #[serde(deserialize_with = "lenient_string")]
+    pub service_key: String,
+    /// Allow an empty service key (an open API): for development only.
+    pub allow_empty_service_key: bool,
+    pub debug: bool,
+    /// Largest accepted request body, bytes or `"1mb"`-style.
+    #[serde(deserialize_with = "byte_size")]
+    pub body_parser_json_limit: usize,
+    /// Prefix of the backend API. Drupal hard-codes `/nodejs/`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub base_auth_path: String,
+    /// Path of the WebSocket endpoint.
+    #[serde(deserialize_with = "lenient_string")]
+    pub ws_path: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssl_key_path: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssl_cert_path: String,
+    #[serde(rename = "sslCAPath", deserialize_with = "lenient_string")]
+    pub ssl_ca_path: String,
+    pub backend: BackendConfig,
+    pub content_token_status: ContentTokenStatus,
+    /// Time a socket has to send `authenticate`, ms.
+    pub auth_timeout_ms: u64,
+    /// The server pings a socket it has sent nothing to for this long, ms.
+    pub heartbeat_interval_ms: u64,
+    /// The server closes a socket it has heard nothing from for this long, ms.
+    pub heartbeat_timeout_ms: u64,
+    /// Delay before a user whose last socket closed is reported offline, ms (original: 2000).
+    pub presence_grace_ms: u64,
+    /// How long Drupal's answer for an auth token is reused without asking again, seconds.
+    pub auth_cache_ttl_secs: u64,
+    /// Most auth tokens remembered at once.
+    pub auth_cache_max: usize,
+    /// An unused content token expires after this many seconds (and a used one that long after
+    /// its last member left).
+    pub content_token_ttl_secs: u64,
+    /// Largest frame a client may send, bytes.
+    #[serde(deserialize_with = "byte_size")]
+    pub max_frame_size: usize,
+    /// Frames queued for one socket before it counts as a slow consumer.
+    pub max_queued_messages: usize,
+    /// Bytes queued for one socket before it counts as a slow consumer.
+    #[serde(deserialize_with = "byte_size")]
+    pub max_queued_bytes: usize,
+    /// A write to a socket that does not complete in this time closes it as a slow consumer, ms.
+    pub write_timeout_ms: u64,
+    /// WebSocket read buffer per connection, bytes (small keeps idle connections cheap).
+    #[serde(deserialize_with = "byte_size")]
+    pub ws_read_buffer_size: usize,
+    /// Connections held at most (0: no limit).
+    pub max_connections: usize,
+    /// Connections from one IP address at most (0: no limit; behind a proxy all share one).
+    pub max_connections_per_address: usize,
+    /// Serve this directory at `/` (a demo or test page). Empty: serve nothing.
+    #[serde(deserialize_with = "lenient_string")]
+    pub static_dir: String,
+    /// Serve this directory at `/dist/` (the built wasm client and shim). Empty: serve nothing.
+    #[serde(deserialize_with = "lenient_string")]
+    pub dist_dir: String,
+    /// Serve `/status` (page) and `/status.json` (counters only, no secrets) without a key.
+    pub public_status: bool,
+    /// Demo mode: built-in demo Drupal backend and demo routes, loopback only.
+    pub demo: bool,
+    /// Original server keys that have no effect here; accepted so old files load.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+}
+
+impl Config {
+    pub fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
+    }
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_millis(self.presence_grace_ms)
+    }
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+
+    /// The address to bind: `localhost` means the IPv4 loopback, `""` every address.
+    pub fn bind_addr(&self) -> Result<std::net::SocketAddr, String> {
+        let ip: IpAddr = match self.host.as_str() {
+            "" | "0.0.0.0" => IpAddr::from([0, 0, 0, 0]),
+            "localhost" => IpAddr::from([127, 0, 0, 1]),
+            other => other.parse().map_err(|_| {
+                format!("host: {other:?} is not an IP address (use an address, \"localhost\" or \"\")")
+            })?,
+        };
+        Ok(std::net::SocketAddr::new(ip, self.port))
+    }
+
+    /// The URL of Drupal's message callback.
+    pub fn backend_url(&self) -> String {
+        let b = &self.backend;
+        let scheme = match b.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let mut path = format!("{}{}", b.base_path, b.message_path);
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        format!("{scheme}://{}:{}{}", b.host, b.port, path)
+    }
+
+    /// Checks the values serde cannot: ranges, relations, files. Errors name the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.bind_addr()?;
+        if self.service_key.is_empty() && !self.allow_empty_service_key && !self.demo {
+            return Err("serviceKey: is empty, which would let anyone publish; set it (the same value \
+                as Drupal's \"Node.js server service key\"), or pass --allow-empty-service-key for development"
+                .into());
+        }
+        if !self.base_auth_path.starts_with('/')
+            || !self.base_auth_path.ends_with('/')
+            || self.base_auth_path.len() < 2
+        {
+            return Err(format!(
+                "baseAuthPath: {:?} must start and end with '/', like \"/nodejs/\"",
+                self.base_auth_path
+            ));
+        }
+        if !self.ws_path.starts_with('/') || self.ws_path.len() < 2 || self.ws_path.ends_with('/') {
+            return Err(format!(
+                "wsPath: {:?} must start with '/' and not end with one, like \"/ws\"",
+                self.ws_path
+            ));
+        }
+        if format!("{}/", self.ws_path).starts_with(&self.base_auth_path) {
+            return Err(format!(
+                "wsPath: {:?} lies under baseAuthPath {:?}, which needs the service key",
+                self.ws_path, self.base_auth_path
+            ));
+        }
+        if self.backend.host.is_empty() {
+            return Err("backend.host: is empty".into());
+        }
+        if self.backend.port == 0 {
+            return Err("backend.port: must be between 1 and 65535".into());
+        }
+        if !self.backend.http_auth.is_empty() && !self.backend.http_auth.contains(':') {
+            return Err("backend.httpAuth: must be \"user:password\"".into());
+        }
+        let positive = [
+            ("backend.timeoutMs", self.backend.timeout_ms),
+            ("backend.concurrency", self.backend.concurrency as u64),
+            ("authTimeoutMs", self.auth_timeout_ms),
+            ("heartbeatIntervalMs", self.heartbeat_interval_ms),
+            ("writeTimeoutMs", self.write_timeout_ms),
+            ("authCacheMax", self.auth_cache_max as u64),
+            ("maxQueuedMessages", self.max_queued_messages as u64),
+            ("bodyParserJsonLimit", self.body_parser_json_limit as u64),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{key}: must be greater than 0"));
+        }
+        if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
+            return Err(format!(
+                "heartbeatTimeoutMs: {} must be greater than heartbeatIntervalMs ({})",
+                self.heartbeat_timeout_ms, self.heartbeat_interval_ms
+            ));
+        }
+        if self.max_frame_size < 1024 {
+            return Err(format!(
+                "maxFrameSize: {} is below the 1024 bytes an authenticate frame may need",
+                self.max_frame_size
+            ));
+        }
+        if self.max_queued_bytes < self.max_frame_size {
+            return Err("maxQueuedBytes: must be at least maxFrameSize".into());
+        }
+        if self.ws_read_buffer_size < 256 {
+            return Err("wsReadBufferSize: must be at least 256 bytes".into());
+        }
+        if self.scheme == Scheme::Https {
+            for (key, path) in [("sslKeyPath", &self.ssl_key_path), ("sslCertPath", &self.ssl_cert_path)] {
+                if path.is_empty() {
+                    return Err(format!("{key}: is required when scheme is \"https\""));
+                }
+                if !std::path::Path::new(path).is_file() {
+                    return Err(format!("{key}: {path:?} is not a readable file"));
+                }
+            }
+        }
+        for (key, dir) in [("staticDir", &self.static_dir), ("distDir", &self.dist_dir)] {
+            if !dir.is_empty() && !std::path::Path::new(dir).is_dir() {
+                return Err(format!("{key}: {dir:?} is not a directory"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn static_dir(&self) -> Option<PathBuf> {
+        (!self.static_dir.is_empty()).then(|| PathBuf::from(&self.static_dir))
+    }
+
+    pub fn dist_dir(&self) -> Option<PathBuf> {
+        (!self.dist_dir.is_empty()).then(|| PathBuf::from(&self.dist_dir))
+    }
+}
+
+/// Accepts a string, or a number/bool written where a string was meant (env vars, CLI).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde_json::Value;
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        other => Err(serde::de::Error::custom(format!("expected a string, found {other}"))),
+    }
+}
+
+/// Accepts a number of bytes or a string like `"1mb"`, `"512kb"`, `"100b"` (body-parser style).
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use serde_json::Value;
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a byte count"))),
+        Value::String(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a byte count like 1048576 or \"1mb\", found {other}"
+        ))),
+    }
+}
+
+pub(crate) fn parse_byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a byte count like \"1mb\""))?;
+    let mult = match unit.trim() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1024.0,
+        "mb" | "m" => 1024.0 * 1024.0,
+        "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use b, kb, mb or gb)")),
+    };
+    Ok((n * mult) as usize)
+}

@@ -1,0 +1,145 @@
+//! Demo mode (`--demo`): the server plays its own Drupal so the demo page works with no site.
+//!
+//! * `POST /demo/nodejs/message` is a small Drupal message handler (spec 2.3): it accepts any
+//!   auth token. `demo-<uid>-<anything>` authenticates as that uid, with channels
+//!   `nodejs_user_<uid>`, `nodejs_ajax_broadcast` and `demo`, and presence list 1..9; a token
+//!   starting with `bad` is rejected; any other token is anonymous (uid 0). The server's
+//!   backend client calls it over real HTTP, exactly as it would call Drupal.
+//! * `GET /demo/settings?uid=N` is what Drupal renders into `drupalSettings.nodejs` for a page:
+//!   server and client address, a fresh auth token, and a content token for `demo_room`
+//!   (registered as Drupal's `nodejs_send_content_channel_token()` would).
+//! * `POST /demo/publish`, `/demo/kick/:uid`, `/demo/content-message` let the page act as
+//!   Drupal without holding the service key.
+
+use crate::App;
+use crate::api::{self, JsonBody};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use drupal_push_protocol::Uid;
+use drupal_push_protocol::backend::{BackendMessage, FORM_MESSAGE_FIELD, FORM_SERVICE_KEY_FIELD};
+use serde::Deserialize;
+use serde_json::{Map, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The demo users' ids: every demo user watches the presence of every other.
+const DEMO_UIDS: std::ops::RangeInclusive<u64> = 1..=9;
+
+pub fn backend_url(local: SocketAddr) -> String {
+    format!("http://{local}/demo/nodejs/message")
+}
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/demo/nodejs/message", post(message_handler))
+        .route("/demo/settings", get(settings))
+        .route("/demo/publish", post(publish))
+        .route("/demo/kick/{uid}", post(kick))
+        .route("/demo/content-message", post(content_message))
+}
+
+/// The uid a demo token stands for; `None` for a rejected token.
+fn demo_uid(token: &str) -> Option<Uid> {
+    if token.starts_with("bad") {
+        return None;
+    }
+    let uid = token
+        .strip_prefix("demo-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(Uid::parse)
+        .unwrap_or(Uid::ANONYMOUS);
+    Some(uid)
+}
+
+async fn message_handler(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
+    if form.get(FORM_SERVICE_KEY_FIELD) != Some(&app.config.service_key) {
+        return Json(json!({"error": "Invalid service key."})).into_response();
+    }
+    let Some(text) = form.get(FORM_MESSAGE_FIELD) else {
+        return Json(json!({"error": "No message."})).into_response();
+    };
+    let message: BackendMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("bad message: {e}")})))
+                .into_response();
+        }
+    };
+    match message {
+        BackendMessage::Authenticate(req) => {
+            let answer = match demo_uid(&req.auth_token) {
+                Some(uid) => {
+                    let mut channels = vec!["demo".to_string(), "nodejs_ajax_broadcast".to_string()];
+                    let mut presence: Vec<u64> = Vec::new();
+                    if !uid.is_anonymous() {
+                        channels.insert(0, format!("nodejs_user_{uid}"));
+                        presence = DEMO_UIDS.filter(|u| *u != uid.0).collect();
+                    }
+                    json!({"uid": uid, "authToken": req.auth_token, "nodejsValidAuthToken": true,
+                           "clientId": req.client_id, "channels": channels, "presenceUids": presence,
+                           "contentTokens": req.content_tokens})
+                }
+                None => json!({"uid": 0, "authToken": req.auth_token, "nodejsValidAuthToken": false,
+                               "clientId": req.client_id}),
+            };
+            Json(answer).into_response()
+        }
+        BackendMessage::UserOnline { .. } | BackendMessage::UserOffline { .. } => {
+            Json(json!({"status": "success"})).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SettingsQuery {
+    uid: Option<String>,
+}
+
+async fn settings(State(app): State<Arc<App>>, Query(q): Query<SettingsQuery>) -> Response {
+    let uid = match q.uid.as_deref().map(Uid::parse) {
+        Some(Some(u)) => u,
+        Some(None) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": "uid must be a number"}))).into_response();
+        }
+        None => Uid(rand::random_range(DEMO_UIDS)),
+    };
+    let token = format!("demo-{uid}-{}", crate::ids::random_id(12));
+    let content_token = crate::ids::random_id(24);
+    let mut record = Map::new();
+    record.insert("token".into(), json!(content_token));
+    record.insert("channel".into(), json!("demo_room"));
+    record.insert("notifyOnDisconnect".into(), json!(true));
+    record.insert("userData".into(), json!({"uid": uid, "name": format!("Demo user {uid}")}));
+    app.hub.set_content_token("demo_room", &content_token, record);
+    let port = app.local.port();
+    let host = "127.0.0.1";
+    let address = json!({"scheme": "http", "host": host, "port": port});
+    let mut client = address.clone();
+    client["path"] = json!(app.config.ws_path);
+    Json(json!({
+        "uid": uid,
+        "nodejs": {
+            "nodejs": address,
+            "client": client,
+            "authToken": token,
+            "contentTokens": {"demo_room": content_token},
+        }
+    }))
+    .into_response()
+}
+
+async fn publish(state: State<Arc<App>>, body: JsonBody) -> Response {
+    api::routes::publish(state, body).await
+}
+
+async fn kick(state: State<Arc<App>>, uid: Path<String>) -> Response {
+    api::routes::kick(state, uid).await
+}
+
+async fn content_message(state: State<Arc<App>>, body: JsonBody) -> Response {
+    api::routes::content_token_message(state, body).await
+}

@@ -1,0 +1,68 @@
+//! The public status page (`/status`, the page in `www/status.html` built into the binary) and
+//! its data (`/status.json`: counters only, no channel names, tokens or keys), plus the static
+//! file service for `staticDir` and `distDir`.
+
+use crate::App;
+use crate::config::{COMPAT_VERSION, Config};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use tower_http::services::ServeDir;
+
+const STATUS_PAGE: &str = include_str!("../../www/status.html");
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new().route("/status", get(page)).route("/status.json", get(data))
+}
+
+async fn page() -> Html<&'static str> {
+    Html(STATUS_PAGE)
+}
+
+async fn data(State(app): State<Arc<App>>) -> Response {
+    let s = app.hub.stats();
+    let body = json!({
+        "server": concat!("drupal-push ", env!("CARGO_PKG_VERSION")),
+        "compatVersion": COMPAT_VERSION,
+        "uptimeSecs": app.started.elapsed().as_secs(),
+        "rssBytes": rss_bytes(),
+        "sockets": s.sockets,
+        "preAuthSockets": s.pre_auth_sockets,
+        "authenticatedClients": s.authenticated_clients,
+        "onlineUsers": s.online_users,
+        "channels": s.channels,
+        "tokenChannels": s.token_channels,
+        "cachedAuthTokens": s.cached_auth_tokens,
+    });
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// Resident memory of this process, from `/proc/self/statm` (Linux); 0 elsewhere.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "Not Found.").into_response()
+}
+
+/// `distDir` at `/dist/`, `staticDir` at `/`, and the original's plain `Not Found.` for the rest.
+pub fn static_files(config: &Config) -> Router<Arc<App>> {
+    let mut router = Router::new();
+    if let Some(dist) = config.dist_dir() {
+        router = router.nest_service("/dist", ServeDir::new(dist));
+    }
+    match config.static_dir() {
+        Some(dir) => {
+            router.fallback_service(ServeDir::new(dir).not_found_service(get(not_found).post(not_found)))
+        }
+        None => router.fallback(not_found),
+    }
+}

@@ -1,0 +1,116 @@
+//! The `https` listener (`scheme = "https"` with `sslKeyPath`/`sslCertPath`, as in the original).
+//! TLS handshakes run in their own tasks with a timeout, so a slow or silent client cannot hold
+//! up the accept loop; finished streams are handed to axum through a [`Listener`].
+
+use crate::config::Config;
+use axum::Router;
+use axum::serve::{Listener, ListenerExt};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::server::TlsStream;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the certificate chain (plus `sslCAPath` intermediates) and key into a server config.
+pub fn server_config(config: &Config) -> Result<tokio_rustls::rustls::ServerConfig, String> {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let mut certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.ssl_cert_path)
+        .map_err(|e| format!("sslCertPath: {:?}: {e}", config.ssl_cert_path))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("sslCertPath: {:?}: {e}", config.ssl_cert_path))?;
+    if certs.is_empty() {
+        return Err(format!("sslCertPath: {:?} holds no PEM certificate", config.ssl_cert_path));
+    }
+    if !config.ssl_ca_path.is_empty() {
+        let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.ssl_ca_path)
+            .map_err(|e| format!("sslCAPath: {:?}: {e}", config.ssl_ca_path))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("sslCAPath: {:?}: {e}", config.ssl_ca_path))?;
+        certs.extend(extra);
+    }
+    let key = PrivateKeyDer::from_pem_file(&config.ssl_key_path).map_err(|e| {
+        format!("sslKeyPath: {:?}: {e} (an unencrypted PEM key is needed)", config.ssl_key_path)
+    })?;
+    tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("sslKeyPath/sslCertPath: the key does not fit the certificate: {e}"))
+}
+
+/// Accepted, handshaken TLS connections.
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, done) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = done.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+                if tx.is_closed() {
+                    break;
+                }
+            }
+        });
+        Ok(TlsListener { ready, local })
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Serves `router` over TLS until `stop` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: &Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tls = server_config(config).map_err(std::io::Error::other)?;
+    // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` impl applies to this listener.
+    let listener = TlsListener::new(listener, TlsAcceptor::from(Arc::new(tls)))?.tap_io(|_| {});
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop)
+        .await
+}
