@@ -91,8 +91,16 @@ async fn run(mut ws: WebSocket, peer: SocketAddr, app: Arc<App>) {
         outbox: reg.outbox,
         phase: Phase::AwaitingAuth,
     };
-    conn.serve(ws).instrument(span).await;
+    let end = conn.serve(&mut ws).instrument(span.clone()).await;
+    // Leave the hub before the close handshake, so the socket gets nothing more meanwhile.
     drop(guard);
+    match end {
+        End::Close(code) => {
+            span.in_scope(|| tracing::debug!(code = code.0, reason = code.reason(), "closing"));
+            close(&mut ws, code).await;
+        }
+        End::Gone => span.in_scope(|| tracing::debug!("disconnected")),
+    }
 }
 
 struct Connection {
@@ -112,7 +120,7 @@ enum End {
 }
 
 impl Connection {
-    async fn serve(mut self, mut ws: WebSocket) {
+    async fn serve(mut self, ws: &mut WebSocket) -> End {
         let hello = ServerFrame::Hello {
             socket_id: self.socket_id.clone(),
             heartbeat_ms: self.app.config.heartbeat_interval_ms,
@@ -120,13 +128,7 @@ impl Connection {
         };
         self.outbox.push(Utf8Bytes::from(hello.encode()));
         tracing::debug!("connected");
-        match self.read_write_loop(&mut ws).await {
-            End::Close(code) => {
-                tracing::debug!(code = code.0, reason = code.reason(), "closing");
-                close(&mut ws, code).await;
-            }
-            End::Gone => tracing::debug!("disconnected"),
-        }
+        self.read_write_loop(ws).await
     }
 
     async fn read_write_loop(&mut self, ws: &mut WebSocket) -> End {

@@ -1,1 +1,37 @@
-//! placeholder
+//! Test support for drupal-push: everything the integration tests (in `tests/tests/`) need to
+//! drive a real server over real sockets.
+//!
+//! * [`fake_drupal`]: a real HTTP server playing Drupal's `/nodejs/message` endpoint, scriptable
+//!   per auth token (valid, invalid, slow, 404, redirect, garbage, error, hang-up), recording
+//!   every message the server sends it.
+//! * [`server`]: starts the drupal-push server in-process on port 0 against a fake Drupal, and
+//!   calls its REST API like Drupal does.
+//! * [`client`]: a WebSocket test client built on the protocol crate; every wait has a timeout.
+//!
+//! The load generator lives in `src/bin/drupal-push-bench/`.
+
+pub mod client;
+pub mod fake_drupal;
+pub mod server;
+
+pub use client::TestClient;
+pub use fake_drupal::{Answer, FakeDrupal};
+pub use server::TestServer;
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until `cond` holds, polling every 10 ms, failing the test after [`WAIT`].
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// An HTTP client for tests (installs the TLS crypto provider reqwest needs first).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -47,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
             get(token_channel_remove).post(token_channel_remove),
         )
         .route(&base, axum::routing::any(not_found))
+        .route(&p(""), axum::routing::any(not_found))
         .route(&p("{*rest}"), axum::routing::any(not_found))
         .layer(axum::middleware::from_fn_with_state(app, key::check_service_key))
 }

@@ -215,9 +215,11 @@ impl Hub {
             }
             st.expire_tokens();
             let mut joined = BTreeMap::new();
+            let mut notices = Vec::new();
             for (channel, content_token) in content_tokens {
-                if st.join_token_channel(id, channel, content_token).is_ok() {
+                if let Ok(notice) = st.join_token_channel(id, channel, content_token) {
                     joined.insert(channel.clone(), content_token.clone());
+                    notices.extend(notice);
                 }
             }
             let ack = ServerFrame::Authenticated {
@@ -236,6 +238,10 @@ impl Hub {
                 content_tokens: joined,
             };
             outbox.push(Utf8Bytes::from(frames::encode_message(&drupal::client_authenticated(&data), None)));
+            // Join notices after the ack, so the joiner sees `authenticated` first.
+            for n in notices {
+                n.deliver();
+            }
             true
         })
     }
@@ -245,6 +251,7 @@ impl Hub {
         self.with(|st| {
             st.expire_tokens();
             st.join_token_channel(id, channel, token)
+                .map(|notice| notice.map(tokens::JoinNotice::deliver).unwrap_or(()))
         })
     }
 

@@ -50,6 +50,20 @@ pub(crate) struct TokenChannel {
     pub pending_leave: FxHashMap<MemberKey, u64>,
 }
 
+/// A `clientJoinedTokenChannel` message to hand to the channel's members.
+pub(crate) struct JoinNotice {
+    pub frame: Utf8Bytes,
+    pub recipients: Vec<Arc<Outbox>>,
+}
+
+impl JoinNotice {
+    pub fn deliver(self) {
+        for r in self.recipients {
+            r.push(self.frame.clone());
+        }
+    }
+}
+
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinRefused {
@@ -86,14 +100,20 @@ impl State {
         self.token_queue.push_back((now + ttl, channel, token));
     }
 
-    /// Joins an authenticated connection with `token`. `announce` sends `clientJoinedTokenChannel`
-    /// to the members when this member is new.
-    pub fn join_token_channel(&mut self, id: ConnId, channel: &str, token: &str) -> Result<(), JoinRefused> {
+    /// Joins an authenticated connection with `token`. When the member (user or anonymous
+    /// session) is new to the channel, returns the `clientJoinedTokenChannel` notice for all
+    /// members, the joiner included.
+    pub fn join_token_channel(
+        &mut self,
+        id: ConnId,
+        channel: &str,
+        token: &str,
+    ) -> Result<Option<JoinNotice>, JoinRefused> {
         let conn = self.conns.get(&id).ok_or(JoinRefused::NotAuthenticated)?;
         let auth = conn.auth.as_ref().ok_or(JoinRefused::NotAuthenticated)?;
         let (session, uid, outbox) = (auth.token.clone(), auth.uid, conn.outbox.clone());
         if auth.token_channels.iter().any(|c| &**c == channel) {
-            return Ok(());
+            return Ok(None);
         }
         let (channel_key, tc) = self
             .token_channels
@@ -123,19 +143,17 @@ impl State {
         *count += 1;
         let first = *count == 1;
         let returning = tc.pending_leave.remove(&key).is_some();
-        if first && !returning {
-            let frame = Utf8Bytes::from(frames::encode_message(
+        let notice = (first && !returning).then(|| JoinNotice {
+            frame: Utf8Bytes::from(frames::encode_message(
                 &drupal::client_joined_token_channel(&record),
                 Some(channel),
-            ));
-            for m in tc.members.values() {
-                m.outbox.push(frame.clone());
-            }
-        }
+            )),
+            recipients: tc.members.values().map(|m| m.outbox.clone()).collect(),
+        });
         if let Some(auth) = self.conns.get_mut(&id).and_then(|c| c.auth.as_mut()) {
             auth.token_channels.push(channel_key);
         }
-        Ok(())
+        Ok(notice)
     }
 
     /// Takes a connection out of a token channel; schedules (or, when `forced`, sends) the

@@ -1,0 +1,177 @@
+//! A WebSocket client speaking the drupal-push protocol, for tests. Every receive has a timeout;
+//! server pings are answered and skipped.
+
+use drupal_push_protocol::frames::{Authenticate, Envelope, JoinTokenChannel};
+use drupal_push_protocol::{ClientFrame, ServerFrame};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What arrived instead of what a test waited for.
+#[derive(Debug)]
+pub enum Event {
+    Frame(ServerFrame),
+    Closed(Option<u16>),
+}
+
+pub struct TestClient {
+    ws: Ws,
+    pub socket_id: String,
+    pub heartbeat_ms: u64,
+}
+
+impl TestClient {
+    /// Connects and reads the `hello` frame.
+    pub async fn connect(ws_url: &str) -> TestClient {
+        let (ws, _) = tokio::time::timeout(crate::WAIT, tokio_tungstenite::connect_async(ws_url))
+            .await
+            .expect("connect in time")
+            .expect("websocket connect");
+        let mut c = TestClient { ws, socket_id: String::new(), heartbeat_ms: 0 };
+        match c.next_event().await {
+            Event::Frame(ServerFrame::Hello { socket_id, heartbeat_ms, protocol }) => {
+                assert_eq!(protocol, drupal_push_protocol::PROTOCOL_VERSION);
+                c.socket_id = socket_id.0;
+                c.heartbeat_ms = heartbeat_ms;
+            }
+            other => panic!("expected hello, got {other:?}"),
+        }
+        c
+    }
+
+    /// Connects and authenticates; returns after `authenticated` and `clientAuthenticated`.
+    pub async fn connect_auth(ws_url: &str, token: &str) -> TestClient {
+        Self::connect_auth_with(ws_url, token, &[]).await.0
+    }
+
+    /// Connects and authenticates with content tokens; returns the client and the
+    /// `clientAuthenticated` data.
+    pub async fn connect_auth_with(
+        ws_url: &str,
+        token: &str,
+        content_tokens: &[(&str, &str)],
+    ) -> (TestClient, Value) {
+        let mut c = Self::connect(ws_url).await;
+        c.authenticate(token, content_tokens).await;
+        match c.next_event().await {
+            Event::Frame(ServerFrame::Authenticated { socket_id, .. }) => {
+                assert_eq!(socket_id.0, c.socket_id)
+            }
+            other => panic!("expected authenticated, got {other:?}"),
+        }
+        let m = c.next_message().await;
+        assert_eq!(m["callback"], "clientAuthenticated", "{m}");
+        (c, m["data"].clone())
+    }
+
+    pub async fn authenticate(&mut self, token: &str, content_tokens: &[(&str, &str)]) {
+        let tokens: BTreeMap<String, String> =
+            content_tokens.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
+        self.send(&ClientFrame::Authenticate(Authenticate {
+            auth_token: token.into(),
+            content_tokens: tokens,
+            extra: Default::default(),
+        }))
+        .await;
+    }
+
+    pub async fn join_token_channel(&mut self, channel: &str, token: &str) {
+        self.send(&ClientFrame::JoinTokenChannel(JoinTokenChannel {
+            channel: channel.into(),
+            content_token: token.into(),
+        }))
+        .await;
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_raw(Message::text(frame.encode())).await;
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        tokio::time::timeout(crate::WAIT, self.ws.send(message)).await.expect("send in time").expect("send");
+    }
+
+    /// The text of the next frame that is not a ping, exactly as the server sent it.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let next =
+                tokio::time::timeout(crate::WAIT, self.ws.next()).await.expect("a frame arrives in time");
+            match next {
+                Some(Ok(Message::Text(t))) if ServerFrame::decode(&t).ok() == Some(ServerFrame::Ping) => {
+                    self.send(&ClientFrame::Pong).await;
+                }
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame or close, answering and skipping server pings.
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let next =
+                tokio::time::timeout(crate::WAIT, self.ws.next()).await.expect("a frame arrives in time");
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let frame = ServerFrame::decode(&t).expect("server frames decode");
+                    if frame == ServerFrame::Ping {
+                        self.send(&ClientFrame::Pong).await;
+                        continue;
+                    }
+                    return Event::Frame(frame);
+                }
+                Some(Ok(Message::Close(c))) => {
+                    return Event::Closed(c.map(|c: CloseFrame| u16::from(c.code)));
+                }
+                Some(Ok(Message::Binary(_))) => panic!("server sent a binary frame"),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    /// The next frame; panics on a close.
+    pub async fn next_frame(&mut self) -> ServerFrame {
+        match self.next_event().await {
+            Event::Frame(f) => f,
+            Event::Closed(code) => panic!("connection closed ({code:?}) while waiting for a frame"),
+        }
+    }
+
+    /// The envelope of the next Drupal message.
+    pub async fn next_envelope(&mut self) -> Envelope {
+        match self.next_frame().await {
+            ServerFrame::Message(env) => env,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    /// The next Drupal message (the envelope's `message`).
+    pub async fn next_message(&mut self) -> Value {
+        self.next_envelope().await.message
+    }
+
+    /// Waits for the server's close and returns its code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next_event().await {
+                Event::Closed(code) => return code,
+                Event::Frame(_) => continue,
+            }
+        }
+    }
+
+    /// Closes from the client side and waits for the server's reply.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(crate::WAIT, async { while let Some(Ok(_)) = self.ws.next().await {} })
+            .await;
+    }
+}

@@ -1,0 +1,133 @@
+//! The drupal-push server started in-process on 127.0.0.1:0 against a fake Drupal, and a client
+//! for its REST API that sends what Drupal sends.
+
+use crate::fake_drupal::FakeDrupal;
+use drupal_push_server::config::{self, Cli, Config};
+use serde_json::Value;
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+
+pub const SERVICE_KEY: &str = "test-service-key";
+
+/// A running server; shut down with [`TestServer::shutdown`] or when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    http: reqwest::Client,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Settings for [`TestServer::start_with`] as `key=value` pairs (same keys as the config file).
+pub fn settings(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+impl TestServer {
+    /// A server with default settings, except a short presence grace (300 ms) to keep tests fast.
+    pub async fn start(drupal: &FakeDrupal) -> TestServer {
+        Self::start_with(drupal, &[]).await
+    }
+
+    /// A server with extra `key=value` settings.
+    pub async fn start_with(drupal: &FakeDrupal, extra: &[(&str, &str)]) -> TestServer {
+        let port = drupal.addr.port().to_string();
+        let mut pairs = vec![
+            ("backend.host", "127.0.0.1"),
+            ("backend.port", port.as_str()),
+            ("presenceGraceMs", "300"),
+            ("backend.timeoutMs", "2000"),
+        ];
+        pairs.extend_from_slice(extra);
+        let cli = Cli {
+            service_key: Some(SERVICE_KEY.into()),
+            port: Some(0),
+            host: Some("127.0.0.1".into()),
+            set: settings(&pairs),
+            ..Cli::default()
+        };
+        let (config, _) = config::load(&cli, std::iter::empty()).expect("test config is valid");
+        Self::start_config(config).await
+    }
+
+    pub async fn start_config(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(config.bind_addr().expect("addr")).await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let c = config.clone();
+        let task = tokio::spawn(async move {
+            drupal_push_server::run(listener, c, None, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        TestServer { addr, config, stop: Some(stop), task: Some(task), http: crate::http_client() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.addr, self.config.ws_path)
+    }
+
+    /// Triggers a graceful shutdown and waits for `run` to return.
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let task = self.task.take().expect("server running");
+        tokio::time::timeout(crate::WAIT * 2, task)
+            .await
+            .expect("shutdown finishes in time")
+            .expect("server task")
+    }
+
+    /// `POST /nodejs/{path}` with the service key and a JSON body, the way Drupal 8+ does.
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body.to_string()), Some(SERVICE_KEY), None).await.1
+    }
+
+    /// `GET /nodejs/{path}` with the service key (Drupal 7 and the read routes).
+    pub async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None, Some(SERVICE_KEY), None).await.1
+    }
+
+    /// Any call: method, path under `/nodejs/`, raw body, key header, content type.
+    /// Returns the status and the JSON body (`Value::String` when it is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        key: Option<&str>,
+        content_type: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(&format!("/nodejs/{path}")));
+        if let Some(k) = key {
+            req = req.header("NodejsServiceKey", k);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = tokio::time::timeout(crate::WAIT, req.send())
+            .await
+            .expect("API answers in time")
+            .expect("API call");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
