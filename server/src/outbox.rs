@@ -95,6 +95,14 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Takes what is queued without waiting (for tests of the hub).
+    #[cfg(test)]
+    pub fn drain(&self) -> Vec<Utf8Bytes> {
+        let mut inner = self.lock();
+        inner.bytes = 0;
+        std::mem::take(&mut inner.frames).into()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.lock().close.is_some()
     }

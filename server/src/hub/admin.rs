@@ -193,8 +193,10 @@ impl Hub {
     }
 
     pub fn stats(&self) -> Stats {
+        let settings = self.settings().clone();
         self.with(|st| {
             st.expire_tokens();
+            super::expire_cache(st, &settings);
             Stats {
                 authenticated_clients: st.sessions.values().filter(|s| !s.conns.is_empty()).count(),
                 sockets: st.authenticated,

@@ -14,6 +14,8 @@
 
 pub mod admin;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 
 use crate::outbox::{Limits, Outbox, Pushed};
@@ -114,17 +116,17 @@ impl Hub {
             Effect::Backend(m) => self.inner.notifier.notify(m),
             Effect::OfflineTimer { uid, timer_id } => {
                 let hub = self.clone();
-                let grace = self.inner.settings.presence_grace;
+                let due = Instant::now() + self.inner.settings.presence_grace;
                 tokio::spawn(async move {
-                    tokio::time::sleep(grace).await;
+                    tokio::time::sleep_until(due).await;
                     hub.with(|st| st.offline_timer_fired(uid, timer_id));
                 });
             }
             Effect::TokenLeaveTimer { channel, key, uid, timer_id } => {
                 let hub = self.clone();
-                let grace = self.inner.settings.presence_grace;
+                let due = Instant::now() + self.inner.settings.presence_grace;
                 tokio::spawn(async move {
-                    tokio::time::sleep(grace).await;
+                    tokio::time::sleep_until(due).await;
                     hub.with(|st| st.token_leave_timer_fired(&channel, &key, uid, timer_id));
                 });
             }
@@ -299,7 +301,7 @@ impl Hub {
 }
 
 /// Drops auth-cache entries past their time, and the oldest beyond `auth_cache_max`.
-fn expire_cache(st: &mut State, settings: &HubSettings) {
+pub(crate) fn expire_cache(st: &mut State, settings: &HubSettings) {
     let now = Instant::now();
     while let Some((deadline, token)) = st.cache_queue.front().cloned() {
         let over = st.cached_sessions > settings.auth_cache_max;
