@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of drupal-push, installing what is missing first (non-interactive):
+#   formatting and lints, native unit and integration tests (server over real sockets against a
+#   fake Drupal, the real binary, the client's pure logic), the wasm client in headless Chromium
+#   (wasm-bindgen-test and end-to-end pages driven by playwright-core), and the load generator's
+#   smoke scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "native tests (protocol, server, client logic, integration over real sockets)"
+cargo test --workspace --locked
+
+step "browser tests (wasm-bindgen-test and end-to-end in headless Chromium)"
+tests/browser/run.sh
+
+step "load generator smoke scenario"
+tests/bench/smoke.sh
+
+step "all tests passed"
