@@ -44,8 +44,16 @@ if [ ! -x "$here/node_modules/.bin/wasm-opt" ]; then
   (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
-log "building the client (release, wasm32)"
-cargo build -p drupal-push-client --target wasm32-unknown-unknown --release
+log "building the client (release, wasm32, optimised for size)"
+# Size settings for this build only (the workspace release profile serves the server too):
+# whole-program LTO and opt-level z roughly halve the wasm; shorter panic-location paths.
+CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+CARGO_PROFILE_RELEASE_LTO=fat \
+CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+CARGO_PROFILE_RELEASE_DEBUG=false \
+CARGO_PROFILE_RELEASE_PANIC=abort \
+RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=/crates --remap-path-prefix=$root=/drupal-push" \
+  cargo build -p drupal-push-client --target wasm32-unknown-unknown --release
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 wasm="$target_dir/wasm32-unknown-unknown/release/drupal_push_client.wasm"

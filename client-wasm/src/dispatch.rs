@@ -83,11 +83,12 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
-/// A callback name as JavaScript would use it as a property key.
+/// A callback name as a property key: a string, or a non-negative integer as its digits
+/// (other values name nothing).
 pub fn key_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
         _ => None,
     }
 }
@@ -132,6 +133,7 @@ mod tests {
     #[test]
     fn a_callback_list_runs_those_names_only() {
         assert_eq!(route_of(json!({"callback": ["a", "b", 3, null]}), None), named(&["a", "b", "3"], false));
+        assert_eq!(route_of(json!({"callback": [2.5, -1]}), None), named(&[], false));
         assert_eq!(route_of(json!({"callback": []}), None), named(&[], false));
         assert_eq!(route_of(json!({"callback": {"x": 1}}), None), named(&[], false));
     }

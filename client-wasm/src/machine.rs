@@ -17,10 +17,12 @@
 //! without hearing anything. Reconnects follow the close code's policy with [`Backoff`].
 
 use crate::backoff::{Backoff, Rng, soon_delay};
+use crate::incoming::Incoming;
+pub use crate::status::{SetupEvent, State, Status};
 use crate::tokens::Tokens;
 use drupal_push_protocol::frames::{Authenticate, JoinTokenChannel};
-use drupal_push_protocol::{ClientFrame, CloseCode, ReconnectPolicy, ServerFrame};
-use serde_json::{Map, Value};
+use drupal_push_protocol::{ClientFrame, CloseCode, ReconnectPolicy};
+use serde_json::Map;
 use std::collections::BTreeMap;
 
 /// A connection authenticated for this long resets the backoff when it drops.
@@ -30,13 +32,13 @@ pub const LOST: u16 = 1006;
 /// Extra silence allowed on top of two heartbeat periods.
 pub const HEARTBEAT_GRACE_MS: u64 = 10_000;
 
-/// Something that happened.
+/// Something that happened. `M` is the Drupal message payload (a JS object in the browser).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Input {
+pub enum Input<M> {
     /// `Drupal.behaviors.nodejs` attached: connect.
     Start,
-    /// A text frame arrived on connection `conn`.
-    Text { conn: u32, text: String },
+    /// A frame arrived on connection `conn`.
+    Frame { conn: u32, frame: Incoming<M> },
     /// Connection `conn` closed (or could not be opened) with this close code.
     Closed { conn: u32, code: u16 },
     /// A deadline passed.
@@ -51,7 +53,7 @@ pub enum Input {
 
 /// Something the glue must do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Action<M> {
     /// Open a WebSocket to `url`; its events are reported with `conn`.
     Open {
         conn: u32,
@@ -67,70 +69,13 @@ pub enum Action {
         reason: &'static str,
     },
     /// Hand a Drupal message to `Drupal.Nodejs.runCallbacks`.
-    Dispatch(Value),
+    Dispatch(M),
     /// Run this kind of `connectionSetupHandlers`.
     Setup(SetupEvent),
     /// `console.warn`.
     Warn(String),
     /// The state changed: update `Drupal.Nodejs.socket` and tell listeners.
     Status(Status),
-}
-
-/// The kinds of `connectionSetupHandlers` the module fires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetupEvent {
-    Connect,
-    Disconnect,
-    ConnectionFailure,
-}
-
-impl SetupEvent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SetupEvent::Connect => "connect",
-            SetupEvent::Disconnect => "disconnect",
-            SetupEvent::ConnectionFailure => "connectionFailure",
-        }
-    }
-}
-
-/// Coarse state, for the page and for tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Idle,
-    Connecting,
-    Authenticating,
-    Connected,
-    Waiting,
-    Stopped,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Idle => "idle",
-            State::Connecting => "connecting",
-            State::Authenticating => "authenticating",
-            State::Connected => "connected",
-            State::Waiting => "waiting",
-            State::Stopped => "stopped",
-        }
-    }
-}
-
-/// What `Drupal.Nodejs.socket` and the `drupal-push:status` event show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub state: State,
-    /// Socket id while a connection is up (from `hello`).
-    pub socket_id: Option<String>,
-    pub uid: Option<u64>,
-    /// WebSockets opened so far.
-    pub attempts: u32,
-    /// Close code of the last connection.
-    pub last_close: Option<u16>,
-    /// Delay before the next attempt while waiting.
-    pub retry_in_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +97,7 @@ struct Heartbeat {
 
 /// The connection state machine; see the module docs.
 #[derive(Debug)]
-pub struct Machine {
+pub struct Machine<M> {
     url: String,
     auth_token: String,
     connect_timeout_ms: u64,
@@ -167,10 +112,10 @@ pub struct Machine {
     last_close: Option<u16>,
     failure_check_at: Option<u64>,
     failure_reported: bool,
-    out: Vec<Action>,
+    out: Vec<Action<M>>,
 }
 
-impl Machine {
+impl<M> Machine<M> {
     pub fn new(settings: crate::settings::Settings, seed: u64) -> Self {
         Machine {
             url: settings.url,
@@ -201,7 +146,7 @@ impl Machine {
     }
 
     /// Feeds one input at time `now` (milliseconds); returns what to do.
-    pub fn handle(&mut self, now: u64, input: Input) -> Vec<Action> {
+    pub fn handle(&mut self, now: u64, input: Input<M>) -> Vec<Action<M>> {
         let before = self.status();
         match input {
             Input::Start => {
@@ -210,9 +155,9 @@ impl Machine {
                     self.open(now);
                 }
             }
-            Input::Text { conn, text } if Some(conn) == self.conn() => self.on_text(now, conn, &text),
+            Input::Frame { conn, frame } if Some(conn) == self.conn() => self.on_frame(now, conn, frame),
             Input::Closed { conn, code } if Some(conn) == self.conn() => self.lost(now, code),
-            Input::Text { .. } | Input::Closed { .. } => {}
+            Input::Frame { .. } | Input::Closed { .. } => {}
             Input::Tick => self.on_tick(now),
             Input::Wake => {
                 if matches!(self.phase, Phase::Waiting { .. }) {
@@ -304,24 +249,18 @@ impl Machine {
         self.out.push(Action::Send { conn, frame });
     }
 
-    fn on_text(&mut self, now: u64, conn: u32, text: &str) {
+    fn on_frame(&mut self, now: u64, conn: u32, frame: Incoming<M>) {
         if let Some(h) = &mut self.heartbeat {
             h.last_heard = now;
         }
-        let frame = match ServerFrame::decode(text) {
-            Ok(frame) => frame,
-            Err(e) => {
-                return self.out.push(Action::Warn(format!("drupal-push: ignored a frame: {e}")));
-            }
-        };
         match frame {
-            ServerFrame::Hello { socket_id, heartbeat_ms, .. } => {
+            Incoming::Hello { socket_id, heartbeat_ms } => {
                 if !matches!(self.phase, Phase::Opening { .. }) {
                     return self.out.push(Action::Warn("drupal-push: unexpected hello".into()));
                 }
                 let every = heartbeat_ms.max(1000);
                 self.heartbeat = Some(Heartbeat { every, last_sent: now, last_heard: now });
-                self.phase = Phase::Authenticating { conn, socket_id: socket_id.0 };
+                self.phase = Phase::Authenticating { conn, socket_id };
                 let frame = ClientFrame::Authenticate(Authenticate {
                     auth_token: self.auth_token.clone(),
                     content_tokens: self.tokens.for_authenticate(),
@@ -329,12 +268,12 @@ impl Machine {
                 });
                 self.send(now, frame);
             }
-            ServerFrame::Authenticated { socket_id, uid, .. } => {
+            Incoming::Authenticated { socket_id, uid } => {
                 if !matches!(self.phase, Phase::Authenticating { .. }) {
                     return;
                 }
-                self.phase = Phase::Connected { conn, socket_id: socket_id.0, since: now };
-                self.uid = Some(uid.0);
+                self.phase = Phase::Connected { conn, socket_id, since: now };
+                self.uid = Some(uid);
                 self.failure_reported = false;
                 for (channel, content_token) in self.tokens.take_deferred() {
                     let join = JoinTokenChannel { channel, content_token };
@@ -342,12 +281,16 @@ impl Machine {
                 }
                 self.out.push(Action::Setup(SetupEvent::Connect));
             }
-            ServerFrame::Message(envelope) => self.out.push(Action::Dispatch(envelope.message)),
-            ServerFrame::Error { code, message } => self
-                .out
-                .push(Action::Warn(format!("drupal-push: the server refused a frame ({code:?}): {message}"))),
-            ServerFrame::Ping => self.send(now, ClientFrame::Pong),
-            ServerFrame::Pong => {}
+            Incoming::Message(message) => self.out.push(Action::Dispatch(message)),
+            Incoming::Error { code, message } => {
+                let text = ["drupal-push: the server refused a frame (", &code, "): ", &message];
+                self.out.push(Action::Warn(text.concat()));
+            }
+            Incoming::Ping => self.send(now, ClientFrame::Pong),
+            Incoming::Pong => {}
+            Incoming::Invalid(why) => {
+                self.out.push(Action::Warn(["drupal-push: ignored a frame: ", &why].concat()))
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::settings::Settings;
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn settings() -> Settings {
     Settings {
@@ -15,7 +15,7 @@ fn settings() -> Settings {
 
 /// A machine plus the actions of the last input, with helpers to walk it through a handshake.
 struct Harness {
-    m: Machine,
+    m: Machine<Value>,
     now: u64,
 }
 
@@ -24,11 +24,11 @@ impl Harness {
         Harness { m: Machine::new(settings(), 7), now: 1_000 }
     }
 
-    fn feed(&mut self, input: Input) -> Vec<Action> {
+    fn feed(&mut self, input: Input<Value>) -> Vec<Action<Value>> {
         self.m.handle(self.now, input)
     }
 
-    fn at(&mut self, now: u64, input: Input) -> Vec<Action> {
+    fn at(&mut self, now: u64, input: Input<Value>) -> Vec<Action<Value>> {
         self.now = now;
         self.feed(input)
     }
@@ -37,16 +37,17 @@ impl Harness {
         self.m.conn().expect("a connection is open")
     }
 
-    fn text(&mut self, frame: &str) -> Vec<Action> {
+    /// Feeds a text frame, decoded with the protocol crate.
+    fn text(&mut self, text: &str) -> Vec<Action<Value>> {
         let conn = self.conn();
-        self.feed(Input::Text { conn, text: frame.into() })
+        self.feed(Input::Frame { conn, frame: Incoming::decode(text) })
     }
 
-    fn hello(&mut self) -> Vec<Action> {
+    fn hello(&mut self) -> Vec<Action<Value>> {
         self.text(r#"{"type":"hello","socketId":"s1","heartbeatMs":25000,"protocol":1}"#)
     }
 
-    fn authenticated(&mut self) -> Vec<Action> {
+    fn authenticated(&mut self) -> Vec<Action<Value>> {
         self.text(r#"{"type":"authenticated","socketId":"s1","uid":5,"channels":["nodejs_user_5"]}"#)
     }
 
@@ -57,7 +58,7 @@ impl Harness {
         assert_eq!(self.m.status().state, State::Connected);
     }
 
-    fn close(&mut self, code: u16) -> Vec<Action> {
+    fn close(&mut self, code: u16) -> Vec<Action<Value>> {
         let conn = self.conn();
         self.feed(Input::Closed { conn, code })
     }
@@ -70,7 +71,7 @@ impl Harness {
     }
 }
 
-fn sent(actions: &[Action]) -> Vec<String> {
+fn sent(actions: &[Action<Value>]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -80,7 +81,7 @@ fn sent(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
-fn setups(actions: &[Action]) -> Vec<SetupEvent> {
+fn setups(actions: &[Action<Value>]) -> Vec<SetupEvent> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -90,7 +91,7 @@ fn setups(actions: &[Action]) -> Vec<SetupEvent> {
         .collect()
 }
 
-fn opens(actions: &[Action]) -> usize {
+fn opens(actions: &[Action<Value>]) -> usize {
     actions.iter().filter(|a| matches!(a, Action::Open { .. })).count()
 }
 
@@ -118,7 +119,7 @@ fn messages_are_dispatched_verbatim_errors_warn_and_pings_are_answered() {
     let a = h.text(r#"{"type":"message","channel":"c","message":{"callback":"x","data":{"n":1}}}"#);
     assert_eq!(a, [Action::Dispatch(json!({"callback":"x","data":{"n":1}}))]);
     let a = h.text(r#"{"type":"error","code":"invalid-content-token","message":"no"}"#);
-    assert!(matches!(&a[..], [Action::Warn(w)] if w.contains("InvalidContentToken") && w.contains("no")));
+    assert!(matches!(&a[..], [Action::Warn(w)] if w.contains("invalid-content-token") && w.contains("no")));
     assert_eq!(sent(&h.text(r#"{"type":"ping"}"#)), [r#"{"type":"pong"}"#]);
     assert!(h.text(r#"{"type":"pong"}"#).is_empty());
     assert!(matches!(&h.text("garbage")[..], [Action::Warn(_)]));
@@ -136,8 +137,8 @@ fn events_of_an_old_connection_are_ignored() {
     h.at(retry, Input::Tick);
     assert_ne!(h.conn(), old);
     assert!(h.feed(Input::Closed { conn: old, code: 4002 }).is_empty());
-    let text = r#"{"type":"message","message":{}}"#.to_string();
-    assert!(h.feed(Input::Text { conn: old, text }).is_empty());
+    let frame = Incoming::Message(json!({}));
+    assert!(h.feed(Input::Frame { conn: old, frame }).is_empty());
     assert_eq!(h.m.status().state, State::Connecting);
 }
 

@@ -6,10 +6,8 @@
 
 use crate::dispatch::{self, CallbackField, MessageView, Route};
 use crate::machine::Status;
-use crate::settings::PageLocation;
-use js_sys::{Array, Function, Object, Reflect};
-use serde::Serialize;
-use serde_json::Value;
+use crate::settings::{PageLocation, Scalar, Source};
+use js_sys::{Array, Function, JSON, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::console;
 
@@ -64,9 +62,9 @@ impl Page {
         Some(Page { nodejs: nodejs.unchecked_into(), settings })
     }
 
-    /// The settings as JSON (`null` when the page has none).
-    pub fn settings_json(&self) -> Value {
-        serde_wasm_bindgen::from_value(self.settings.clone()).unwrap_or(Value::Null)
+    /// The settings, for [`crate::settings::parse`].
+    pub fn settings(&self) -> JsSource<'_> {
+        JsSource(&self.settings)
     }
 
     /// Stores a joined content token in the settings, as the module did, so that code reading
@@ -85,16 +83,15 @@ impl Page {
 
     /// Hands a message to `Drupal.Nodejs.runCallbacks` (so page code that wraps it sees every
     /// message), or dispatches it directly when that is not a function.
-    pub fn deliver(&self, message: &Value, own_socket_id: Option<&str>) {
-        let message = to_js(message);
+    pub fn deliver(&self, message: &JsValue, own_socket_id: Option<&str>) {
         let run = get(&self.nodejs, "runCallbacks");
         match run.dyn_ref::<Function>() {
             Some(f) => {
-                if let Err(e) = f.call1(&self.nodejs, &message) {
+                if let Err(e) = f.call1(&self.nodejs, message) {
                     console::error_2(&"drupal-push: runCallbacks threw".into(), &e);
                 }
             }
-            None => self.run_callbacks(&message, own_socket_id),
+            None => self.run_callbacks(message, own_socket_id),
         }
     }
 
@@ -190,10 +187,47 @@ pub fn location() -> PageLocation {
     PageLocation { secure: protocol == "https:", hostname }
 }
 
-/// A JSON message as a plain JS object (not `Map`s).
-pub fn to_js(message: &Value) -> JsValue {
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    message.serialize(&serializer).unwrap_or(JsValue::NULL)
+/// A JSON message as plain JS objects and arrays, as `JSON.parse` gives page code (tests).
+pub fn to_js(message: &serde_json::Value) -> JsValue {
+    let text = serde_json::to_string(message).unwrap_or_default();
+    JSON::parse(&text).unwrap_or(JsValue::NULL)
+}
+
+/// The settings object as a [`Source`].
+pub struct JsSource<'a>(pub &'a JsValue);
+
+impl JsSource<'_> {
+    fn walk(&self, path: &[&str]) -> JsValue {
+        path.iter().fold(self.0.clone(), |v, key| get(&v, key))
+    }
+}
+
+fn scalar_of(v: &JsValue) -> Scalar {
+    if let Some(s) = v.as_string() {
+        Scalar::Str(s)
+    } else if let Some(n) = v.as_f64() {
+        Scalar::Num(n)
+    } else if let Some(b) = v.as_bool() {
+        Scalar::Bool(b)
+    } else {
+        Scalar::Other
+    }
+}
+
+impl Source for JsSource<'_> {
+    fn is_object(&self) -> bool {
+        self.0.is_object()
+    }
+
+    fn scalar(&self, path: &[&str]) -> Option<Scalar> {
+        let v = self.walk(path);
+        (!v.is_undefined()).then(|| scalar_of(&v))
+    }
+
+    fn entries(&self, path: &[&str]) -> Vec<(String, Scalar)> {
+        let v = self.walk(path);
+        keys(&v).into_iter().map(|k| (k.clone(), scalar_of(&get(&v, &k)))).collect()
+    }
 }
 
 /// The [`MessageView`] of a JS message object.
@@ -216,8 +250,13 @@ pub fn view_of(message: &JsValue) -> MessageView {
     }
 }
 
+/// Same rule as [`dispatch::key_of`]: strings, and non-negative integers as their digits.
 fn key_of(v: &JsValue) -> Option<String> {
-    v.as_string().or_else(|| v.as_f64().map(|f| f.to_string()))
+    match v.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Some((f as u64).to_string()),
+        Some(_) => None,
+        None => v.as_string(),
+    }
 }
 
 fn keys(registry: &JsValue) -> Vec<String> {
@@ -236,7 +275,7 @@ fn call_entry(registry: &JsValue, name: &str, method: &str, arg: &JsValue) {
         return;
     };
     if let Err(e) = f.call1(&entry, arg) {
-        let what = format!("drupal-push: {method} of {name:?} threw");
+        let what = ["drupal-push: ", method, " of \"", name, "\" threw"].concat();
         console::error_2(&what.into(), &e);
     }
 }

@@ -34,6 +34,27 @@ pub struct PageLocation {
     pub hostname: String,
 }
 
+/// A leaf of the settings object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    /// `null`, an object or an array.
+    Other,
+}
+
+/// Read access to the settings object: a JS object in the browser, JSON in tests.
+pub trait Source {
+    /// Whether the settings exist at all (an object).
+    fn is_object(&self) -> bool;
+    /// The leaf at `path` (`None` when missing).
+    fn scalar(&self, path: &[&str]) -> Option<Scalar>;
+    /// The members of the object at `path` (none when it is not an object, e.g. Drupal 7's
+    /// `[]`).
+    fn entries(&self, path: &[&str]) -> Vec<(String, Scalar)>;
+}
+
 /// The settings object is missing or not an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingSettings;
@@ -45,80 +66,80 @@ impl std::fmt::Display for MissingSettings {
 }
 
 /// Parses the `nodejs` settings object.
-pub fn parse(nodejs: &Value, page: &PageLocation) -> Result<Settings, MissingSettings> {
+pub fn parse(nodejs: &impl Source, page: &PageLocation) -> Result<Settings, MissingSettings> {
     if !nodejs.is_object() {
         return Err(MissingSettings);
     }
-    let client = nodejs.get("client").unwrap_or(&Value::Null);
-    let server = nodejs.get("nodejs").unwrap_or(&Value::Null);
-    let secure = secure_flag(client).or_else(|| secure_flag(server)).unwrap_or(page.secure);
-    let host = text(client.get("host"))
-        .or_else(|| text(server.get("host")))
+    let at = |endpoint: &str, key: &str| nodejs.scalar(&[endpoint, key]);
+    let secure = secure_flag(at("client", "scheme"), at("client", "secure"))
+        .or_else(|| secure_flag(at("nodejs", "scheme"), at("nodejs", "secure")))
+        .unwrap_or(page.secure);
+    let host = text(at("client", "host"))
+        .or_else(|| text(at("nodejs", "host")))
         .unwrap_or_else(|| page.hostname.clone());
-    let port = port(client.get("port")).or_else(|| port(server.get("port")));
-    let path = text(client.get("path")).unwrap_or_else(|| DEFAULT_PATH.to_owned());
+    let port = port(at("client", "port")).or_else(|| port(at("nodejs", "port")));
+    let path = text(at("client", "path")).unwrap_or_else(|| DEFAULT_PATH.to_owned());
+    let (auth_token, content_tokens) = credentials(nodejs);
     Ok(Settings {
         url: ws_url(secure, &host, port, &path),
-        auth_token: text(nodejs.get("authToken")).unwrap_or_default(),
-        content_tokens: content_tokens(nodejs.get("contentTokens").unwrap_or(&Value::Null)),
-        connect_timeout_ms: millis(nodejs.get("connectTimeout"))
-            .or_else(|| millis(client.get("connectTimeout")))
+        auth_token: auth_token.unwrap_or_default(),
+        content_tokens,
+        connect_timeout_ms: millis(nodejs.scalar(&["connectTimeout"]))
+            .or_else(|| millis(at("client", "connectTimeout")))
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
     })
 }
 
 /// The auth token and content tokens the settings hold now (page code or Drupal AJAX may
-/// change them after the page loaded).
-pub fn credentials(nodejs: &Value) -> (Option<String>, BTreeMap<String, String>) {
-    let token = text(nodejs.get("authToken"));
-    (token, content_tokens(nodejs.get("contentTokens").unwrap_or(&Value::Null)))
-}
-
-/// `contentTokens` as Drupal renders it: an object of channel -> token, or `[]` (an empty PHP
-/// array) when there is none. Numbers are taken as their text; other values are skipped.
-pub fn content_tokens(value: &Value) -> BTreeMap<String, String> {
-    let Some(map) = value.as_object() else {
-        return BTreeMap::new();
-    };
-    map.iter().filter_map(|(channel, token)| Some((channel.clone(), text(Some(token))?))).collect()
+/// change them after the page loaded). `contentTokens` is an object of channel -> token, or
+/// `[]` (an empty PHP array) when there is none; integers are taken as their digits, other
+/// values are skipped.
+pub fn credentials(nodejs: &impl Source) -> (Option<String>, BTreeMap<String, String>) {
+    let mut tokens = BTreeMap::new();
+    for (channel, token) in nodejs.entries(&["contentTokens"]) {
+        if let Some(token) = text(Some(token)) {
+            tokens.insert(channel, token);
+        }
+    }
+    (text(nodejs.scalar(&["authToken"])), tokens)
 }
 
 /// `scheme` ("https"/"http") when present, else Drupal 7's `secure` flag.
-fn secure_flag(endpoint: &Value) -> Option<bool> {
-    if let Some(scheme) = text(endpoint.get("scheme")) {
+fn secure_flag(scheme: Option<Scalar>, secure: Option<Scalar>) -> Option<bool> {
+    if let Some(scheme) = text(scheme) {
         let scheme = scheme.to_ascii_lowercase();
         return Some(scheme == "https" || scheme == "wss");
     }
-    endpoint.get("secure").filter(|v| !v.is_null()).map(truthy_flag)
-}
-
-/// Drupal 7 renders flags as `true`, `1` or `"1"`.
-fn truthy_flag(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !matches!(s.trim(), "" | "0" | "false"),
-        _ => false,
+    match secure? {
+        Scalar::Bool(b) => Some(b),
+        Scalar::Num(n) => Some(n != 0.0),
+        Scalar::Str(s) => Some(!matches!(s.trim(), "" | "0" | "false")),
+        Scalar::Other => None,
     }
 }
 
-/// A non-empty string, or a number as text.
-fn text(v: Option<&Value>) -> Option<String> {
+/// A non-negative integer below 2^53.
+fn integer(n: f64) -> Option<u64> {
+    (n >= 0.0 && n.fract() == 0.0 && n < 9.0e15).then_some(n as u64)
+}
+
+/// A non-empty string, or an integer as its digits.
+fn text(v: Option<Scalar>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
+        Scalar::Str(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Scalar::Num(n) => integer(n).map(|n| n.to_string()),
         _ => None,
     }
 }
 
-fn port(v: Option<&Value>) -> Option<u16> {
+fn port(v: Option<Scalar>) -> Option<u16> {
     text(v)?.parse().ok().filter(|p| *p != 0)
 }
 
-fn millis(v: Option<&Value>) -> Option<u64> {
+fn millis(v: Option<Scalar>) -> Option<u64> {
     match v? {
-        Value::Number(n) => n.as_f64().filter(|f| *f > 0.0).map(|f| f as u64),
-        Value::String(s) => s.trim().parse().ok().filter(|ms| *ms > 0),
+        Scalar::Num(n) => integer(n.floor()).filter(|ms| *ms > 0),
+        Scalar::Str(s) => s.trim().parse().ok().filter(|ms| *ms > 0),
         _ => None,
     }
 }
@@ -130,6 +151,35 @@ fn ws_url(secure: bool, host: &str, port: Option<u16>, path: &str) -> String {
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     let slash = if path.starts_with('/') { "" } else { "/" };
     format!("{scheme}://{host}{port}{slash}{path}")
+}
+
+fn scalar_of(v: &Value) -> Scalar {
+    match v {
+        Value::String(s) => Scalar::Str(s.clone()),
+        Value::Number(n) => n.as_f64().map_or(Scalar::Other, Scalar::Num),
+        Value::Bool(b) => Scalar::Bool(*b),
+        _ => Scalar::Other,
+    }
+}
+
+fn walk<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, key| v.get(key))
+}
+
+/// Settings as JSON (native tests and tools).
+impl Source for Value {
+    fn is_object(&self) -> bool {
+        Value::is_object(self)
+    }
+
+    fn scalar(&self, path: &[&str]) -> Option<Scalar> {
+        walk(self, path).map(scalar_of)
+    }
+
+    fn entries(&self, path: &[&str]) -> Vec<(String, Scalar)> {
+        let Some(map) = walk(self, path).and_then(Value::as_object) else { return Vec::new() };
+        map.iter().map(|(k, v)| (k.clone(), scalar_of(v))).collect()
+    }
 }
 
 #[cfg(test)]
@@ -207,7 +257,8 @@ mod tests {
     #[test]
     fn missing_settings_are_an_error_and_odd_tokens_are_skipped() {
         assert_eq!(parse(&Value::Null, &page()), Err(MissingSettings));
-        let tokens = content_tokens(&json!({"a": "x", "b": 5, "c": null, "d": {"e": 1}}));
+        let (_, tokens) =
+            credentials(&json!({"contentTokens": {"a": "x", "b": 5, "c": null, "d": {"e": 1}, "f": 1.5}}));
         assert_eq!(tokens.len(), 2);
         assert_eq!(tokens["b"], "5");
         let (token, tokens) = credentials(&json!({"authToken": "n", "contentTokens": {"c": "t"}}));

@@ -1,45 +1,56 @@
-//! The runtime glue: runs the [`Machine`] over a real WebSocket (gloo-net), one `setTimeout`
-//! for its next deadline, and the browser's `online` / `visibilitychange` events, and carries
-//! out its actions on the [`Page`].
+//! The runtime glue: runs the [`Machine`] over the browser's WebSocket, one `setTimeout` for
+//! its next deadline, and the `online` / `visibilitychange` events, and carries out its actions
+//! on the [`Page`].
+//!
+//! The socket is `web_sys::WebSocket` with plain event handlers rather than an async stream
+//! (gloo-net): a frame goes from the `message` event straight to `JSON.parse` without being
+//! copied into wasm memory, and without an executor and channels the wasm stays within its
+//! size budget.
 //!
 //! Every input goes through [`Client::feed`]: the machine is borrowed only while it decides,
 //! never while page code runs, so callbacks may call back into the client (for example
 //! `joinTokenChannel` from a `connect` handler).
 
-use crate::machine::{Action, Input, Machine, Status};
+use crate::machine::{Action, Input, LOST, Machine, Status};
 use crate::page::Page;
-use crate::settings;
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
-use js_sys::Object;
+use crate::{js_frames, settings};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::{Rc, Weak};
-use std::task::{Poll, Waker};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
-use web_sys::console;
+use wasm_bindgen::prelude::*;
+use web_sys::{CloseEvent, MessageEvent, WebSocket, console};
 
 /// A running client. Cheap to clone.
 #[derive(Clone)]
 pub struct Client(Rc<Inner>);
 
 struct Inner {
-    machine: RefCell<Machine>,
+    machine: RefCell<Machine<JsValue>>,
     socket: RefCell<Option<Socket>>,
     page: Page,
-    socket_object: Object,
+    socket_object: js_sys::Object,
     timer: Cell<Option<i32>>,
-    /// Fed `Tick` by the timer; created once, re-armed after every input.
+    /// Feeds `Tick`; created once, re-armed after every input.
     tick: OnceCell<Closure<dyn FnMut()>>,
-    /// Fed `Wake` by `online` and `visibilitychange`.
+    /// Feeds `Wake` on `online` and `visibilitychange`.
     wake: OnceCell<Closure<dyn FnMut()>>,
 }
 
+/// An open WebSocket and the handlers that feed its events, tagged with the machine's `conn`.
 struct Socket {
     conn: u32,
     ws: WebSocket,
-    /// The reader task waiting on this socket, woken when the socket is taken away.
-    reader: Option<Waker>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A `WebSocket` seen through a `send` that takes a JS string as it is (no round trip
+    /// through a Rust `String`).
+    type TextSocket;
+    #[wasm_bindgen(method, catch)]
+    fn send(this: &TextSocket, data: &JsValue) -> Result<(), JsValue>;
 }
 
 fn now() -> u64 {
@@ -49,7 +60,7 @@ fn now() -> u64 {
 impl Client {
     /// Reads the settings from `page`, installs `Drupal.Nodejs.socket` and connects.
     pub fn start(page: Page) -> Result<Client, String> {
-        let settings = settings::parse(&page.settings_json(), &crate::page::location())
+        let settings = settings::parse(&page.settings(), &crate::page::location())
             .map_err(|e| format!("drupal-push: {e}"))?;
         let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
         let socket_object = page.install_socket_object();
@@ -76,7 +87,7 @@ impl Client {
     }
 
     /// Feeds one input to the machine and carries out what it decides.
-    pub fn feed(&self, input: Input) {
+    pub fn feed(&self, input: Input<JsValue>) {
         self.0.feed(input);
     }
 
@@ -95,7 +106,7 @@ impl Client {
     /// Closes the socket and stops the timer and listeners, without telling the page (used by
     /// tests that run several clients in one page).
     pub fn shutdown(&self) {
-        self.0.close_any();
+        self.0.close_any("shutdown");
         if let Some(handle) = self.0.timer.take()
             && let Some(w) = web_sys::window()
         {
@@ -106,7 +117,7 @@ impl Client {
 }
 
 impl Inner {
-    fn feed(self: &Rc<Self>, input: Input) {
+    fn feed(self: &Rc<Self>, input: Input<JsValue>) {
         let actions = self.machine.borrow_mut().handle(now(), input);
         for action in actions {
             self.execute(action);
@@ -114,11 +125,18 @@ impl Inner {
         self.rearm();
     }
 
-    fn execute(self: &Rc<Self>, action: Action) {
+    fn execute(self: &Rc<Self>, action: Action<JsValue>) {
         match action {
             Action::Open { conn, url } => self.open(conn, &url),
-            Action::Send { conn, frame } => self.send(conn, frame.encode()),
-            Action::Close { conn, reason } => self.close(conn, reason),
+            Action::Send { conn, frame } => match js_frames::encode(&frame) {
+                Ok(text) => self.send(conn, &text),
+                Err(e) => console::error_2(&"drupal-push: cannot encode a frame".into(), &e),
+            },
+            Action::Close { conn, reason } => {
+                if self.socket.borrow().as_ref().is_some_and(|s| s.conn == conn) {
+                    self.close_any(reason);
+                }
+            }
             Action::Dispatch(message) => {
                 let own = self.machine.borrow().socket_id().map(str::to_owned);
                 self.page.deliver(&message, own.as_deref());
@@ -129,112 +147,75 @@ impl Inner {
         }
     }
 
-    fn conn(&self) -> Option<u32> {
-        self.socket.borrow().as_ref().map(|s| s.conn)
-    }
-
     fn open(self: &Rc<Self>, conn: u32, url: &str) {
-        let (token, tokens) = settings::credentials(&self.page.settings_json());
+        let (token, tokens) = settings::credentials(&self.page.settings());
         self.machine.borrow_mut().refresh(token, tokens);
-        self.close_any();
-        match WebSocket::open(url) {
-            Ok(ws) => {
-                *self.socket.borrow_mut() = Some(Socket { conn, ws, reader: None });
-                self.spawn_reader(conn);
-            }
+        self.close_any("replaced");
+        let ws = match WebSocket::new(url) {
+            Ok(ws) => ws,
             Err(e) => {
-                console::error_1(&format!("drupal-push: cannot open {url}: {e}").into());
-                let weak = Rc::downgrade(self);
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.feed(Input::Closed { conn, code: crate::machine::LOST });
-                    }
-                });
+                console::error_2(&format!("drupal-push: cannot open {url}").into(), &e);
+                return self.later(Input::Closed { conn, code: LOST });
             }
-        }
-    }
-
-    fn send(&self, conn: u32, text: String) {
-        let mut slot = self.socket.borrow_mut();
-        let Some(socket) = slot.as_mut().filter(|s| s.conn == conn) else {
-            return;
         };
-        match socket.ws.send(Message::Text(text)).now_or_never() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => console::warn_1(&format!("drupal-push: send failed: {e}").into()),
-            None => console::warn_1(&"drupal-push: socket not open, frame dropped".into()),
-        }
-    }
-
-    fn close(&self, conn: u32, reason: &str) {
-        let taken = {
-            let mut slot = self.socket.borrow_mut();
-            if slot.as_ref().is_some_and(|s| s.conn == conn) { slot.take() } else { None }
-        };
-        if let Some(socket) = taken {
-            let _ = socket.ws.close(Some(1000), Some(reason));
-            if let Some(waker) = socket.reader {
-                waker.wake();
-            }
-        }
-    }
-
-    fn close_any(&self) {
-        if let Some(conn) = self.conn() {
-            self.close(conn, "replaced");
-        }
-    }
-
-    /// Reads connection `conn` until it closes or is taken away, feeding frames to the machine.
-    fn spawn_reader(self: &Rc<Self>, conn: u32) {
-        let weak: Weak<Inner> = Rc::downgrade(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            loop {
-                let item = futures_util::future::poll_fn(|cx| {
-                    let Some(inner) = weak.upgrade() else {
-                        return Poll::Ready(None);
-                    };
-                    let mut slot = inner.socket.borrow_mut();
-                    match slot.as_mut() {
-                        Some(s) if s.conn == conn => {
-                            s.reader = Some(cx.waker().clone());
-                            s.ws.poll_next_unpin(cx).map(Some)
-                        }
-                        _ => Poll::Ready(None),
-                    }
-                })
-                .await;
-                let (Some(item), Some(inner)) = (item, weak.upgrade()) else {
-                    return;
-                };
-                match item {
-                    Some(Ok(Message::Text(text))) => inner.feed(Input::Text { conn, text }),
-                    Some(Ok(Message::Bytes(_))) => {
-                        console::warn_1(&"drupal-push: ignored a binary frame".into())
-                    }
-                    Some(Err(WebSocketError::ConnectionClose(event))) => {
-                        return inner.feed(Input::Closed { conn, code: event.code });
-                    }
-                    Some(Err(_)) => {} // an error event; the close event follows
-                    None => {
-                        return inner.feed(Input::Closed { conn, code: crate::machine::LOST });
-                    }
-                }
+        let weak = Rc::downgrade(self);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let Some(inner) = weak.upgrade() else { return };
+            let data = event.data();
+            if data.is_string() {
+                inner.feed(Input::Frame { conn, frame: js_frames::parse(&data) });
+            } else {
+                console::warn_1(&"drupal-push: ignored a binary frame".into());
             }
         });
+        let weak: Weak<Inner> = Rc::downgrade(self);
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
+            if let Some(inner) = weak.upgrade() {
+                inner.feed(Input::Closed { conn, code: event.code() });
+            }
+        });
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        *self.socket.borrow_mut() = Some(Socket { conn, ws, _on_message: on_message, _on_close: on_close });
+    }
+
+    fn send(&self, conn: u32, text: &JsValue) {
+        let slot = self.socket.borrow();
+        let Some(socket) = slot.as_ref().filter(|s| s.conn == conn) else { return };
+        if let Err(e) = socket.ws.unchecked_ref::<TextSocket>().send(text) {
+            console::warn_2(&"drupal-push: send failed".into(), &e);
+        }
+    }
+
+    /// Closes the current socket, if any; its events are not reported any more.
+    fn close_any(&self, reason: &str) {
+        let Some(socket) = self.socket.borrow_mut().take() else { return };
+        socket.ws.set_onmessage(None);
+        socket.ws.set_onclose(None);
+        let _ = socket.ws.close_with_code_and_reason(1000, reason);
+    }
+
+    /// Feeds `input` from a fresh task (when feeding it now would re-enter the machine).
+    fn later(self: &Rc<Self>, input: Input<JsValue>) {
+        let weak = Rc::downgrade(self);
+        let mut input = Some(input);
+        let f = Closure::once_into_js(move || {
+            if let (Some(inner), Some(input)) = (weak.upgrade(), input.take()) {
+                inner.feed(input);
+            }
+        });
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(f.unchecked_ref(), 0);
+        }
     }
 
     /// Arms the one timer for the machine's next deadline.
     fn rearm(self: &Rc<Self>) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
+        let Some(window) = web_sys::window() else { return };
         if let Some(handle) = self.timer.take() {
             window.clear_timeout_with_handle(handle);
         }
-        let Some(deadline) = self.machine.borrow().next_deadline() else {
-            return;
-        };
+        let Some(deadline) = self.machine.borrow().next_deadline() else { return };
         let delay = deadline.saturating_sub(now()).min(i32::MAX as u64) as i32;
         let Some(tick) = self.tick.get() else { return };
         let handle = window
@@ -245,9 +226,7 @@ impl Inner {
     /// `online` and a tab becoming visible cut a pending backoff short. `on == false` removes
     /// the listeners again.
     fn listen(self: &Rc<Self>, on: bool) {
-        let Some(window) = web_sys::window() else {
-            return;
-        };
+        let Some(window) = web_sys::window() else { return };
         let weak = Rc::downgrade(self);
         let wake = self.wake.get_or_init(|| {
             Closure::new(move || {

@@ -7,8 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 use drupal_push_client::dispatch::MessageView;
+use drupal_push_client::incoming::Incoming;
+use drupal_push_client::js_frames;
 use drupal_push_client::machine::State;
 use drupal_push_client::page::{self, Page};
+use drupal_push_client::settings::{self, PageLocation};
 use drupal_push_client::web::Client;
 use js_sys::{Function, JSON, Promise, Reflect};
 use serde_json::{Value, json};
@@ -149,22 +152,103 @@ fn joined_tokens_are_stored_in_the_settings_even_over_an_empty_php_array() {
     let page = Page { nodejs: page::initial_nodejs_object(), settings: settings.clone() };
     page.store_token("chat", "secret");
     assert_eq!(json_of(&get(&settings, "contentTokens")), json!({"chat": "secret"}));
-    assert_eq!(page.settings_json()["contentTokens"]["chat"], "secret");
+    let (token, tokens) = settings::credentials(&page.settings());
+    assert_eq!((token.as_deref(), tokens["chat"].as_str()), (Some("t"), "secret"));
 }
 
 #[wasm_bindgen_test]
 fn settings_come_from_drupal8_or_drupal7_globals() {
     js("window.drupalSettings = undefined; window.Drupal = {settings: {nodejs: {authToken: 'd7'}}};");
     let page = Page::from_window().unwrap();
-    assert_eq!(page.settings_json()["authToken"], "d7");
+    assert_eq!(settings::credentials(&page.settings()).0.as_deref(), Some("d7"));
     let nodejs = js("return Drupal.Nodejs;");
     assert_eq!(
         json_of(&nodejs),
         json!({"callbacks": {}, "presenceCallbacks": {}, "contentChannelNotificationCallbacks": {}, "connectionSetupHandlers": {}, "socket": false})
     );
     js("window.drupalSettings = {nodejs: {authToken: 'd8'}};");
-    assert_eq!(Page::from_window().unwrap().settings_json()["authToken"], "d8");
+    let page = Page::from_window().unwrap();
+    assert_eq!(settings::credentials(&page.settings()).0.as_deref(), Some("d8"));
     js("delete window.drupalSettings; delete window.Drupal;");
+}
+
+#[wasm_bindgen_test]
+fn settings_read_from_js_match_settings_read_from_json() {
+    let page = PageLocation { secure: false, hostname: "here".into() };
+    for settings in [
+        json!({"client": {"scheme": "https", "host": "push", "port": 443, "path": "/p"},
+               "nodejs": {"host": "in", "port": "8080"}, "authToken": "a",
+               "contentTokens": {"c": "t", "n": 5, "x": null}, "connectTimeout": 900}),
+        json!({"client": {"secure": "1", "host": "h", "port": 80}, "contentTokens": []}),
+        json!({"nodejs": {"scheme": "http", "host": "::1", "port": 8080}, "authToken": 7}),
+        json!({}),
+    ] {
+        let js = page::to_js(&settings);
+        let from_js = settings::parse(&page::JsSource(&js), &page).unwrap();
+        assert_eq!(from_js, settings::parse(&settings, &page).unwrap(), "{settings}");
+    }
+    assert!(settings::parse(&page::JsSource(&JsValue::UNDEFINED), &page).is_err());
+}
+
+/// Every example frame of PROTOCOL.md, built and decoded by the protocol crate, reads the same
+/// when the browser parses it.
+#[wasm_bindgen_test]
+fn frames_parsed_in_js_match_the_protocol_crate() {
+    let frames = [
+        r#"{"type":"hello","socketId":"k3j9x0q2m7a1","heartbeatMs":25000,"protocol":1}"#,
+        r#"{"type":"authenticated","socketId":"k3j9x0q2m7a1","uid":5,"channels":["nodejs_user_5"]}"#,
+        r#"{"type":"authenticated","socketId":"s","uid":"12","channels":[]}"#,
+        r#"{"type":"message","channel":"nodejs_notify","message":{"channel":"nodejs_notify","callback":"nodejsNotify","data":{"subject":"Hi","body":"…"}}}"#,
+        r#"{"type":"message","message":{"presenceNotification":{"uid":5,"event":"online"}}}"#,
+        r#"{"type":"error","code":"bad-frame","message":"invalid frame"}"#,
+        r#"{"type":"error","code":"invalid-content-token","message":"no such token"}"#,
+        r#"{"type":"ping"}"#,
+        r#"{"type":"pong"}"#,
+    ];
+    for text in frames {
+        let from_js = match js_frames::parse(&JsValue::from_str(text)) {
+            Incoming::Message(m) => Incoming::Message(json_of(&m)),
+            Incoming::Hello { socket_id, heartbeat_ms } => Incoming::Hello { socket_id, heartbeat_ms },
+            Incoming::Authenticated { socket_id, uid } => Incoming::Authenticated { socket_id, uid },
+            Incoming::Error { code, message } => Incoming::Error { code, message },
+            Incoming::Ping => Incoming::Ping,
+            Incoming::Pong => Incoming::Pong,
+            Incoming::Invalid(why) => Incoming::Invalid(why),
+        };
+        assert_eq!(from_js, Incoming::decode(text), "{text}");
+    }
+    for bad in ["nope", "[1]", r#"{"type":"resume"}"#, r#"{"type":"hello","socketId":"s"}"#] {
+        assert!(matches!(js_frames::parse(&JsValue::from_str(bad)), Incoming::Invalid(_)), "{bad}");
+        assert!(matches!(Incoming::decode(bad), Incoming::Invalid(_)), "{bad}");
+    }
+}
+
+/// The browser writes exactly the JSON the protocol crate's golden tests pin.
+#[wasm_bindgen_test]
+fn frames_encoded_in_js_match_the_protocol_crate() {
+    use drupal_push_protocol::ClientFrame;
+    use drupal_push_protocol::frames::{Authenticate, JoinTokenChannel};
+    let mut extra = serde_json::Map::new();
+    extra.insert("n".into(), json!([1.5, -2, 1e21, "é\u{1}\"\\", null, {"k": true}]));
+    let frames = [
+        ClientFrame::Authenticate(Authenticate {
+            auth_token: "abc".into(),
+            content_tokens: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into(),
+            extra: serde_json::Map::new(),
+        }),
+        ClientFrame::Authenticate(Authenticate {
+            auth_token: "x".into(),
+            content_tokens: Default::default(),
+            extra,
+        }),
+        ClientFrame::JoinTokenChannel(JoinTokenChannel { channel: "c".into(), content_token: "t".into() }),
+        ClientFrame::Ping,
+        ClientFrame::Pong,
+    ];
+    for frame in frames {
+        let js = js_frames::encode(&frame).unwrap().as_string().unwrap();
+        assert_eq!(js, frame.encode());
+    }
 }
 
 async fn sleep(ms: i32) {

@@ -1,0 +1,100 @@
+//! What the state machine needs from a server frame: [`Incoming`], generic over the Drupal
+//! message payload `M`.
+//!
+//! The protocol crate's [`ServerFrame`] is the definition of these frames. Natively (tests,
+//! tools) frames are decoded with it and converted with `From<ServerFrame>`. In the browser the
+//! glue lets `JSON.parse` build the frame and reads these few members from the JS object
+//! (`src/js_frames.rs`): linking serde_json's parser, serde's buffering of internally tagged
+//! enums and `serde_json::Value` would more than double the wasm, and the message would be
+//! copied into wasm memory only to be turned back into a JS object. A browser test checks that
+//! both paths agree on every frame of PROTOCOL.md.
+
+use drupal_push_protocol::ServerFrame;
+
+/// A server frame as the machine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming<M> {
+    Hello {
+        socket_id: String,
+        heartbeat_ms: u64,
+    },
+    Authenticated {
+        socket_id: String,
+        uid: u64,
+    },
+    /// A Drupal message (the envelope's `message` member).
+    Message(M),
+    Error {
+        code: String,
+        message: String,
+    },
+    Ping,
+    Pong,
+    /// Not a frame this client understands; the text says why.
+    Invalid(String),
+}
+
+impl From<ServerFrame> for Incoming<serde_json::Value> {
+    fn from(frame: ServerFrame) -> Self {
+        match frame {
+            ServerFrame::Hello { socket_id, heartbeat_ms, .. } => {
+                Incoming::Hello { socket_id: socket_id.0, heartbeat_ms }
+            }
+            ServerFrame::Authenticated { socket_id, uid, .. } => {
+                Incoming::Authenticated { socket_id: socket_id.0, uid: uid.0 }
+            }
+            ServerFrame::Message(envelope) => Incoming::Message(envelope.message),
+            ServerFrame::Error { code, message } => {
+                let code = serde_json::to_value(code).ok();
+                let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("unknown");
+                Incoming::Error { code: code.to_owned(), message }
+            }
+            ServerFrame::Ping => Incoming::Ping,
+            ServerFrame::Pong => Incoming::Pong,
+        }
+    }
+}
+
+impl Incoming<serde_json::Value> {
+    /// Decodes a text frame with the protocol crate.
+    pub fn decode(text: &str) -> Self {
+        match ServerFrame::decode(text) {
+            Ok(frame) => frame.into(),
+            Err(e) => Incoming::Invalid(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn protocol_frames_convert() {
+        assert_eq!(
+            Incoming::decode(r#"{"type":"hello","socketId":"k3","heartbeatMs":25000,"protocol":1}"#),
+            Incoming::Hello { socket_id: "k3".into(), heartbeat_ms: 25000 }
+        );
+        assert_eq!(
+            Incoming::decode(r#"{"type":"authenticated","socketId":"k3","uid":"5","channels":[]}"#),
+            Incoming::Authenticated { socket_id: "k3".into(), uid: 5 }
+        );
+        assert_eq!(
+            Incoming::decode(r#"{"type":"message","channel":"c","message":{"a":[1]}}"#),
+            Incoming::Message(json!({"a": [1]}))
+        );
+        assert_eq!(
+            Incoming::decode(r#"{"type":"error","code":"auth-pending","message":"m"}"#),
+            Incoming::Error { code: "auth-pending".into(), message: "m".into() }
+        );
+        assert_eq!(
+            Incoming::decode(r#"{"type":"error","code":"new-one","message":"m"}"#),
+            Incoming::Error { code: "unknown".into(), message: "m".into() }
+        );
+        assert_eq!(Incoming::decode(r#"{"type":"ping"}"#), Incoming::Ping);
+        assert_eq!(Incoming::decode(r#"{"type":"pong"}"#), Incoming::Pong);
+        assert!(matches!(Incoming::decode(r#"{"type":"resume"}"#), Incoming::Invalid(_)));
+        assert!(matches!(Incoming::decode("nope"), Incoming::Invalid(_)));
+    }
+}
