@@ -82,14 +82,46 @@ impl Drop for FakeDrupal {
 impl FakeDrupal {
     /// Starts on 127.0.0.1:0, expecting `service_key` in the form.
     pub async fn start(service_key: &str) -> FakeDrupal {
+        Self::start_inner(service_key, None).await
+    }
+
+    /// Starts an https fake with the given PEM certificate chain and key.
+    pub async fn start_tls(service_key: &str, cert_pem: &str, key_pem: &str) -> FakeDrupal {
+        Self::start_inner(service_key, Some((cert_pem, key_pem))).await
+    }
+
+    async fn start_inner(service_key: &str, tls: Option<(&str, &str)>) -> FakeDrupal {
+        use axum::serve::ListenerExt;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let shared =
             Shared { inner: Arc::default(), changed: Arc::new(Notify::new()), key: service_key.to_owned() };
         let app = Router::new().route("/nodejs/message", post(handle)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake drupal");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some((cert, key)) => {
+                let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+                let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("cert");
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
+                let config = tokio_rustls::rustls::ServerConfig::builder()
+                    .with_no_client_auth()
+                    .with_single_cert(certs, key)
+                    .expect("tls config");
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                let listener = drupal_push_server::tls::TlsListener::new(listener, acceptor)
+                    .expect("tls listener")
+                    .tap_io(|_| {});
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                })
+            }
+        };
         FakeDrupal { shared, addr, task }
     }
 
