@@ -1,0 +1,281 @@
+// Test harness: the real drupal-push binary, a fake Drupal backend (a real HTTP server), the
+// REST API as Drupal calls it, and Debian's chromium driven by playwright-core.
+'use strict';
+
+const {spawn} = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const {chromium} = require('playwright-core');
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const PAGES = path.resolve(__dirname, '..', 'pages');
+const DIST = path.join(ROOT, 'drupal-js', 'dist');
+const ARTIFACTS = path.resolve(__dirname, '..', 'artifacts');
+const SERVICE_KEY = 'e2e-service-key';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+function serverBinary() {
+  if (process.env.E2E_SERVER_BIN) {
+    return process.env.E2E_SERVER_BIN;
+  }
+  const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
+  for (const profile of ['debug', 'release']) {
+    const bin = path.join(target, profile, 'drupal-push');
+    if (fs.existsSync(bin)) {
+      return bin;
+    }
+  }
+  throw new Error('no drupal-push binary: run tests/browser/run.sh or set E2E_SERVER_BIN');
+}
+
+/** Polls `check` (sync or async) until it returns a truthy value; fails after `timeout` ms. */
+async function waitFor(what, check, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) {
+        return last;
+      }
+    }
+    catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * A fake Drupal: answers POST {basePath}nodejs/message (form fields messageJson, serviceKey) like
+ * the nodejs module's message handler (spec 2.3-2.4). `users` maps auth tokens to
+ * {uid, channels, presenceUids}; any other token is refused (nodejsValidAuthToken false).
+ */
+class FakeDrupal {
+  constructor() {
+    this.users = new Map();
+    this.received = [];
+    this.server = http.createServer((req, res) => this.handle(req, res));
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+    return this;
+  }
+
+  user(token, uid, {channels = [], presenceUids = []} = {}) {
+    this.users.set(token, {uid, channels: [`nodejs_user_${uid}`, ...channels], presenceUids});
+  }
+
+  /** Messages of one type (authenticate, userOnline, userOffline) received so far. */
+  messages(type, filter = () => true) {
+    return this.received.filter((m) => m.messageType === type && filter(m));
+  }
+
+  handle(req, res) {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const reply = (status, json) => {
+        res.writeHead(status, {'Content-Type': 'application/json'});
+        res.end(JSON.stringify(json));
+      };
+      if (req.method !== 'POST' || req.url !== '/nodejs/message') {
+        return reply(404, {error: 'Not found'});
+      }
+      const form = new URLSearchParams(body);
+      if (req.headers['content-type'] !== 'application/x-www-form-urlencoded') {
+        return reply(400, {error: 'not a form post'});
+      }
+      if (form.get('serviceKey') !== SERVICE_KEY) {
+        return reply(200, {error: 'Invalid service key.'});
+      }
+      const message = JSON.parse(form.get('messageJson'));
+      this.received.push(message);
+      if (message.messageType !== 'authenticate') {
+        return reply(200, {status: 'success'});
+      }
+      const user = this.users.get(message.authToken);
+      if (!user) {
+        return reply(200, {uid: 0, authToken: message.authToken, nodejsValidAuthToken: false, clientId: message.clientId});
+      }
+      reply(200, {
+        uid: String(user.uid), // Drupal sends uids as strings
+        authToken: message.authToken,
+        nodejsValidAuthToken: true,
+        clientId: message.clientId,
+        channels: user.channels,
+        presenceUids: user.presenceUids,
+        contentTokens: message.contentTokens || []
+      });
+    });
+  }
+
+  stop() {
+    return new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** The real server binary with a TOML config; `restart()` keeps the port. */
+class Server {
+  constructor(backendPort, {port = 0, extra = ''} = {}) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drupal-push-e2e-'));
+    this.backendPort = backendPort;
+    this.port = port;
+    this.extra = extra;
+    this.stderr = '';
+  }
+
+  config() {
+    return [
+      'host = "127.0.0.1"',
+      `port = ${this.port}`,
+      `serviceKey = "${SERVICE_KEY}"`,
+      'wsPath = "/ws"',
+      `staticDir = ${JSON.stringify(PAGES)}`,
+      `distDir = ${JSON.stringify(DIST)}`,
+      this.extra,
+      '[backend]',
+      'scheme = "http"',
+      'host = "127.0.0.1"',
+      `port = ${this.backendPort}`,
+      'basePath = "/"',
+      'messagePath = "nodejs/message"',
+      ''
+    ].join('\n');
+  }
+
+  async start() {
+    const file = path.join(this.dir, 'config.toml');
+    fs.writeFileSync(file, this.config());
+    // The server reads DRUPAL_PUSH_* variables as settings: keep the test's own out of it.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRUPAL_PUSH_')));
+    this.proc = spawn(serverBinary(), [file], {stdio: ['ignore', 'pipe', 'pipe'], env});
+    this.proc.stderr.on('data', (d) => { this.stderr = (this.stderr + d).slice(-20000); });
+    const exited = new Promise((_, reject) => this.proc.once('exit', (code) =>
+      reject(new Error(`drupal-push exited with ${code} before listening:\n${this.stderr}`))));
+    const lines = readline.createInterface({input: this.proc.stdout});
+    const first = new Promise((resolve) => lines.once('line', resolve));
+    const line = await Promise.race([first, exited, timeoutAfter(15000, 'the listening line')]);
+    const m = /^drupal-push listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(line);
+    if (!m) {
+      throw new Error(`unexpected first line on stdout: ${JSON.stringify(line)}`);
+    }
+    this.port = Number(m[1]);
+    this.url = `http://127.0.0.1:${this.port}`;
+    return this;
+  }
+
+  /** Kills the process (SIGKILL: no goodbye to the clients) and waits for it to exit. */
+  async kill(signal = 'SIGKILL') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      return;
+    }
+    const done = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.proc.kill(signal);
+    await done;
+  }
+
+  async restart() {
+    await this.kill();
+    return this.start();
+  }
+
+  /** A REST call as Drupal makes it (JSON body, NodejsServiceKey header). */
+  async api(method, route, body) {
+    const res = await fetch(`${this.url}/nodejs/${route}`, {
+      method,
+      headers: {'NodejsServiceKey': SERVICE_KEY, 'Content-Type': 'application/json'},
+      body: body === undefined ? undefined : JSON.stringify(body)
+    });
+    return res.json();
+  }
+
+  /** The settings Drupal renders into drupalSettings.nodejs. */
+  settings(authToken, contentTokens = {}) {
+    const address = {scheme: 'http', host: '127.0.0.1', port: this.port};
+    return {nodejs: address, client: {...address, path: '/ws'}, authToken, contentTokens, connectTimeout: 2000};
+  }
+}
+
+function timeoutAfter(ms, what) {
+  return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms).unref());
+}
+
+async function launchBrowser() {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: run tests/browser/run.sh (installs Debian chromium)`);
+  }
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'chromium-profile-'));
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  });
+}
+
+/**
+ * Opens the test page with these page settings. The page counts the WebSockets it opens
+ * (window.__sockets) by wrapping the real constructor.
+ */
+async function openPage(context, server, settings, {path: pagePath = '/test.html'} = {}) {
+  const page = await context.newPage();
+  page.consoleLines = [];
+  page.on('console', (m) => page.consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
+  await page.addInitScript((nodejs) => {
+    window.drupalSettings = {nodejs};
+    window.__sockets = 0;
+    window.__pageId = Math.random();
+    const Real = window.WebSocket;
+    window.WebSocket = function (url, protocols) {
+      window.__sockets += 1;
+      return protocols === undefined ? new Real(url) : new Real(url, protocols);
+    };
+    window.WebSocket.prototype = Real.prototype;
+    Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  }, settings);
+  await page.goto(`${server.url}${pagePath}`);
+  return page;
+}
+
+/** The events the page's recorder saw, optionally filtered by kind and name. */
+async function events(page, kind, name) {
+  const all = await page.evaluate(() => window.__events);
+  return all.filter((e) => (!kind || e.kind === kind) && (!name || e.name === name));
+}
+
+async function waitForEvents(page, kind, name, count = 1, timeout = 10000) {
+  return waitFor(`${count} ${kind}/${name} event(s)`, async () => {
+    const found = await events(page, kind, name);
+    return found.length >= count ? found : null;
+  }, timeout);
+}
+
+async function socketState(page) {
+  return page.evaluate(() => {
+    const s = window.Drupal.Nodejs.socket;
+    return s ? {connected: s.connected, id: s.id, sessionid: s.sessionid, inner: s.socket && s.socket.sessionid,
+      state: s.state, status: s.status, sockets: window.__sockets} : {sockets: window.__sockets};
+  });
+}
+
+async function waitConnected(page, timeout = 10000) {
+  return waitFor('the page to be connected', async () => {
+    const s = await socketState(page);
+    return s.connected ? s : null;
+  }, timeout);
+}
+
+module.exports = {
+  ROOT, ARTIFACTS, SERVICE_KEY, FakeDrupal, Server, launchBrowser, openPage, events, waitFor,
+  waitForEvents, socketState, waitConnected, serverBinary
+};

@@ -1,0 +1,22 @@
+/* A module's script: registers callbacks the Drupal way and records every call. */
+(function () {
+  var events = (window.__events = []);
+  var record = function (kind, name) {
+    return function (message) {
+      events.push({kind: kind, name: name, message: JSON.parse(JSON.stringify(message)), at: Date.now()});
+    };
+  };
+  var N = Drupal.Nodejs;
+  N.callbacks.a = {callback: record('callback', 'a')};
+  N.callbacks.b = {callback: record('callback', 'b')};
+  N.callbacks.thrower = {callback: function () { throw new Error('a broken callback'); }};
+  N.callbacks.clientAuthenticated = {callback: record('callback', 'clientAuthenticated')};
+  N.callbacks.clientJoinedTokenChannel = {callback: record('callback', 'clientJoinedTokenChannel')};
+  N.presenceCallbacks.p = {callback: record('presence', 'p')};
+  N.contentChannelNotificationCallbacks.c = {callback: record('content', 'c')};
+  N.connectionSetupHandlers.h = {
+    connect: function () { events.push({kind: 'setup', name: 'connect', at: Date.now()}); },
+    disconnect: function () { events.push({kind: 'setup', name: 'disconnect', at: Date.now()}); },
+    connectionFailure: function () { events.push({kind: 'setup', name: 'connectionFailure', at: Date.now()}); }
+  };
+})();
