@@ -90,7 +90,7 @@ fn defaults() -> Value {
         "maxQueuedMessages": 1024,
         "maxQueuedBytes": "16mb",
         "writeTimeoutMs": 10000,
-        "wsReadBufferSize": 4096,
+        "wsReadBufferSize": 1024,
         "maxConnections": 0,
         "maxConnectionsPerAddress": 0,
         "staticDir": "",
