@@ -57,6 +57,14 @@ pub async fn logout(State(app): AppState, Path(token): Path<String>) -> Response
     success()
 }
 
+/// `{"status":"success"}`, or the original's failure shape with the error string.
+fn reply<E: AsRef<str>>(result: Result<(), E>) -> Response {
+    match result {
+        Ok(()) => success(),
+        Err(e) => failed(e.as_ref()),
+    }
+}
+
 fn uid_and_channel(uid: &str, channel: &str) -> Result<(Uid, ChannelName), &'static str> {
     let uid = Uid::parse(uid).ok_or("Invalid uid.")?;
     Ok((uid, channel_name(channel)?))
@@ -67,14 +75,7 @@ pub async fn user_channel_add(
     State(app): AppState,
     Path((channel, uid)): Path<(String, String)>,
 ) -> Response {
-    let (uid, channel) = match uid_and_channel(&uid, &channel) {
-        Ok(v) => v,
-        Err(e) => return failed(e),
-    };
-    match app.hub.add_user_to_channel(channel.as_str(), uid) {
-        Ok(()) => success(),
-        Err(e) => failed(e),
-    }
+    reply(uid_and_channel(&uid, &channel).and_then(|(uid, ch)| app.hub.add_user_to_channel(ch.as_str(), uid)))
 }
 
 /// Route 5: `user/channel/remove/:channel/:uid`.
@@ -82,14 +83,10 @@ pub async fn user_channel_remove(
     State(app): AppState,
     Path((channel, uid)): Path<(String, String)>,
 ) -> Response {
-    let (uid, channel) = match uid_and_channel(&uid, &channel) {
-        Ok(v) => v,
-        Err(e) => return failed(e),
-    };
-    match app.hub.remove_user_from_channel(channel.as_str(), uid) {
-        Ok(()) => success(),
-        Err(e) => failed(e),
-    }
+    reply(
+        uid_and_channel(&uid, &channel)
+            .and_then(|(uid, ch)| app.hub.remove_user_from_channel(ch.as_str(), uid)),
+    )
 }
 
 /// Route 10: `user/presence-list/:uid/:uidList`: who may see the user's presence (broken in the
@@ -109,26 +106,12 @@ fn channel_name(channel: &str) -> Result<ChannelName, &'static str> {
 
 /// Route 6: `channel/add/:channel`.
 pub async fn channel_add(State(app): AppState, Path(channel): Path<String>) -> Response {
-    let channel = match channel_name(&channel) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
-    };
-    match app.hub.add_channel(channel.as_str()) {
-        Ok(()) => success(),
-        Err(e) => failed(&e),
-    }
+    reply(channel_name(&channel).map_err(String::from).and_then(|ch| app.hub.add_channel(ch.as_str())))
 }
 
 /// Route 9: `channel/remove/:channel`.
 pub async fn channel_remove(State(app): AppState, Path(channel): Path<String>) -> Response {
-    let channel = match channel_name(&channel) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
-    };
-    match app.hub.remove_channel(channel.as_str()) {
-        Ok(()) => success(),
-        Err(e) => failed(e),
-    }
+    reply(channel_name(&channel).and_then(|ch| app.hub.remove_channel(ch.as_str())))
 }
 
 /// Route 8: `channel/check/:channel`.
@@ -203,14 +186,7 @@ pub async fn token_channel_add(
     State(app): AppState,
     Path((channel, token)): Path<(String, String)>,
 ) -> Response {
-    let channel = match channel_name(&channel) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
-    };
-    match app.hub.add_token_to_channel(channel.as_str(), &token) {
-        Ok(()) => success(),
-        Err(e) => failed(e),
-    }
+    reply(channel_name(&channel).and_then(|ch| app.hub.add_token_to_channel(ch.as_str(), &token)))
 }
 
 /// Route 16: `authtoken/channel/remove/:channel/:authToken`.
@@ -218,12 +194,5 @@ pub async fn token_channel_remove(
     State(app): AppState,
     Path((channel, token)): Path<(String, String)>,
 ) -> Response {
-    let channel = match channel_name(&channel) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
-    };
-    match app.hub.remove_token_from_channel(channel.as_str(), &token) {
-        Ok(()) => success(),
-        Err(e) => failed(e),
-    }
+    reply(channel_name(&channel).and_then(|ch| app.hub.remove_token_from_channel(ch.as_str(), &token)))
 }
