@@ -290,3 +290,23 @@ async fn an_unreachable_server_reports_failure_and_backs_off() {
     client.shutdown();
     assert!(matches!(client.status().state, State::Waiting | State::Connecting));
 }
+
+#[wasm_bindgen_test]
+async fn going_online_cuts_the_backoff_short() {
+    let (mut page, _f) = fixture();
+    page.settings = js("return {client: {scheme: 'http', host: '127.0.0.1', port: 45988}, authToken: 'x'};");
+    let client = Client::start(page).unwrap();
+    wait_for("a backoff wait of at least 400 ms", 20_000, || {
+        let s = client.status();
+        s.state == State::Waiting && s.retry_in_ms.is_some_and(|ms| ms >= 400)
+    })
+    .await;
+    let before = client.status().attempts;
+    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    let after = client.status();
+    assert_eq!(after.attempts, before + 1, "reconnected at once, not after the backoff");
+    assert_eq!(after.state, State::Connecting);
+    client.shutdown();
+    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
+    assert_eq!(client.status().attempts, before + 1, "a shut-down client no longer listens");
+}
