@@ -1,0 +1,133 @@
+//! The fake Drupal the servers under test call back: axum on 127.0.0.1, in the load generator's
+//! process.
+//!
+//! * `POST /nodejs/message` (drupal-push, spec 2): `authenticate` answers every token of the
+//!   form `bench-{gen}-{idx}` as valid for uid `gen * 1_000_000 + idx + 1`, member of the bench
+//!   channel; `userOnline`/`userOffline` are counted and answered `{"status":"success"}`.
+//! * `POST /broadcasting/auth` (laravel-echo-server's private-channel check): answers 200 and
+//!   marks the client named by the `X-Bench-Client: {fleet}:{idx}` header ready, since that peer
+//!   never acknowledges a subscription to the client.
+
+use crate::fleet::Fleet;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use drupal_push_protocol::backend::{BackendMessage, FORM_MESSAGE_FIELD};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// What the backend has been asked, by kind.
+#[derive(Default)]
+pub struct Counters {
+    pub authenticate: AtomicU64,
+    pub online: AtomicU64,
+    pub offline: AtomicU64,
+    pub peer_auth: AtomicU64,
+    pub bad: AtomicU64,
+}
+
+pub struct Backend {
+    pub counters: Counters,
+    pub channel: String,
+    /// The fleet whose peer clients the auth endpoint marks ready.
+    fleet: Mutex<Option<Arc<Fleet>>>,
+    pub addr: SocketAddr,
+}
+
+impl Backend {
+    /// Starts the backend on an ephemeral loopback port; it serves until the process ends.
+    pub async fn start(channel: &str) -> anyhow::Result<Arc<Backend>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let backend = Arc::new(Backend {
+            counters: Counters::default(),
+            channel: channel.to_owned(),
+            fleet: Mutex::new(None),
+            addr: listener.local_addr()?,
+        });
+        let app = Router::new()
+            .route("/nodejs/message", post(drupal_message))
+            .route("/broadcasting/auth", post(peer_auth))
+            .with_state(backend.clone());
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("fake backend stopped: {e}");
+            }
+        });
+        Ok(backend)
+    }
+
+    pub fn set_fleet(&self, fleet: Option<Arc<Fleet>>) {
+        *self.fleet.lock().unwrap_or_else(|p| p.into_inner()) = fleet;
+    }
+
+    pub fn auth_calls(&self) -> u64 {
+        self.counters.authenticate.load(Relaxed) + self.counters.peer_auth.load(Relaxed)
+    }
+}
+
+/// The uid the backend gives a bench token.
+pub fn uid_of(token: &str) -> Option<u64> {
+    let mut parts = token.strip_prefix("bench-")?.split('-');
+    let generation: u64 = parts.next()?.parse().ok()?;
+    let idx: u64 = parts.next()?.parse().ok()?;
+    Some(generation * 1_000_000 + idx + 1)
+}
+
+async fn drupal_message(
+    State(b): State<Arc<Backend>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    let message = form.get(FORM_MESSAGE_FIELD).and_then(|m| serde_json::from_str::<BackendMessage>(m).ok());
+    match message {
+        Some(BackendMessage::Authenticate(req)) => {
+            b.counters.authenticate.fetch_add(1, Relaxed);
+            let Some(uid) = uid_of(&req.auth_token) else {
+                return Json(json!({"uid": 0, "authToken": req.auth_token, "nodejsValidAuthToken": false}));
+            };
+            Json(json!({
+                "uid": uid,
+                "authToken": req.auth_token,
+                "nodejsValidAuthToken": true,
+                "clientId": req.client_id.as_str(),
+                "channels": [b.channel],
+                "presenceUids": [],
+                "contentTokens": req.content_tokens,
+            }))
+        }
+        Some(BackendMessage::UserOnline { .. }) => {
+            b.counters.online.fetch_add(1, Relaxed);
+            Json(json!({"status": "success"}))
+        }
+        Some(BackendMessage::UserOffline { .. }) => {
+            b.counters.offline.fetch_add(1, Relaxed);
+            Json(json!({"status": "success"}))
+        }
+        None => {
+            b.counters.bad.fetch_add(1, Relaxed);
+            Json(json!({"error": "No message."}))
+        }
+    }
+}
+
+async fn peer_auth(State(b): State<Arc<Backend>>, headers: HeaderMap) -> Json<Value> {
+    b.counters.peer_auth.fetch_add(1, Relaxed);
+    let client = headers.get("x-bench-client").and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (fleet, idx) = v.split_once(':')?;
+        Some((fleet.parse::<u32>().ok()?, idx.parse::<usize>().ok()?))
+    });
+    if let Some((fleet_id, idx)) = client {
+        let fleet = b.fleet.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(f) = fleet.filter(|f| f.id == fleet_id) {
+            f.mark_ready(idx);
+        }
+    }
+    Json(json!({}))
+}

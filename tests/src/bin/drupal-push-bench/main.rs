@@ -1,0 +1,273 @@
+//! `drupal-push-bench`: load generator and benchmarks of drupal-push, against the same scenarios
+//! run on laravel-echo-server (the Node + socket.io 2 peer) and on a raw broadcaster (the
+//! ceiling of this machine). Loopback only; every run is bounded in count and time.
+//!
+//! Subcommands: `suite` (run the scenarios against one server, write JSON), `report` (render
+//! `RESULTS.md` from the JSON of several suites), `smoke` (a small run against drupal-push that
+//! fails on any lost or duplicated message), `broadcaster` (the ceiling server).
+//!
+//! Modules: [`fleet`] (simulated browsers and their shared counters), [`client`] (one
+//! browser's task, both protocols), [`backend`] (the fake Drupal), [`target`] (starting the
+//! servers, publishing), [`scenario`] (connect, hold, fan-out), [`ceiling`] (raw broadcaster),
+//! [`metrics`] (histogram, /proc), [`results`] and [`report`]. Start at [`suite`].
+
+mod backend;
+mod ceiling;
+mod client;
+mod fleet;
+mod metrics;
+mod report;
+mod results;
+mod scenario;
+mod target;
+mod wire;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use results::{Machine, SuiteResult};
+use scenario::{Ctx, FanoutPlan};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use target::Kind;
+
+#[derive(Parser)]
+#[command(name = "drupal-push-bench", about = "Load generator and benchmarks of drupal-push.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the scenarios against one server and write the results as JSON.
+    Suite(SuiteArgs),
+    /// A small run against drupal-push; exits non-zero on any failure, loss or duplicate.
+    Smoke(SuiteArgs),
+    /// Render RESULTS.md from suite results.
+    Report(report::ReportArgs),
+    /// The ceiling: a raw WebSocket broadcaster (prints its ports, serves until killed).
+    Broadcaster,
+}
+
+#[derive(Args, Clone)]
+struct SuiteArgs {
+    /// Which server to measure.
+    #[arg(long, value_enum, default_value = "ours")]
+    target: Kind,
+    /// The drupal-push binary.
+    #[arg(long, default_value = "target/release/drupal-push")]
+    server_bin: PathBuf,
+    /// Where laravel-echo-server is installed (node_modules inside).
+    #[arg(long, default_value = "tests/bench/peer")]
+    peer_dir: PathBuf,
+    /// Where configs and server logs go.
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("drupal-push-bench"))]
+    work_dir: PathBuf,
+    /// Pin the server to these CPUs (`taskset -c`).
+    #[arg(long)]
+    server_cpu: Option<String>,
+    /// Client source addresses 127.0.0.1 .. 127.0.0.N, round-robin (0: the kernel's choice,
+    /// enough for ~28k connections per server port). Needed past that.
+    #[arg(long, default_value_t = 0)]
+    sources: u8,
+    /// Clients connecting at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Clients of the connect scenario (0: skip it).
+    #[arg(long, default_value_t = 10_000)]
+    connect: usize,
+    /// Idle connections held (0: skip hold and fan-out).
+    #[arg(long, default_value_t = 19_000)]
+    hold: usize,
+    /// Fan-out subscriber counts (each at most `hold`).
+    #[arg(long, value_delimiter = ',', default_value = "19000,10000,1000")]
+    fanout: Vec<usize>,
+    /// Messages per fan-out round.
+    #[arg(long, default_value_t = 100)]
+    messages: u32,
+    /// Size of each published body, bytes.
+    #[arg(long, default_value_t = 200)]
+    size: usize,
+    /// Messages in flight per round (1 is sequential).
+    #[arg(long, value_delimiter = ',', default_value = "1,10")]
+    windows: Vec<u32>,
+    /// Seconds without a delivery before a round is abandoned.
+    #[arg(long, default_value_t = 10)]
+    stall_secs: u64,
+    /// Where to write the JSON results.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Suite(args) => {
+                let result = suite(&args).await?;
+                write_json(args.out.as_ref(), &result)
+            }
+            Cmd::Smoke(args) => smoke(&args).await,
+            Cmd::Report(args) => report::render(&args),
+            Cmd::Broadcaster => ceiling::serve().await,
+        }
+    })
+}
+
+fn write_json(out: Option<&PathBuf>, result: &SuiteResult) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(result)?;
+    match out {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// Runs connect, then hold + fan-out, against a fresh server each.
+async fn suite(args: &SuiteArgs) -> anyhow::Result<SuiteResult> {
+    let loadavg_before = metrics::loadavg();
+    let backend = backend::Backend::start("bench").await?;
+    let sources: Vec<IpAddr> = (1..=args.sources).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+    let ctx = Ctx {
+        kind: args.target,
+        opts: target::Opts {
+            server_bin: args.server_bin.clone(),
+            peer_dir: args.peer_dir.clone(),
+            work_dir: args.work_dir.join(format!("{:?}", args.target).to_lowercase()),
+            server_cpu: args.server_cpu.clone(),
+        },
+        backend,
+        sources,
+        concurrency: args.concurrency,
+        connect_limit: Duration::from_secs(180),
+        stall: Duration::from_secs(args.stall_secs),
+        errors: Default::default(),
+    };
+    let version = version(args);
+    eprintln!("== {:?}: {version}", args.target);
+    let connect = if args.connect > 0 { scenario::connect(&ctx, args.connect).await? } else { Vec::new() };
+    let plan = FanoutPlan {
+        sizes: args.fanout.clone(),
+        messages: args.messages,
+        body_bytes: args.size,
+        windows: args.windows.clone(),
+    };
+    let (hold, fanout, notes) = if args.hold > 0 {
+        let (h, f, n) = scenario::hold_and_fanout(&ctx, args.hold, &plan).await?;
+        (Some(h), f, n)
+    } else {
+        (None, Vec::new(), Vec::new())
+    };
+    let (command, config) = describe(&ctx).await;
+    Ok(SuiteResult {
+        kind: args.target,
+        version,
+        command,
+        config,
+        loadgen_argv: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: Machine::read(),
+        started_unix: metrics::wall_ns() / 1_000_000_000,
+        loadavg_before,
+        loadavg_after: metrics::loadavg(),
+        connect,
+        hold,
+        fanout,
+        errors: ctx.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+        notes,
+    })
+}
+
+/// The command line and configuration of the server, from one more short-lived start.
+async fn describe(ctx: &Ctx) -> (String, String) {
+    match target::Target::start(ctx.kind, &ctx.opts, ctx.backend.addr).await {
+        Ok(t) => {
+            let out = (t.command.clone(), t.config.clone());
+            t.stop().await;
+            out
+        }
+        Err(e) => (format!("(cannot start: {e:#})"), String::new()),
+    }
+}
+
+fn version(args: &SuiteArgs) -> String {
+    let run = |program: &str, arg: &str| {
+        std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let package = |name: &str| {
+        let path = args.peer_dir.join("node_modules").join(name).join("package.json");
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["version"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into())
+    };
+    match args.target {
+        Kind::Ours => run(&args.server_bin.display().to_string(), "--version"),
+        Kind::Peer => format!(
+            "laravel-echo-server {} (socket.io {}, engine.io {}, ws {}) on node {}",
+            package("laravel-echo-server"),
+            package("socket.io"),
+            package("engine.io"),
+            package("ws"),
+            run("node", "--version")
+        ),
+        Kind::Ceiling => {
+            "raw broadcaster (drupal-push-bench broadcaster: tokio, pre-encoded frame, try_write)".into()
+        }
+    }
+}
+
+/// The CI smoke run: small, against drupal-push; any failure, loss or duplicate is an error.
+async fn smoke(args: &SuiteArgs) -> anyhow::Result<()> {
+    let result = suite(args).await?;
+    write_json(args.out.as_ref(), &result)?;
+    let mut problems = Vec::new();
+    for c in &result.connect {
+        if c.ready != c.clients {
+            problems.push(format!("connect {}: {} of {} clients ready", c.round, c.ready, c.clients));
+        }
+        if c.round == "cached" && args.target == Kind::Ours && c.backend_auth_calls != 0 {
+            problems
+                .push(format!("cached reconnect made {} backend authenticate calls", c.backend_auth_calls));
+        }
+    }
+    if let Some(h) = &result.hold {
+        if h.ready != h.clients || h.dropped != 0 {
+            problems.push(format!("hold: {} of {} ready, {} dropped", h.ready, h.clients, h.dropped));
+        }
+    }
+    for f in &result.fanout {
+        if f.lost != 0 || f.duplicated != 0 || f.stray != 0 || f.publish_errors != 0 || f.sent_mismatch != 0 {
+            problems.push(format!(
+                "fanout {} subscribers, window {}: lost {}, duplicated {}, stray {}, publish errors {}, sent mismatches {}",
+                f.subscribers, f.window, f.lost, f.duplicated, f.stray, f.publish_errors, f.sent_mismatch
+            ));
+        }
+    }
+    if result.fanout.is_empty() {
+        problems.push("no fan-out round ran".into());
+    }
+    if problems.is_empty() {
+        eprintln!("smoke: OK");
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("smoke: FAILED: {p}");
+    }
+    bail!("{} problem(s)", problems.len())
+}

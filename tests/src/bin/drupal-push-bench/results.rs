@@ -1,0 +1,117 @@
+//! What a suite run measures, as JSON: one [`SuiteResult`] per server, read back by `report`.
+
+use crate::target::Kind;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConnectResult {
+    /// `cold` (every token new: one backend call each) or `cached` (the same tokens again).
+    pub round: String,
+    pub clients: usize,
+    pub ready: usize,
+    pub failed: usize,
+    pub secs: f64,
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Authenticate calls the backend got during the round.
+    pub backend_auth_calls: u64,
+    pub server_cpu: f64,
+    pub loadgen_cpu: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HoldResult {
+    pub clients: usize,
+    pub ready: usize,
+    pub failed: usize,
+    pub connect_secs: f64,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub kib_per_conn: f64,
+    pub loadgen_kib_per_conn: f64,
+    /// Connections that ended on their own while held.
+    pub dropped: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FanoutResult {
+    pub subscribers: usize,
+    pub messages: u32,
+    /// Size of the published body, bytes.
+    pub body_bytes: usize,
+    /// Messages in flight (published, not yet delivered to every subscriber).
+    pub window: u32,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub stray: u64,
+    pub secs: f64,
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub publish_p50_ms: f64,
+    pub publish_errors: u64,
+    /// Publishes whose `sent` differed from the subscriber count.
+    pub sent_mismatch: u64,
+    pub stalled: bool,
+    pub server_cpu: f64,
+    pub loadgen_cpu: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub mem_total: String,
+}
+
+impl Machine {
+    pub fn read() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            cpus: cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
+            cpu_model: cpuinfo
+                .lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            mem_total: meminfo
+                .lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .map(|l| l.trim_start_matches("MemTotal:").trim().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteResult {
+    pub kind: Kind,
+    pub version: String,
+    /// How the server was started, and with what configuration.
+    pub command: String,
+    pub config: String,
+    /// How the load generator was started.
+    pub loadgen_argv: String,
+    pub machine: Machine,
+    pub started_unix: u64,
+    pub loadavg_before: String,
+    pub loadavg_after: String,
+    pub connect: Vec<ConnectResult>,
+    pub hold: Option<HoldResult>,
+    pub fanout: Vec<FanoutResult>,
+    /// Distinct client errors, most frequent first.
+    pub errors: Vec<String>,
+    pub notes: Vec<String>,
+}
