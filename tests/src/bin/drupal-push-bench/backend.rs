@@ -2,8 +2,8 @@
 //! process.
 //!
 //! * `POST /nodejs/message` (drupal-push, spec 2): `authenticate` answers every token of the
-//!   form `bench-{gen}-{idx}` as valid for uid `gen * 1_000_000 + idx + 1`, member of the bench
-//!   channel; `userOnline`/`userOffline` are counted and answered `{"status":"success"}`.
+//!   form `bench-{gen}-{idx}` as valid for uid `gen * 1_000_000 + idx + 1` (or 0 with
+//!   `--anonymous`), member of the bench channel; `userOnline`/`userOffline` are counted and answered `{"status":"success"}`.
 //! * `POST /broadcasting/auth` (laravel-echo-server's private-channel check): answers 200 and
 //!   marks the client named by the `X-Bench-Client: {fleet}:{idx}` header ready, since that peer
 //!   never acknowledges a subscription to the client.
@@ -32,6 +32,8 @@ pub struct Counters {
 
 pub struct Backend {
     pub counters: Counters,
+    /// Answer uid 0 (anonymous) for every token: no presence, no `userOnline` notices.
+    pub anonymous: bool,
     pub channel: String,
     /// The fleet whose peer clients the auth endpoint marks ready.
     fleet: Mutex<Option<Arc<Fleet>>>,
@@ -40,10 +42,11 @@ pub struct Backend {
 
 impl Backend {
     /// Starts the backend on an ephemeral loopback port; it serves until the process ends.
-    pub async fn start(channel: &str) -> anyhow::Result<Arc<Backend>> {
+    pub async fn start(channel: &str, anonymous: bool) -> anyhow::Result<Arc<Backend>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let backend = Arc::new(Backend {
             counters: Counters::default(),
+            anonymous,
             channel: channel.to_owned(),
             fleet: Mutex::new(None),
             addr: listener.local_addr()?,
@@ -89,7 +92,7 @@ async fn drupal_message(
     match message {
         Some(BackendMessage::Authenticate(req)) => {
             b.counters.authenticate.fetch_add(1, Relaxed);
-            let Some(uid) = uid_of(&req.auth_token) else {
+            let Some(uid) = uid_of(&req.auth_token).map(|u| if b.anonymous { 0 } else { u }) else {
                 return Json(json!({"uid": 0, "authToken": req.auth_token, "nodejsValidAuthToken": false}));
             };
             Json(json!({

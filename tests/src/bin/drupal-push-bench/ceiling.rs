@@ -15,6 +15,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use drupal_push_protocol::{PROTOCOL_VERSION, ServerFrame, SocketId, Uid, frames};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -32,12 +33,11 @@ struct Conn {
     queued: AtomicBool,
     /// The kernel refused bytes: the connection's task waits until it can write them.
     stuck: Notify,
-    alive: AtomicBool,
 }
 
 #[derive(Default)]
 struct Hub {
-    conns: Mutex<Vec<Arc<Conn>>>,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
     /// Connections with a backlog, in the order they got it.
     dirty: Mutex<Vec<Arc<Conn>>>,
     flush: Notify,
@@ -61,7 +61,7 @@ impl Conn {
                     return true;
                 }
                 Err(_) => {
-                    self.alive.store(false, Relaxed);
+                    // The connection's task sees the error too and removes it.
                     backlog.clear();
                     return false;
                 }
@@ -111,7 +111,14 @@ pub async fn serve() -> anyhow::Result<()> {
     });
     let mut next_id = 0u64;
     loop {
-        let (stream, _) = ws.accept().await?;
+        let stream = match ws.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("ceiling: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         next_id += 1;
         tokio::spawn(connection(hub.clone(), stream, next_id));
@@ -126,10 +133,9 @@ async fn publish(axum::extract::State(hub): axum::extract::State<Arc<Hub>>, body
         .ok()
         .and_then(|v| v.get("channel").and_then(Value::as_str).map(str::to_owned));
     let frame = ws_frame(frames::encode_message(raw, channel.as_deref()));
-    let mut conns = lock(&hub.conns);
-    conns.retain(|c| c.alive.load(Relaxed));
+    let conns = lock(&hub.conns);
     let mut dirty = lock(&hub.dirty);
-    for conn in conns.iter() {
+    for conn in conns.values() {
         lock(&conn.backlog).extend_from_slice(&frame);
         if !conn.queued.swap(true, Relaxed) {
             dirty.push(conn.clone());
@@ -171,11 +177,10 @@ async fn connection(hub: Arc<Hub>, stream: TcpStream, id: u64) {
         backlog: Mutex::new(Vec::new()),
         queued: AtomicBool::new(false),
         stuck: Notify::new(),
-        alive: AtomicBool::new(true),
     });
-    lock(&hub.conns).push(conn.clone());
+    lock(&hub.conns).insert(id, conn.clone());
     drain(&conn).await;
-    conn.alive.store(false, Relaxed);
+    lock(&hub.conns).remove(&id);
 }
 
 /// Reads (and ignores) what the client sends and writes what the flusher could not, until the

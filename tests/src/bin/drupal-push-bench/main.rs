@@ -95,6 +95,10 @@ struct SuiteArgs {
     /// Seconds without a delivery before a round is abandoned.
     #[arg(long, default_value_t = 10)]
     stall_secs: u64,
+    /// The backend answers uid 0 for every client (anonymous visitors: no presence, no
+    /// `userOnline`/`userOffline` calls) instead of one uid per client.
+    #[arg(long)]
+    anonymous: bool,
     /// Where to write the JSON results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -136,7 +140,7 @@ fn write_json(out: Option<&PathBuf>, result: &SuiteResult) -> anyhow::Result<()>
 /// Runs connect, then hold + fan-out, against a fresh server each.
 async fn suite(args: &SuiteArgs) -> anyhow::Result<SuiteResult> {
     let loadavg_before = metrics::loadavg();
-    let backend = backend::Backend::start("bench").await?;
+    let backend = backend::Backend::start("bench", args.anonymous).await?;
     let sources: Vec<IpAddr> = (1..=args.sources).map(|i| IpAddr::from([127, 0, 0, i])).collect();
     let ctx = Ctx {
         kind: args.target,

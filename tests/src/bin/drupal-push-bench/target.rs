@@ -97,7 +97,10 @@ impl Target {
             None => Command::new(&program),
         };
         cmd.args(&args).env("RUST_LOG", "warn").kill_on_drop(true).stdin(Stdio::null());
-        let log = std::fs::File::create(opts.work_dir.join(format!("{kind:?}.log").to_lowercase()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(opts.work_dir.join(format!("{kind:?}.log").to_lowercase()))?;
         cmd.stderr(log.try_clone()?);
         cmd.stdout(if kind == Kind::Peer { Stdio::from(log) } else { Stdio::piped() });
         let command = format!(
@@ -200,9 +203,13 @@ impl Target {
         crate::metrics::rss_kib(self.pid).unwrap_or(0)
     }
 
+    /// SIGTERM (a clean exit: profilers write their output), SIGKILL after 10 s.
     pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status().await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        }
     }
 }
 
