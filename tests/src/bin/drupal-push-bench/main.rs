@@ -231,7 +231,7 @@ fn version(args: &SuiteArgs) -> String {
             run("node", "--version")
         ),
         Kind::Ceiling => {
-            "raw broadcaster (drupal-push-bench broadcaster: tokio, pre-encoded frame, try_write)".into()
+            "raw broadcaster (drupal-push-bench broadcaster: tokio, one pre-encoded frame, one write per socket and batch)".into()
         }
     }
 }

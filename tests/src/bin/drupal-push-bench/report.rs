@@ -84,7 +84,10 @@ fn header(md: &mut String, run: &Run, args: &ReportArgs) -> anyhow::Result<()> {
         writeln!(md, "- CPUs: {} x {}", m.cpus, m.cpu_model)?;
         writeln!(md, "- kernel {}, memory {}", m.kernel, m.mem_total)?;
     }
-    writeln!(md, "- load average (1/5/15 min) before and after each suite, from /proc/loadavg:")?;
+    writeln!(
+        md,
+        "- load average (1/5/15 min; the benchmark itself keeps up to 2 cores busy) before and after each suite:"
+    )?;
     for s in run.all() {
         writeln!(md, "  - {}: {} -> {}", name(s.kind), s.loadavg_before, s.loadavg_after)?;
     }
