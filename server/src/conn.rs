@@ -136,6 +136,7 @@ impl Connection {
         let started = Instant::now();
         let mut last_rx = started;
         let mut last_tx = started;
+        let mut last_ping = started;
         let timer = tokio::time::sleep_until(started + cfg.auth_timeout());
         tokio::pin!(timer);
         loop {
@@ -143,7 +144,10 @@ impl Connection {
                 Phase::AwaitingAuth => started + cfg.auth_timeout(),
                 _ => last_rx + cfg.heartbeat_timeout(),
             };
-            let wake = dead_at.min(last_tx + cfg.heartbeat_interval());
+            // Ping when either direction has been quiet for an interval (at most once per
+            // interval), so a client that only answers pings stays alive on a busy channel.
+            let quiet_since = last_tx.min(last_rx).max(last_ping);
+            let wake = dead_at.min(quiet_since + cfg.heartbeat_interval());
             if timer.deadline() != wake {
                 timer.as_mut().reset(wake);
             }
@@ -186,7 +190,7 @@ impl Connection {
                         });
                     }
                     self.outbox.push(Utf8Bytes::from(ServerFrame::Ping.encode()));
-                    last_tx = now;
+                    last_ping = now;
                 }
             }
         }

@@ -56,8 +56,7 @@ fn serve(config: config::Config, warnings: Vec<String>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let addr = config.bind_addr().map_err(anyhow::Error::msg)?;
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         let scheme = if config.scheme == config::Scheme::Https { "https" } else { "http" };
         println!("drupal-push listening on {scheme}://{local}");
@@ -69,6 +68,17 @@ fn serve(config: config::Config, warnings: Vec<String>) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Binds with a deep accept queue: tokio's `TcpListener::bind` asks for 128, and a reconnect
+/// storm overflowing it costs clients a 1 s SYN retransmit (measured in tests/bench/PROFILE.md).
+/// The kernel caps the backlog at `net.core.somaxconn`.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {

@@ -218,3 +218,20 @@ async fn sockets_that_never_authenticate_are_closed() {
     assert_eq!(raw_close_code(&mut ws).await, Some(4102));
     assert_eq!(s.get("health/check").await["preAuthSockets"], 0);
 }
+
+#[tokio::test]
+async fn a_client_that_only_answers_pings_survives_a_busy_channel() {
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    d.answer("a", Answer::valid(1, &["busy"]));
+    let s =
+        TestServer::start_with(&d, &[("heartbeatIntervalMs", "100"), ("heartbeatTimeoutMs", "400")]).await;
+    // TestClient never pings on its own; it only answers the server's pings.
+    let mut c = TestClient::connect_auth(&s.ws_url(), "a").await;
+    // Traffic flows to the client for 10 heartbeat timeouts without a pause long enough for
+    // the "nothing sent" ping rule alone.
+    for i in 0..100u64 {
+        assert_eq!(s.post("publish", json!({"channel": "busy", "i": i})).await["sent"], 1, "closed at {i}");
+        assert_eq!(c.next_message().await["i"], i);
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+}

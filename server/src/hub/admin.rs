@@ -147,10 +147,7 @@ impl Hub {
             if st.channels.contains_key(channel) {
                 return Err(format!("Channel name '{channel}' already exists."));
             }
-            st.channels.insert(
-                std::sync::Arc::from(channel),
-                super::state::Channel { members: Default::default(), explicit: true },
-            );
+            st.channels.insert(std::sync::Arc::from(channel), super::state::Channel::new(true));
             Ok(())
         })
     }
@@ -160,7 +157,7 @@ impl Hub {
     pub fn remove_channel(&self, channel: &str) -> Result<(), &'static str> {
         self.with(|st| {
             let Some(ch) = st.channels.remove(channel) else { return Err("Non-existent channel name.") };
-            for id in ch.members.keys() {
+            for id in ch.member_ids() {
                 if let Some(auth) = st.conns.get_mut(id).and_then(|c| c.auth.as_mut()) {
                     auth.channels.retain(|c| &**c != channel);
                 }

@@ -67,6 +67,8 @@ pub struct Hub {
 
 struct Inner {
     state: Mutex<State>,
+    /// Serialises concurrent broadcasts, like `Channel::order` for channels.
+    broadcast_order: Arc<Mutex<()>>,
     settings: HubSettings,
     notifier: Arc<dyn BackendNotifier>,
 }
@@ -87,7 +89,14 @@ pub enum Target<'a> {
 impl Hub {
     pub fn new(settings: HubSettings, notifier: Arc<dyn BackendNotifier>) -> Hub {
         let state = State { token_ttl: settings.content_token_ttl, ..State::default() };
-        Hub { inner: Arc::new(Inner { state: Mutex::new(state), settings, notifier }) }
+        Hub {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                broadcast_order: Arc::default(),
+                settings,
+                notifier,
+            }),
+        }
     }
 
     pub fn settings(&self) -> &HubSettings {
@@ -187,6 +196,7 @@ impl Hub {
             let socket_id = conn.socket_id.clone();
             let token: Arc<str> =
                 st.sessions.get_key_value(token).map(|(k, _)| k.clone()).unwrap_or_else(|| Arc::from(token));
+            st.everyone = None;
             conn.auth = Some(Box::new(ConnAuth {
                 token: token.clone(),
                 uid: record.uid,
@@ -257,28 +267,34 @@ impl Hub {
         })
     }
 
-    /// The connection ended (any reason): out of every index, grace timers started.
+    /// The connection ended (any reason): out of every index, grace timers started. Its outbox
+    /// is closed, so a publish still holding it in a snapshot counts nothing for it.
     pub fn disconnect(&self, id: ConnId) {
-        self.with(|st| {
-            st.detach(id, false);
-        });
+        if let Some(conn) = self.with(|st| st.detach(id, false)) {
+            conn.outbox.close(CloseCode::GOING_AWAY);
+        }
     }
 
-    /// Publishes one Drupal message; returns the number of sockets it was queued for.
+    /// Publishes one Drupal message; returns the number of sockets it was queued for. The frame
+    /// is encoded once; the pushes happen outside the hub lock (see `state::Channel`).
     pub fn publish(&self, message: &RawValue, target: Target<'_>) -> usize {
         let channel = match target {
             Target::Channel(c) => Some(c),
             Target::Broadcast => None,
         };
         let frame = Utf8Bytes::from(frames::encode_message(message, channel));
-        let st = self.lock();
-        let queued = |o: &Arc<Outbox>| o.push(frame.clone()) == Pushed::Queued;
-        match target {
-            Target::Channel(c) => {
-                st.channels.get(c).map_or(0, |ch| ch.members.values().filter(|o| queued(o)).count())
+        let (outboxes, order) = {
+            let mut st = self.lock();
+            match target {
+                Target::Channel(c) => match st.channels.get_mut(c) {
+                    Some(ch) => (ch.snapshot(), ch.order.clone()),
+                    None => return 0,
+                },
+                Target::Broadcast => (st.everyone(), self.inner.broadcast_order.clone()),
             }
-            Target::Broadcast => st.conns.values().filter(|c| c.auth.is_some() && queued(&c.outbox)).count(),
-        }
+        };
+        let _in_order = order.lock().unwrap_or_else(|p| p.into_inner());
+        outboxes.iter().filter(|o| o.push(frame.clone()) == Pushed::Queued).count()
     }
 
     /// `content/token/message`; `None` when the token channel does not exist.

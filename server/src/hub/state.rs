@@ -9,7 +9,7 @@ use drupal_push_protocol::{SocketId, Uid};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 pub type ConnId = u64;
@@ -41,9 +41,47 @@ pub(crate) struct ConnAuth {
 
 /// A channel Drupal publishes to. `explicit` channels were made by `channel/add` and stay when
 /// empty; the others disappear with their last member (the original kept them forever: 7.12).
+///
+/// Publishing pushes to the members outside the hub lock: it takes [`Channel::snapshot`], a
+/// shared list of the members' outboxes kept until the membership changes, so a stable channel
+/// costs one `Arc` clone under the lock however large it is. `order` serialises the pushes of
+/// concurrent publishes to the same channel, so every member sees them in the same order.
 pub(crate) struct Channel {
-    pub members: FxHashMap<ConnId, Arc<Outbox>>,
+    members: FxHashMap<ConnId, Arc<Outbox>>,
+    snapshot: Option<Arc<[Arc<Outbox>]>>,
+    pub order: Arc<Mutex<()>>,
     pub explicit: bool,
+}
+
+impl Channel {
+    pub fn new(explicit: bool) -> Self {
+        Channel { members: FxHashMap::default(), snapshot: None, order: Arc::default(), explicit }
+    }
+
+    pub fn insert(&mut self, id: ConnId, outbox: Arc<Outbox>) {
+        if self.members.insert(id, outbox).is_none() {
+            self.snapshot = None;
+        }
+    }
+
+    pub fn remove(&mut self, id: ConnId) {
+        if self.members.remove(&id).is_some() {
+            self.snapshot = None;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn member_ids(&self) -> impl Iterator<Item = &ConnId> {
+        self.members.keys()
+    }
+
+    /// The members' outboxes, rebuilt only after a membership change.
+    pub fn snapshot(&mut self) -> Arc<[Arc<Outbox>]> {
+        self.snapshot.get_or_insert_with(|| self.members.values().cloned().collect()).clone()
+    }
 }
 
 /// A Drupal user (uid != 0) with connections, or one whose offline grace is running.
@@ -88,10 +126,22 @@ pub(crate) struct State {
     /// Content-token expiry order: (deadline, channel, token).
     pub token_queue: VecDeque<(Instant, Arc<str>, Arc<str>)>,
     pub effects: Vec<Effect>,
+    /// Outboxes of all authenticated connections, for broadcasts; rebuilt after a change.
+    pub everyone: Option<Arc<[Arc<Outbox>]>>,
     pub token_ttl: std::time::Duration,
 }
 
 impl State {
+    /// Outboxes of all authenticated connections (broadcast), rebuilt only after a change.
+    pub fn everyone(&mut self) -> Arc<[Arc<Outbox>]> {
+        let conns = &self.conns;
+        self.everyone
+            .get_or_insert_with(|| {
+                conns.values().filter(|c| c.auth.is_some()).map(|c| c.outbox.clone()).collect()
+            })
+            .clone()
+    }
+
     pub fn new_timer_id(&mut self) -> u64 {
         self.next_timer_id += 1;
         self.next_timer_id
@@ -110,11 +160,7 @@ impl State {
         };
         auth.channels.push(key.clone());
         let outbox = conn.outbox.clone();
-        self.channels
-            .entry(key)
-            .or_insert_with(|| Channel { members: FxHashMap::default(), explicit: false })
-            .members
-            .insert(id, outbox);
+        self.channels.entry(key).or_insert_with(|| Channel::new(false)).insert(id, outbox);
     }
 
     /// Removes a connection from a channel on both sides; drops an emptied implicit channel.
@@ -122,9 +168,14 @@ impl State {
         if let Some(auth) = self.conns.get_mut(&id).and_then(|c| c.auth.as_mut()) {
             auth.channels.retain(|c| &**c != name);
         }
+        self.remove_member(id, name);
+    }
+
+    /// The channel side of leaving: drops an emptied implicit channel.
+    fn remove_member(&mut self, id: ConnId, name: &str) {
         if let Some(ch) = self.channels.get_mut(name) {
-            ch.members.remove(&id);
-            if ch.members.is_empty() && !ch.explicit {
+            ch.remove(id);
+            if ch.is_empty() && !ch.explicit {
                 self.channels.remove(name);
             }
         }
@@ -184,13 +235,9 @@ impl State {
         if let Some(auth) = conn.auth.take() {
             self.authenticated -= 1;
             for name in &auth.channels {
-                if let Some(ch) = self.channels.get_mut(name) {
-                    ch.members.remove(&id);
-                    if ch.members.is_empty() && !ch.explicit {
-                        self.channels.remove(name);
-                    }
-                }
+                self.remove_member(id, name);
             }
+            self.everyone = None;
             for name in &auth.token_channels {
                 self.leave_token_channel(id, name, forced);
             }
