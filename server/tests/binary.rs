@@ -53,21 +53,18 @@ fn start(config: &std::path::Path) -> Server {
     Server { child, base }
 }
 
+/// Sends a backend API request with the service key and reads its JSON answer.
+async fn json(request: reqwest::RequestBuilder) -> Value {
+    let text = request.header("NodejsServiceKey", "bin-key").send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 async fn exercise(server: &Server) {
     let http = {
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::new()
     };
-    let health: Value = http
-        .get(format!("{}/nodejs/health/check", server.base))
-        .header("NodejsServiceKey", "bin-key")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
+    let health = json(http.get(format!("{}/nodejs/health/check", server.base))).await;
     assert_eq!(health["status"], "success");
     let ws_url = format!("{}/ws", server.base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
@@ -80,17 +77,11 @@ async fn exercise(server: &Server) {
     assert_eq!(frames[0]["type"], "hello");
     assert_eq!(frames[1]["type"], "authenticated");
     assert_eq!(frames[2]["message"]["callback"], "clientAuthenticated");
-    let sent: Value = http
-        .post(format!("{}/nodejs/publish", server.base))
-        .header("NodejsServiceKey", "bin-key")
-        .body(r#"{"channel":"news","data":{"subject":"hi"}}"#)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap();
+    let sent = json(
+        http.post(format!("{}/nodejs/publish", server.base))
+            .body(r#"{"channel":"news","data":{"subject":"hi"}}"#),
+    )
+    .await;
     assert_eq!(sent, json!({"status": "success", "sent": 1}));
     let m = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
     let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();

@@ -1,31 +1,17 @@
 // End-to-end: the wasm client in Chromium against the real drupal-push server and a fake Drupal.
 'use strict';
 
-const {test, before, after} = require('node:test');
+const {test} = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('../lib/harness');
 
-let drupal;
-let server;
-let browser;
-
-before(async () => {
-  drupal = await new h.FakeDrupal().start();
-  server = await new h.Server(drupal.port).start();
-  browser = await h.launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-  await drupal?.stop();
-});
+const stack = h.useStack();
 
 /** A connected page of a fresh user. */
 async function userPage(uid, opts = {}) {
   const token = `token-${uid}-${Math.random().toString(36).slice(2)}`;
-  drupal.user(token, uid, opts);
-  const page = await h.openPage(browser, server, server.settings(token));
+  stack.drupal.user(token, uid, opts);
+  const page = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
   await h.waitConnected(page);
   await h.waitForEvents(page, 'setup', 'connect');
   return {page, token};
@@ -37,7 +23,7 @@ test('a published message reaches the named callback, exactly as Drupal sent it'
   assert.equal(auth[0].message.data.uid, 11);
   assert.deepEqual(auth[0].message.data.channels, ['nodejs_user_11', 'news']);
   const body = {channel: 'news', callback: 'a', data: {subject: 'Hi', body: 'é ✓', n: [1, 2.5, null]}};
-  assert.deepEqual(await server.api('POST', 'publish', body), {status: 'success', sent: 1});
+  assert.deepEqual(await stack.server.api('POST', 'publish', body), {status: 'success', sent: 1});
   const [got] = await h.waitForEvents(page, 'callback', 'a');
   assert.deepEqual(got.message, {...body, callback: ['a']}, 'verbatim, the name wrapped in an array');
   assert.equal((await h.events(page, 'callback', 'b')).length, 0, 'only the named callback runs');
@@ -46,7 +32,7 @@ test('a published message reaches the named callback, exactly as Drupal sent it'
 
 test('a list of callbacks runs each named one; a broken one does not stop the others', async () => {
   const {page} = await userPage(12);
-  await server.api('POST', 'publish', {channel: 'nodejs_user_12', callback: ['thrower', 'b', 'a'], data: 1});
+  await stack.server.api('POST', 'publish', {channel: 'nodejs_user_12', callback: ['thrower', 'b', 'a'], data: 1});
   await h.waitForEvents(page, 'callback', 'a');
   const names = (await h.events(page, 'callback')).map((e) => e.name).filter((n) => n === 'a' || n === 'b');
   assert.deepEqual(names, ['b', 'a']);
@@ -57,7 +43,7 @@ test('a list of callbacks runs each named one; a broken one does not stop the ot
 test('a message without callback reaches every callback', async () => {
   const {page} = await userPage(13);
   const body = {broadcast: true, channel: 'nodejs_notify', data: {subject: 's', body: 'b'}};
-  await server.api('POST', 'publish', body);
+  await stack.server.api('POST', 'publish', body);
   const [a] = await h.waitForEvents(page, 'callback', 'a');
   const [b] = await h.waitForEvents(page, 'callback', 'b');
   assert.deepEqual(a.message, body);
@@ -86,7 +72,7 @@ test('content-token channels: join, content messages, notifyOnDisconnect', async
   const alice = await userPage(31);
   const bob = await userPage(32);
   for (const [token, uid] of [['tok-a', 31], ['tok-b', 32]]) {
-    const ok = await server.api('POST', 'content/token', {channel: room, token: `${room}-${token}`, notifyOnDisconnect: true, userData: {uid}});
+    const ok = await stack.server.api('POST', 'content/token', {channel: room, token: `${room}-${token}`, notifyOnDisconnect: true, userData: {uid}});
     assert.equal(ok.status, 'success');
   }
   await alice.page.evaluate(([c, t]) => Drupal.Nodejs.joinTokenChannel(c, t), [room, `${room}-tok-a`]);
@@ -99,7 +85,7 @@ test('content-token channels: join, content messages, notifyOnDisconnect', async
   await h.waitForEvents(alice.page, 'callback', 'clientJoinedTokenChannel', 2);
 
   const message = {channel: room, callback: 'b', data: {text: 'to the room'}};
-  assert.equal((await server.api('POST', 'content/token/message', message)).status, 'success');
+  assert.equal((await stack.server.api('POST', 'content/token/message', message)).status, 'success');
   const [got] = await h.waitForEvents(alice.page, 'callback', 'b');
   assert.deepEqual(got.message, {...message, callback: ['b']});
   await h.waitForEvents(bob.page, 'callback', 'b');
@@ -122,8 +108,8 @@ test('the Drupal.ajax patch posts nodejs_client_socket_id, and own messages are 
     return options.data;
   });
   assert.deepEqual(data, {'ajax_page_state[theme]': 'test', nodejs_client_socket_id: s.id});
-  await server.api('POST', 'publish', {channel: 'nodejs_user_41', callback: 'a', clientSocketId: s.id, data: 'own'});
-  await server.api('POST', 'publish', {channel: 'nodejs_user_41', callback: 'a', clientSocketId: 'someone-else', data: 'other'});
+  await stack.server.api('POST', 'publish', {channel: 'nodejs_user_41', callback: 'a', clientSocketId: s.id, data: 'own'});
+  await stack.server.api('POST', 'publish', {channel: 'nodejs_user_41', callback: 'a', clientSocketId: 'someone-else', data: 'other'});
   const [got] = await h.waitForEvents(page, 'callback', 'a');
   assert.equal(got.message.data, 'other');
   assert.equal((await h.events(page, 'callback', 'a')).length, 1, 'the message this page caused was skipped');
@@ -132,29 +118,29 @@ test('the Drupal.ajax patch posts nodejs_client_socket_id, and own messages are 
 
 test('two tabs of one user both receive, and closing one keeps the user online', async () => {
   const token = 'two-tabs-token';
-  drupal.user(token, 51);
+  stack.drupal.user(token, 51);
   const watcher = await userPage(52);
-  drupal.users.get(token).presenceUids = [52];
-  const tab1 = await h.openPage(browser, server, server.settings(token));
-  const tab2 = await h.openPage(browser, server, server.settings(token));
+  stack.drupal.users.get(token).presenceUids = [52];
+  const tab1 = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
+  const tab2 = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
   const [s1, s2] = [await h.waitConnected(tab1), await h.waitConnected(tab2)];
   assert.notEqual(s1.id, s2.id);
-  await server.api('POST', 'publish', {channel: 'nodejs_user_51', callback: 'a', data: 1});
+  await stack.server.api('POST', 'publish', {channel: 'nodejs_user_51', callback: 'a', data: 1});
   await h.waitForEvents(tab1, 'callback', 'a');
   await h.waitForEvents(tab2, 'callback', 'a');
   await h.waitForEvents(watcher.page, 'presence', 'p');
   await tab1.close();
-  await server.api('POST', 'publish', {channel: 'nodejs_user_51', callback: 'a', data: 2});
+  await stack.server.api('POST', 'publish', {channel: 'nodejs_user_51', callback: 'a', data: 2});
   await h.waitForEvents(tab2, 'callback', 'a', 2);
   // Keep the watcher busy past the 2 s grace period: no offline notice may arrive for uid 51.
   const marker = Date.now();
   await h.waitFor('2.5 s to pass with the watcher connected', async () => {
-    await server.api('POST', 'publish', {channel: 'nodejs_user_52', callback: 'b', data: Date.now()});
+    await stack.server.api('POST', 'publish', {channel: 'nodejs_user_52', callback: 'b', data: Date.now()});
     return Date.now() - marker > 2500;
   }, 10000);
   const presence = await h.events(watcher.page, 'presence', 'p');
   assert.deepEqual(presence.map((e) => e.message.presenceNotification.event), ['online'], 'still online');
-  assert.equal(drupal.messages('userOffline', (m) => m.uid == 51).length, 0);
+  assert.equal(stack.drupal.messages('userOffline', (m) => m.uid == 51).length, 0);
   await tab2.close();
   await watcher.page.close();
 });

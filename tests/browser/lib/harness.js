@@ -275,7 +275,27 @@ async function waitConnected(page, timeout = 10000) {
   }, timeout);
 }
 
+/**
+ * Starts a fake Drupal, the real server and Chromium before a test file's tests and stops them
+ * after; returns the object that holds them (`drupal`, `server`, `browser`).
+ */
+function useStack() {
+  const {before, after} = require('node:test');
+  const stack = {};
+  before(async () => {
+    stack.drupal = await new FakeDrupal().start();
+    stack.server = await new Server(stack.drupal.port).start();
+    stack.browser = await launchBrowser();
+  });
+  after(async () => {
+    await stack.browser?.close();
+    await stack.server?.kill();
+    await stack.drupal?.stop();
+  });
+  return stack;
+}
+
 module.exports = {
-  ROOT, ARTIFACTS, SERVICE_KEY, FakeDrupal, Server, launchBrowser, openPage, events, waitFor,
+  useStack, ROOT, ARTIFACTS, SERVICE_KEY, FakeDrupal, Server, launchBrowser, openPage, events, waitFor,
   waitForEvents, socketState, waitConnected, serverBinary
 };
