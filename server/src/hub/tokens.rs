@@ -115,21 +115,9 @@ impl State {
         if auth.token_channels.iter().any(|c| &**c == channel) {
             return Ok(None);
         }
-        let (channel_key, tc) = self
-            .token_channels
-            .get_key_value(channel)
-            .map(|(k, _)| k.clone())
-            .and_then(|k| {
-                let tc = self.token_channels.get_mut(&k)?;
-                Some((k, tc))
-            })
-            .ok_or(JoinRefused::UnknownToken)?;
-        let (token_key, entry) = tc
-            .tokens
-            .get_key_value(token)
-            .map(|(k, _)| k.clone())
-            .and_then(|k| tc.tokens.get_mut(&k).map(|e| (k, e)))
-            .ok_or(JoinRefused::UnknownToken)?;
+        let (channel_key, tc) =
+            keyed_entry(&mut self.token_channels, channel).ok_or(JoinRefused::UnknownToken)?;
+        let (token_key, entry) = keyed_entry(&mut tc.tokens, token).ok_or(JoinRefused::UnknownToken)?;
         match &entry.bound_to {
             Some(owner) if **owner != *session => return Err(JoinRefused::OtherSession),
             Some(_) => {}
@@ -160,14 +148,7 @@ impl State {
     /// disconnect notice when it was the member's last socket and its token asked for notices.
     pub fn leave_token_channel(&mut self, id: ConnId, channel: &str, forced: bool) {
         let ttl = self.token_ttl;
-        let Some((channel_key, tc)) =
-            self.token_channels.get_key_value(channel).map(|(k, _)| k.clone()).and_then(|k| {
-                let tc = self.token_channels.get_mut(&k)?;
-                Some((k, tc))
-            })
-        else {
-            return;
-        };
+        let Some((channel_key, tc)) = keyed_entry(&mut self.token_channels, channel) else { return };
         let Some(member) = tc.members.remove(&id) else { return };
         let mut notify = false;
         if let Some(entry) = tc.tokens.get_mut(&member.token) {
@@ -281,6 +262,13 @@ impl State {
             }
         }
     }
+}
+
+/// The shared key and the value stored under `key`, so new references reuse the map's `Arc`.
+fn keyed_entry<'a, V>(map: &'a mut FxHashMap<Arc<str>, V>, key: &str) -> Option<(Arc<str>, &'a mut V)> {
+    let shared = map.get_key_value(key)?.0.clone();
+    let value = map.get_mut(key)?;
+    Some((shared, value))
 }
 
 fn send_leave_notice(tc: &TokenChannel, channel: &str, uid: Uid) {
