@@ -37,6 +37,13 @@ impl TestServer {
         Self::start_with(drupal, &[]).await
     }
 
+    /// A fake Drupal expecting [`SERVICE_KEY`] and a default server in front of it.
+    pub async fn with_fake_drupal() -> (FakeDrupal, TestServer) {
+        let drupal = FakeDrupal::start(SERVICE_KEY).await;
+        let server = Self::start(&drupal).await;
+        (drupal, server)
+    }
+
     /// A server with extra `key=value` settings.
     pub async fn start_with(drupal: &FakeDrupal, extra: &[(&str, &str)]) -> TestServer {
         let port = drupal.addr.port().to_string();

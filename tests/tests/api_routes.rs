@@ -6,15 +6,9 @@ use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
 use reqwest::Method;
 use serde_json::json;
 
-async fn setup() -> (FakeDrupal, TestServer) {
-    let drupal = FakeDrupal::start(SERVICE_KEY).await;
-    let server = TestServer::start(&drupal).await;
-    (drupal, server)
-}
-
 #[tokio::test]
 async fn service_key_is_required_on_every_backend_path() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     for (method, path) in [
         (Method::POST, "publish"),
         (Method::GET, "health/check"),
@@ -46,7 +40,7 @@ async fn service_key_is_required_on_every_backend_path() {
 
 #[tokio::test]
 async fn health_check_reports_a_version_drupal_accepts_and_no_token_values() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     s.post("content/token", json!({"channel": "chat", "token": "SECRET-TOKEN", "notifyOnDisconnect": false}))
         .await;
     for v in [s.get("health/check").await, s.post("health/check", json!({})).await] {
@@ -65,7 +59,7 @@ async fn health_check_reports_a_version_drupal_accepts_and_no_token_values() {
 
 #[tokio::test]
 async fn publish_needs_a_channel_or_broadcast() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     let missing = json!({"error": "Required parameters are missing."});
     for body in
         [json!({}), json!({"channel": ""}), json!({"broadcast": false}), json!({"channel": null}), json!([])]
@@ -81,7 +75,7 @@ async fn publish_needs_a_channel_or_broadcast() {
 
 #[tokio::test]
 async fn drupal7_bodies_without_content_type_are_json() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("t1", Answer::valid(1, &["news"]));
     let mut c = TestClient::connect_auth(&s.ws_url(), "t1").await;
     for ct in [None, Some("application/x-www-form-urlencoded"), Some("text/plain")] {
@@ -95,7 +89,7 @@ async fn drupal7_bodies_without_content_type_are_json() {
 
 #[tokio::test]
 async fn channel_routes_answer_like_the_original_over_get_and_post() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     for method in [Method::GET, Method::POST] {
         let call = |path: String| {
             let m = method.clone();
@@ -130,7 +124,7 @@ async fn channel_routes_answer_like_the_original_over_get_and_post() {
 
 #[tokio::test]
 async fn user_channel_routes() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("t5", Answer::valid(5, &[]));
     for method in [Method::GET, Method::POST] {
         let call = |path: &str| {
@@ -170,7 +164,7 @@ async fn user_channel_routes() {
 
 #[tokio::test]
 async fn authtoken_channel_routes() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("tok-a", Answer::valid(3, &[]));
     let invalid = json!({"status": "failed", "error": "Invalid parameters."});
     assert_eq!(s.post("authtoken/channel/add/side/unknown", json!({})).await, invalid);
@@ -193,7 +187,7 @@ async fn authtoken_channel_routes() {
 
 #[tokio::test]
 async fn presence_list_route_works() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     for method in [Method::GET, Method::POST] {
         assert_eq!(
             s.call(method.clone(), "user/presence-list/5/7,9", None, Some(SERVICE_KEY), None).await,
@@ -212,7 +206,7 @@ async fn presence_list_route_works() {
 
 #[tokio::test]
 async fn kick_and_logout_answer_success() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     for method in [Method::GET, Method::POST] {
         assert_eq!(
             s.call(method.clone(), "user/kick/12", None, Some(SERVICE_KEY), None).await.1,
@@ -231,7 +225,7 @@ async fn kick_and_logout_answer_success() {
 
 #[tokio::test]
 async fn debug_toggle_switches_both_ways() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     assert_eq!(s.post("debug/toggle", json!({})).await, json!({"error": "Required parameters are missing."}));
     assert_eq!(
         s.post("debug/toggle", json!({"debug": true})).await,
@@ -246,7 +240,7 @@ async fn debug_toggle_switches_both_ways() {
 
 #[tokio::test]
 async fn content_token_routes() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     let missing = json!({"error": "Required parameters are missing."});
     assert_eq!(s.post("content/token", json!({"channel": "c1"})).await, missing);
     assert_eq!(s.post("content/token", json!({"token": "t"})).await, missing);
@@ -286,7 +280,7 @@ async fn drupal7_content_token_status_is_a_setting() {
 
 #[tokio::test]
 async fn unknown_routes_are_json_404s_and_bad_bodies_json_4xx() {
-    let (_d, s) = setup().await;
+    let (_d, s) = TestServer::with_fake_drupal().await;
     for method in [Method::GET, Method::POST, Method::PUT] {
         assert_eq!(
             s.call(method, "no/such/route", None, Some(SERVICE_KEY), None).await,

@@ -8,9 +8,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn setup() -> (FakeDrupal, TestServer) {
-    let d = FakeDrupal::start(SERVICE_KEY).await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("a", Answer::valid(1, &["c"]));
-    let s = TestServer::start(&d).await;
     (d, s)
 }
 

@@ -6,15 +6,9 @@ use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn setup() -> (FakeDrupal, TestServer) {
-    let drupal = FakeDrupal::start(SERVICE_KEY).await;
-    let server = TestServer::start(&drupal).await;
-    (drupal, server)
-}
-
 #[tokio::test]
 async fn authenticate_asks_drupal_with_the_clients_fields_and_the_socket_id() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("tok", Answer::watched(5, &["nodejs_user_5", "news"], &[7, 9]));
     let mut c = TestClient::connect(&s.ws_url()).await;
     c.send_raw(tokio_tungstenite::tungstenite::Message::text(
@@ -41,7 +35,7 @@ async fn authenticate_asks_drupal_with_the_clients_fields_and_the_socket_id() {
 
 #[tokio::test]
 async fn client_authenticated_is_filtered_even_from_a_drupal7_answer() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("d7", Answer::Drupal7 { uid: 4, channels: vec!["nodejs_user_4".into()] });
     let (_c, data) = TestClient::connect_auth_with(&s.ws_url(), "d7", &[]).await;
     assert_eq!(data["uid"], 4);
@@ -55,7 +49,7 @@ async fn client_authenticated_is_filtered_even_from_a_drupal7_answer() {
 
 #[tokio::test]
 async fn publish_reaches_channel_members_verbatim() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("a", Answer::valid(1, &["news", "nodejs_user_1"]));
     d.answer("b", Answer::valid(2, &["news"]));
     d.answer("c", Answer::valid(3, &["other"]));
@@ -85,7 +79,7 @@ async fn publish_reaches_channel_members_verbatim() {
 
 #[tokio::test]
 async fn the_body_text_is_forwarded_unchanged() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("a", Answer::valid(1, &["raw"]));
     let mut c = TestClient::connect(&s.ws_url()).await;
     c.authenticate("a", &[]).await;
@@ -100,7 +94,7 @@ async fn the_body_text_is_forwarded_unchanged() {
 
 #[tokio::test]
 async fn a_100_kib_message_arrives_whole() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("a", Answer::valid(1, &["big"]));
     let mut c = TestClient::connect_auth(&s.ws_url(), "a").await;
     let payload: String = (0..100 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
@@ -110,7 +104,7 @@ async fn a_100_kib_message_arrives_whole() {
 
 #[tokio::test]
 async fn every_socket_of_a_user_receives_and_sent_counts_sockets() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("tab", Answer::valid(8, &["nodejs_user_8"]));
     let mut tabs = Vec::new();
     for _ in 0..3 {
@@ -127,7 +121,7 @@ async fn every_socket_of_a_user_receives_and_sent_counts_sockets() {
 
 #[tokio::test]
 async fn unauthenticated_sockets_receive_nothing() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("a", Answer::valid(1, &["news"]));
     let mut waiting = TestClient::connect(&s.ws_url()).await;
     let mut authed = TestClient::connect_auth(&s.ws_url(), "a").await;
@@ -144,7 +138,7 @@ async fn unauthenticated_sockets_receive_nothing() {
 
 #[tokio::test]
 async fn removed_channel_stops_delivery_and_auth_recreates_it() {
-    let (d, s) = setup().await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("a", Answer::valid(1, &["room"]));
     let mut a = TestClient::connect_auth(&s.ws_url(), "a").await;
     assert_eq!(s.post("channel/remove/room", json!({})).await, json!({"status": "success"}));

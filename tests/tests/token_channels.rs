@@ -8,12 +8,11 @@ use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
 use serde_json::{Value, json};
 
 async fn setup() -> (FakeDrupal, TestServer) {
-    let d = FakeDrupal::start(SERVICE_KEY).await;
+    let (d, s) = TestServer::with_fake_drupal().await;
     d.answer("s1", Answer::valid(1, &["nodejs_user_1"]));
     d.answer("s2", Answer::valid(2, &["nodejs_user_2"]));
     d.answer("anon-a", Answer::valid(0, &[]));
     d.answer("anon-b", Answer::valid(0, &[]));
-    let s = TestServer::start(&d).await;
     (d, s)
 }
 

@@ -79,11 +79,7 @@ impl Hub {
             for id in ids {
                 st.join_channel(id, channel);
             }
-            st.edit_user_records(uid, |r| {
-                if !r.channels.iter().any(|c| c == channel) {
-                    r.channels.push(channel.to_owned());
-                }
-            });
+            st.edit_user_records(uid, |r| r.add_channel(channel));
             Ok(())
         })
     }
@@ -97,7 +93,7 @@ impl Hub {
             for id in st.user_conns(uid) {
                 st.leave_channel(id, channel);
             }
-            st.edit_user_records(uid, |r| r.channels.retain(|c| c != channel));
+            st.edit_user_records(uid, |r| r.remove_channel(channel));
             Ok(())
         })
     }
@@ -112,12 +108,7 @@ impl Hub {
             for id in ids {
                 st.join_channel(id, channel);
             }
-            if let Some(c) = st.sessions.get_mut(token).and_then(|s| s.cached.as_mut()) {
-                let r = std::sync::Arc::make_mut(&mut c.record);
-                if !r.channels.iter().any(|c| c == channel) {
-                    r.channels.push(channel.to_owned());
-                }
-            }
+            st.edit_session_record(token, |r| r.add_channel(channel));
             Ok(())
         })
     }
@@ -134,9 +125,7 @@ impl Hub {
             for id in ids {
                 st.leave_channel(id, channel);
             }
-            if let Some(c) = st.sessions.get_mut(token).and_then(|s| s.cached.as_mut()) {
-                std::sync::Arc::make_mut(&mut c.record).channels.retain(|c| c != channel);
-            }
+            st.edit_session_record(token, |r| r.remove_channel(channel));
             Ok(())
         })
     }
@@ -190,10 +179,9 @@ impl Hub {
     }
 
     pub fn stats(&self) -> Stats {
-        let settings = self.settings().clone();
         self.with(|st| {
             st.expire_tokens();
-            super::expire_cache(st, &settings);
+            super::expire_cache(st, self.settings());
             Stats {
                 authenticated_clients: st.sessions.values().filter(|s| !s.conns.is_empty()).count(),
                 sockets: st.authenticated,

@@ -23,6 +23,19 @@ pub struct AuthRecord {
     pub presence_uids: Vec<Uid>,
 }
 
+impl AuthRecord {
+    /// Adds a channel joined later (`user/channel/add`), so a reconnect rejoins it.
+    pub fn add_channel(&mut self, channel: &str) {
+        if !self.channels.iter().any(|c| c == channel) {
+            self.channels.push(channel.to_owned());
+        }
+    }
+
+    pub fn remove_channel(&mut self, channel: &str) {
+        self.channels.retain(|c| c != channel);
+    }
+}
+
 /// One WebSocket connection.
 pub(crate) struct ConnEntry {
     pub socket_id: SocketId,
@@ -190,10 +203,13 @@ impl State {
     pub fn edit_user_records(&mut self, uid: Uid, f: impl Fn(&mut AuthRecord)) {
         let Some(tokens) = self.uid_sessions.get(&uid) else { return };
         for token in tokens {
-            if let Some(cached) = self.sessions.get_mut(token).and_then(|s| s.cached.as_mut()) {
-                f(Arc::make_mut(&mut cached.record));
-            }
+            edit_record(&mut self.sessions, token, &f);
         }
+    }
+
+    /// Applies `f` to the cached auth record of the session of `token`, if there is one.
+    pub fn edit_session_record(&mut self, token: &str, f: impl Fn(&mut AuthRecord)) {
+        edit_record(&mut self.sessions, token, &f);
     }
 
     /// Removes a session if it has neither connections nor a live cache entry.
@@ -251,5 +267,11 @@ impl State {
             conn.auth = Some(auth);
         }
         Some(conn)
+    }
+}
+
+fn edit_record(sessions: &mut FxHashMap<Arc<str>, Session>, token: &str, f: &impl Fn(&mut AuthRecord)) {
+    if let Some(cached) = sessions.get_mut(token).and_then(|s| s.cached.as_mut()) {
+        f(Arc::make_mut(&mut cached.record));
     }
 }
