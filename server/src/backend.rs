@@ -7,7 +7,6 @@
 
 use crate::config::Config;
 use crate::error::BackendError;
-use crate::hub::{AuthRecord, BackendNotifier};
 use base64::Engine;
 use drupal_push_protocol::backend::{
     AuthAnswer, AuthAnswerError, AuthenticateRequest, BackendMessage, FORM_MESSAGE_FIELD,
@@ -103,10 +102,10 @@ impl Backend {
     }
 
     /// Asks Drupal whether the client's auth token is a valid session (spec 2.4).
-    pub async fn authenticate(&self, request: AuthenticateRequest) -> Result<AuthRecord, BackendError> {
+    pub async fn authenticate(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
         let body = self.post(&BackendMessage::Authenticate(request)).await?;
         match AuthAnswer::parse(&body) {
-            Ok(a) => Ok(AuthRecord { uid: a.uid, channels: a.channels, presence_uids: a.presence_uids }),
+            Ok(a) => Ok(a),
             Err(AuthAnswerError::InvalidToken) => Err(BackendError::InvalidToken),
             Err(AuthAnswerError::Error(e)) => Err(BackendError::Drupal(e)),
             Err(AuthAnswerError::NotJson(e)) => Err(BackendError::NotJson(e)),
@@ -127,6 +126,11 @@ fn classify(url: &str, e: reqwest::Error) -> BackendError {
         }
         BackendError::Unreachable(format!("{url}: {text}"))
     }
+}
+
+/// Where `userOnline`/`userOffline` go (the backend client; tests may record them).
+pub trait BackendNotifier: Send + Sync + 'static {
+    fn notify(&self, message: BackendMessage);
 }
 
 impl BackendNotifier for Backend {

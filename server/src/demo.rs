@@ -12,17 +12,16 @@
 //!   Drupal without holding the service key.
 
 use crate::App;
-use crate::api::{self, JsonBody};
-use axum::extract::{Form, Path, Query, State};
+use crate::api::{self, ApiError, JsonBody};
+use crate::fake_drupal::{Answer, FakeDrupal};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use drupal_push_protocol::Uid;
-use drupal_push_protocol::backend::{BackendMessage, FORM_MESSAGE_FIELD, FORM_SERVICE_KEY_FIELD};
 use serde::Deserialize;
 use serde_json::{Map, json};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,65 +32,35 @@ pub fn backend_url(local: SocketAddr) -> String {
     format!("http://{local}/demo/nodejs/message")
 }
 
-pub fn router() -> Router<Arc<App>> {
+/// The demo routes; the fake Drupal expects the server's own service key.
+pub fn router(service_key: &str) -> Router<Arc<App>> {
+    const MESSAGE_PATH: &str = "/demo/nodejs/message";
+    let drupal = FakeDrupal::new(service_key, Arc::new(demo_answer), false);
     Router::new()
-        .route("/demo/nodejs/message", post(message_handler))
+        .route_service(MESSAGE_PATH, drupal.router_at(MESSAGE_PATH))
         .route("/demo/settings", get(settings))
         .route("/demo/publish", post(publish))
         .route("/demo/kick/{uid}", post(kick))
         .route("/demo/content-message", post(content_message))
 }
 
-/// The uid a demo token stands for; `None` for a rejected token.
-fn demo_uid(token: &str) -> Option<Uid> {
+/// What the demo Drupal answers for a token.
+fn demo_answer(token: &str) -> Answer {
     if token.starts_with("bad") {
-        return None;
+        return Answer::Invalid;
     }
     let uid = token
         .strip_prefix("demo-")
         .and_then(|rest| rest.split('-').next())
         .and_then(Uid::parse)
         .unwrap_or(Uid::ANONYMOUS);
-    Some(uid)
-}
-
-async fn message_handler(State(app): State<Arc<App>>, Form(form): Form<HashMap<String, String>>) -> Response {
-    if form.get(FORM_SERVICE_KEY_FIELD) != Some(&app.config.service_key) {
-        return Json(json!({"error": "Invalid service key."})).into_response();
+    let mut channels = vec!["demo".to_string(), "nodejs_ajax_broadcast".to_string()];
+    let mut presence = Vec::new();
+    if !uid.is_anonymous() {
+        channels.insert(0, format!("nodejs_user_{uid}"));
+        presence = DEMO_UIDS.filter(|u| *u != uid.0).collect();
     }
-    let Some(text) = form.get(FORM_MESSAGE_FIELD) else {
-        return Json(json!({"error": "No message."})).into_response();
-    };
-    let message: BackendMessage = match serde_json::from_str(text) {
-        Ok(m) => m,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("bad message: {e}")})))
-                .into_response();
-        }
-    };
-    match message {
-        BackendMessage::Authenticate(req) => {
-            let answer = match demo_uid(&req.auth_token) {
-                Some(uid) => {
-                    let mut channels = vec!["demo".to_string(), "nodejs_ajax_broadcast".to_string()];
-                    let mut presence: Vec<u64> = Vec::new();
-                    if !uid.is_anonymous() {
-                        channels.insert(0, format!("nodejs_user_{uid}"));
-                        presence = DEMO_UIDS.filter(|u| *u != uid.0).collect();
-                    }
-                    json!({"uid": uid, "authToken": req.auth_token, "nodejsValidAuthToken": true,
-                           "clientId": req.client_id, "channels": channels, "presenceUids": presence,
-                           "contentTokens": req.content_tokens})
-                }
-                None => json!({"uid": 0, "authToken": req.auth_token, "nodejsValidAuthToken": false,
-                               "clientId": req.client_id}),
-            };
-            Json(answer).into_response()
-        }
-        BackendMessage::UserOnline { .. } | BackendMessage::UserOffline { .. } => {
-            Json(json!({"status": "success"})).into_response()
-        }
-    }
+    Answer::Valid { uid: uid.0, channels, presence_uids: presence }
 }
 
 #[derive(Deserialize)]
@@ -114,7 +83,9 @@ async fn settings(State(app): State<Arc<App>>, Query(q): Query<SettingsQuery>) -
     record.insert("channel".into(), json!("demo_room"));
     record.insert("notifyOnDisconnect".into(), json!(true));
     record.insert("userData".into(), json!({"uid": uid, "name": format!("Demo user {uid}")}));
-    app.hub.set_content_token("demo_room", &content_token, record);
+    if let Err(e) = app.engine.set_content_token("demo_room", &content_token, record).await {
+        return ApiError::from(e).into_response();
+    }
     let port = app.local.port();
     let host = "127.0.0.1";
     let address = json!({"scheme": "http", "host": host, "port": port});
@@ -133,13 +104,13 @@ async fn settings(State(app): State<Arc<App>>, Query(q): Query<SettingsQuery>) -
 }
 
 async fn publish(state: State<Arc<App>>, body: JsonBody) -> Response {
-    api::routes::publish(state, body).await
+    api::routes::publish(state, body).await.into_response()
 }
 
 async fn kick(state: State<Arc<App>>, uid: Path<String>) -> Response {
-    api::routes::kick(state, uid).await
+    api::routes::kick(state, uid).await.into_response()
 }
 
 async fn content_message(state: State<Arc<App>>, body: JsonBody) -> Response {
-    api::routes::content_token_message(state, body).await
+    api::routes::content_token_message(state, body).await.into_response()
 }

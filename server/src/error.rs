@@ -1,6 +1,9 @@
-//! Error types, one per boundary, each with one outward form.
+//! Error types, one per boundary, each with one outward form: [`BackendError`] for calls to
+//! Drupal (a close code for the waiting client), [`EngineError`] for the cluster-wide state
+//! (the REST layer's `api::ApiError` words each kind with the original's strings; a socket gets
+//! an `error` frame or a close code), [`StartError`] for what stops the server from starting.
 
-use drupal_push_protocol::CloseCode;
+use drupal_push_protocol::{CloseCode, ErrorCode};
 
 /// A failed call to Drupal's `/nodejs/message`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,4 +36,51 @@ impl BackendError {
             _ => CloseCode::BACKEND_UNAVAILABLE,
         }
     }
+}
+
+/// Why an engine operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// `channel/add` of a channel that exists.
+    #[error("channel {0:?} already exists")]
+    ChannelExists(String),
+    /// A channel operation on a channel that does not exist.
+    #[error("no such channel")]
+    NoSuchChannel,
+    /// `user/channel/add` for a user without sockets.
+    #[error("the user has no sockets")]
+    NoActiveSessions,
+    /// `authtoken/channel/*` for a session without sockets, or a channel that does not exist.
+    #[error("the session has no sockets or the channel does not exist")]
+    InvalidParameters,
+    /// `content/token/message` to a content-token channel nobody registered.
+    #[error("no such content-token channel")]
+    NoSuchTokenChannel,
+    /// Joining a content-token channel with a token it does not know (or that expired).
+    #[error("unknown or expired content token for this channel")]
+    UnknownContentToken,
+    /// Joining with a content token another session already used.
+    #[error("this content token belongs to another session")]
+    OtherSession,
+}
+
+impl EngineError {
+    /// The `error` frame code a socket gets when its request failed this way.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            EngineError::UnknownContentToken | EngineError::OtherSession => ErrorCode::InvalidContentToken,
+            _ => ErrorCode::BadFrame,
+        }
+    }
+}
+
+/// What keeps the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("backend: cannot build the HTTP client: {0}")]
+    BackendClient(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }

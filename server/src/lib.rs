@@ -2,24 +2,31 @@
 //!
 //! Drupal talks to it over the original REST API under `/nodejs/` ([`api`]) and answers its
 //! authentication callback ([`backend`]); browsers connect over plain WebSocket JSON ([`conn`],
-//! protocol in the `drupal-push-protocol` crate). Between them sits the [`hub`], the one shared
-//! state (channels, users, sessions, content-token channels; [`presence`] for online/offline),
-//! which hands every socket its frames through a bounded [`outbox`].
+//! protocol in the `drupal-push-protocol` crate).
+//!
+//! Module map: [`hub`] holds this node's sockets and which local socket is in which channel;
+//! [`engine`] holds everything cluster-wide (publishing with stream order, presence, the auth
+//! cache, content tokens, commands between nodes) behind one trait, with [`node`] as the
+//! engine's way back to this process; [`outbox`] is each socket's write side (direct writes,
+//! bounded queue); [`conn`] the connection task, its handshake and the frame codec.
 //!
 //! Start reading at [`run`] and [`app`]; [`config`] says what can be set; [`demo`] is the
-//! built-in demo backend and pages; [`status`] the public status page.
+//! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
+//! and the benchmark); [`status`] the public status page.
 
-pub mod api;
-pub mod backend;
+mod api;
+mod backend;
 pub mod config;
-pub mod conn;
-pub mod demo;
-pub mod error;
-pub mod hub;
-pub mod ids;
-pub mod outbox;
-pub mod presence;
-pub mod status;
+mod conn;
+mod demo;
+mod engine;
+mod error;
+pub mod fake_drupal;
+mod hub;
+mod ids;
+mod node;
+mod outbox;
+mod status;
 pub mod tls;
 
 use axum::Router;
@@ -27,7 +34,9 @@ use axum::routing::get;
 use backend::Backend;
 use config::Config;
 use drupal_push_protocol::CloseCode;
-use hub::{Hub, HubSettings};
+use engine::{Engine, MemoryEngine};
+pub use error::StartError;
+use hub::{ConnLimits, Hub};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,10 +48,14 @@ use tokio_util::task::TaskTracker;
 pub type DebugSwitch = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// Everything a request handler or connection task needs.
-pub struct App {
+pub(crate) struct App {
     pub config: Arc<Config>,
+    /// This node's sockets.
     pub hub: Hub,
+    /// The cluster-wide state.
+    pub engine: Arc<dyn Engine>,
     pub backend: Backend,
+    pub outbox_limits: outbox::Limits,
     /// Connection tasks, so shutdown can wait for them (axum does not track upgraded sockets).
     pub tracker: TaskTracker,
     pub started: Instant,
@@ -64,40 +77,46 @@ impl App {
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The HTTP application: backend API, WebSocket endpoint, status, demo and static files.
-pub fn app(state: Arc<App>) -> Router {
+fn app(state: Arc<App>) -> Router {
     let c = &state.config;
-    let mut router = Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade));
+    let mut router =
+        Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade::upgrade));
     if c.public_status {
         router = router.merge(status::router());
     }
     if c.demo {
-        router = router.merge(demo::router());
+        router = router.merge(demo::router(&c.service_key));
     }
     router.merge(status::static_files(c)).with_state(state)
 }
 
 /// Builds the shared state for a server listening at `local`.
-pub fn build_state(
+fn build_state(
     config: Config,
     local: SocketAddr,
     debug: Option<DebugSwitch>,
-) -> Result<Arc<App>, String> {
+) -> Result<Arc<App>, StartError> {
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
-    let backend = Backend::new(&config, url)?;
-    let settings = HubSettings {
-        outbox: outbox::Limits { max_frames: config.max_queued_messages, max_bytes: config.max_queued_bytes },
+    let backend = Backend::new(&config, url).map_err(StartError::BackendClient)?;
+    let hub = Hub::new(ConnLimits {
+        max_connections: config.max_connections,
+        max_per_address: config.max_connections_per_address,
+    });
+    let engine = MemoryEngine::new(engine::MemorySettings {
         presence_grace: config.presence_grace(),
         auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
         auth_cache_max: config.auth_cache_max,
         content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
-        max_connections: config.max_connections,
-        max_connections_per_address: config.max_connections_per_address,
-        heartbeat_interval: config.heartbeat_interval(),
-    };
-    let hub = Hub::new(settings, Arc::new(backend.clone()));
+    });
+    engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()))));
     Ok(Arc::new(App {
+        outbox_limits: outbox::Limits {
+            max_frames: config.max_queued_messages,
+            max_bytes: config.max_queued_bytes,
+        },
         config: Arc::new(config),
         hub,
+        engine: Arc::new(engine),
         backend,
         tracker: TaskTracker::new(),
         started: Instant::now(),
@@ -113,9 +132,9 @@ pub async fn run(
     config: Config,
     debug: Option<DebugSwitch>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), StartError> {
     let local = listener.local_addr()?;
-    let state = build_state(config, local, debug).map_err(std::io::Error::other)?;
+    let state = build_state(config, local, debug)?;
     tracing::info!(
         %local,
         backend = state.backend.url(),

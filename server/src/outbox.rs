@@ -1,16 +1,28 @@
-//! The bounded queue between the hub and one connection's socket.
+//! The write side of one connection: its socket, and the bounded queue of frames the socket
+//! could not take yet.
 //!
-//! Publishers push pre-encoded frames with [`Outbox::push`], which never waits: when the queue
-//! is over its frame or byte limit the outbox closes itself with the slow-consumer code, so a
-//! client that does not read never slows a publish nor holds memory. The connection task takes
-//! everything queued at once with [`Outbox::next`] (one flush per batch). Closing for a reason
-//! (kick, logout, shutdown) goes through the same outbox, so it is seen even when the queue is full.
-//! An idle outbox holds no heap memory besides its own allocation.
+//! Whoever holds the outbox lock writes. A publisher pushing a pre-encoded frame writes it
+//! straight to the socket (`try_write`, never waiting) when nothing is queued; only when the
+//! kernel refuses bytes does the frame (or its unwritten rest) wait in the queue, and the
+//! connection task, woken through [`Outbox::wait`], writes the queue as the socket becomes
+//! writable ([`Outbox::flush`], many frames per system call). Order is kept because a direct
+//! write happens only into an empty queue, under the same lock the task writes under. Pushing
+//! never waits: a queue over its frame or byte limit closes the outbox as a slow consumer, so a
+//! client that does not read never slows a publisher nor holds memory.
+//!
+//! While the connection authenticates the outbox is *held*: pushes are kept aside, and
+//! [`Outbox::release`] writes the handshake frames first and then what was held.
+//!
+//! Closing for a reason (kick, logout, shutdown, slow consumer) goes through the outbox too, so
+//! it is seen however full the queue is; a frame already half written is completed first so the
+//! close frame that follows is not torn.
 
-use axum::extract::ws::Utf8Bytes;
+use crate::conn::socket::Socket;
+use bytes::Bytes;
 use drupal_push_protocol::CloseCode;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::io::{ErrorKind, IoSlice};
+use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 /// Queue limits, shared by all outboxes.
@@ -23,106 +35,226 @@ pub struct Limits {
 /// Outcome of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
+    /// Written to the socket, queued, or held for release.
     Queued,
     /// The outbox is closed (or just closed itself as a slow consumer): nothing was queued.
     Dropped,
 }
 
-/// What the connection task gets from [`Outbox::next`].
-#[derive(Debug)]
-pub enum Batch {
-    Frames(Vec<Utf8Bytes>),
-    Close(CloseCode),
+/// What [`Outbox::flush`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Everything queued is written.
+    Done,
+    /// The socket took less than was queued: wait until it is writable.
+    Blocked,
+    /// The socket failed: the peer is gone.
+    Broken,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
-    frames: VecDeque<Utf8Bytes>,
+    queue: VecDeque<Bytes>,
+    /// Bytes of the front frame already written.
+    front_written: usize,
+    /// Bytes queued and not yet written.
     bytes: usize,
     close: Option<CloseCode>,
+    held: Option<Vec<Bytes>>,
+    broken: bool,
 }
 
-#[derive(Debug)]
+impl Inner {
+    fn over(&self, limits: Limits, extra: usize) -> bool {
+        let frames = self.queue.len() + self.held.as_ref().map_or(0, Vec::len);
+        frames >= limits.max_frames || self.bytes + extra > limits.max_bytes
+    }
+
+    /// Drops what is queued, except the rest of a half-written frame.
+    fn discard(&mut self) {
+        if self.front_written > 0 {
+            self.queue.truncate(1);
+            self.bytes = self.queue.front().map_or(0, |f| f.len() - self.front_written);
+        } else {
+            self.queue = VecDeque::new();
+            self.bytes = 0;
+        }
+        self.held = None;
+    }
+}
+
 pub struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
     limits: Limits,
+    socket: Socket,
 }
 
 impl Outbox {
-    pub fn new(limits: Limits) -> Self {
-        Outbox { inner: Mutex::new(Inner::default()), notify: Notify::new(), limits }
+    pub fn new(socket: Socket, limits: Limits) -> Self {
+        Outbox { inner: Mutex::new(Inner::default()), notify: Notify::new(), limits, socket }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a frame without waiting; a full queue closes the outbox as a slow consumer.
-    pub fn push(&self, frame: Utf8Bytes) -> Pushed {
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Sends a frame without waiting: written now if the socket takes it, else queued.
+    pub fn push(&self, frame: Bytes) -> Pushed {
         let mut inner = self.lock();
-        if inner.close.is_some() {
+        if inner.close.is_some() || inner.broken {
             return Pushed::Dropped;
         }
-        if inner.frames.len() >= self.limits.max_frames || inner.bytes + frame.len() > self.limits.max_bytes {
+        if inner.over(self.limits, frame.len()) {
             inner.close = Some(CloseCode::SLOW_CONSUMER);
-            inner.frames = VecDeque::new();
-            inner.bytes = 0;
+            inner.discard();
             drop(inner);
             self.notify.notify_one();
             return Pushed::Dropped;
         }
-        inner.bytes += frame.len();
-        let was_empty = inner.frames.is_empty();
-        inner.frames.push_back(frame);
-        drop(inner);
-        if was_empty {
-            self.notify.notify_one();
+        if let Some(held) = inner.held.as_mut() {
+            held.push(frame);
+            return Pushed::Queued;
         }
+        if !inner.queue.is_empty() {
+            inner.bytes += frame.len();
+            inner.queue.push_back(frame);
+            return Pushed::Queued;
+        }
+        let written = match self.socket.try_write(&frame) {
+            Ok(n) if n == frame.len() => return Pushed::Queued,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            Err(_) => {
+                inner.broken = true;
+                drop(inner);
+                self.notify.notify_one();
+                return Pushed::Dropped;
+            }
+        };
+        inner.bytes += frame.len() - written;
+        inner.front_written = written;
+        inner.queue.push_back(frame);
+        drop(inner);
+        self.notify.notify_one();
         Pushed::Queued
     }
 
-    /// Asks the connection to close with `code`; frames still queued are dropped. The first
+    /// Asks the connection to close with `code`; frames not yet written are dropped. The first
     /// reason given wins.
     pub fn close(&self, code: CloseCode) {
         let mut inner = self.lock();
         if inner.close.is_none() {
             inner.close = Some(code);
-            inner.frames = VecDeque::new();
-            inner.bytes = 0;
+            inner.discard();
         }
         drop(inner);
         self.notify.notify_one();
     }
 
-    /// Takes what is queued without waiting (for tests of the hub).
-    #[cfg(test)]
-    pub fn drain(&self) -> Vec<Utf8Bytes> {
+    /// The close asked for, if any.
+    pub fn closing(&self) -> Option<CloseCode> {
+        self.lock().close
+    }
+
+    /// Keeps pushed frames aside until [`Outbox::release`].
+    pub fn hold(&self) {
         let mut inner = self.lock();
-        inner.bytes = 0;
-        std::mem::take(&mut inner.frames).into()
+        if inner.held.is_none() {
+            inner.held = Some(Vec::new());
+        }
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.lock().close.is_some()
+    /// Ends a hold: sends `first`, then the held frames, in order.
+    pub fn release(&self, first: Vec<Bytes>) {
+        let mut inner = self.lock();
+        let held = inner.held.take().unwrap_or_default();
+        if inner.close.is_some() || inner.broken {
+            return;
+        }
+        for frame in first.into_iter().chain(held) {
+            inner.bytes += frame.len();
+            inner.queue.push_back(frame);
+        }
+        drop(inner);
+        self.notify.notify_one();
     }
 
-    /// Takes everything queued, waiting until there is something or the outbox closes.
+    /// Queues a frame of the connection's own (a pong, a ping, the final close frame), even
+    /// while held or closing.
+    pub fn push_own(&self, frame: Bytes) {
+        let mut inner = self.lock();
+        if inner.broken {
+            return;
+        }
+        inner.bytes += frame.len();
+        inner.queue.push_back(frame);
+        drop(inner);
+        self.notify.notify_one();
+    }
+
+    /// Waits until something was queued for the connection task or a close was asked for.
     /// Cancel-safe: a wake-up not consumed is kept by the `Notify` permit.
-    pub async fn next(&self) -> Batch {
-        loop {
-            {
-                let mut inner = self.lock();
-                if let Some(code) = inner.close {
-                    return Batch::Close(code);
+    pub async fn wait(&self) {
+        self.notify.notified().await
+    }
+
+    /// Whether frames wait for the socket.
+    pub fn pending(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
+    /// Writes as much of the queue as the socket takes now (connection task).
+    pub fn flush(&self) -> Flush {
+        const BATCH: usize = 64;
+        let mut inner = self.lock();
+        while !inner.queue.is_empty() {
+            if inner.broken {
+                return Flush::Broken;
+            }
+            let result = {
+                let mut slices: [IoSlice<'_>; BATCH] = [IoSlice::new(&[]); BATCH];
+                let mut n = 0;
+                for (i, f) in inner.queue.iter().take(BATCH).enumerate() {
+                    slices[i] = IoSlice::new(if i == 0 { &f[inner.front_written..] } else { f });
+                    n += 1;
                 }
-                if !inner.frames.is_empty() {
-                    inner.bytes = 0;
-                    let frames = std::mem::take(&mut inner.frames);
-                    return Batch::Frames(frames.into());
+                self.socket.try_write_vectored(&slices[..n])
+            };
+            match result {
+                Ok(0) => {
+                    inner.broken = true;
+                    return Flush::Broken;
+                }
+                Ok(written) => advance(&mut inner, written),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    inner.broken = true;
+                    return Flush::Broken;
                 }
             }
-            self.notify.notified().await;
+        }
+        if inner.broken { Flush::Broken } else { Flush::Done }
+    }
+}
+
+/// Takes `written` bytes off the front of the queue.
+fn advance(inner: &mut Inner, mut written: usize) {
+    inner.bytes -= written;
+    while written > 0 {
+        let front_left = inner.queue.front().map_or(0, |f| f.len()) - inner.front_written;
+        if written >= front_left {
+            written -= front_left;
+            inner.queue.pop_front();
+            inner.front_written = 0;
+        } else {
+            inner.front_written += written;
+            written = 0;
         }
     }
 }
@@ -130,47 +262,96 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
 
-    fn outbox(max_frames: usize, max_bytes: usize) -> Outbox {
-        Outbox::new(Limits { max_frames, max_bytes })
+    /// An outbox over one end of a Unix socket pair, and the other end to read what it wrote.
+    fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, UnixEnd) {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        (Outbox::new(Socket::Unix(a), Limits { max_frames, max_bytes }), UnixEnd(b))
     }
 
-    #[tokio::test]
-    async fn batches_everything_queued() {
-        let o = outbox(10, 1000);
-        assert_eq!(o.push("a".into()), Pushed::Queued);
-        assert_eq!(o.push("b".into()), Pushed::Queued);
-        match o.next().await {
-            Batch::Frames(f) => assert_eq!(f, vec![Utf8Bytes::from("a"), Utf8Bytes::from("b")]),
-            other => panic!("{other:?}"),
+    struct UnixEnd(tokio::net::UnixStream);
+
+    impl UnixEnd {
+        async fn read_exactly(&mut self, n: usize) -> Vec<u8> {
+            let mut buf = vec![0; n];
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.0.read_exact(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            buf
         }
     }
 
     #[tokio::test]
-    async fn overflow_closes_as_slow_consumer_and_drops_the_rest() {
-        let o = outbox(2, 1000);
-        o.push("a".into());
-        o.push("b".into());
-        assert_eq!(o.push("c".into()), Pushed::Dropped);
-        assert_eq!(o.push("d".into()), Pushed::Dropped);
-        assert!(matches!(o.next().await, Batch::Close(CloseCode::SLOW_CONSUMER)));
-        let o = outbox(100, 3);
-        o.push("ab".into());
-        assert_eq!(o.push("cd".into()), Pushed::Dropped);
-        assert!(o.is_closed());
+    async fn writes_directly_when_nothing_is_queued() {
+        let (o, mut peer) = outbox(10, 1000);
+        assert_eq!(o.push(Bytes::from_static(b"ab")), Pushed::Queued);
+        assert!(!o.pending());
+        assert_eq!(o.push(Bytes::from_static(b"cd")), Pushed::Queued);
+        assert_eq!(peer.read_exactly(4).await, b"abcd");
     }
 
     #[tokio::test]
-    async fn first_close_reason_wins_and_wakes_the_reader() {
-        let o = std::sync::Arc::new(outbox(10, 100));
-        let reader = {
+    async fn queues_what_the_socket_refuses_and_keeps_order() {
+        let (o, mut peer) = outbox(100_000, 1 << 30);
+        let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+        let mut pushed = 0;
+        while !o.pending() {
+            o.push(chunk.clone());
+            pushed += chunk.len();
+        }
+        o.push(Bytes::from_static(b"end"));
+        assert_eq!(o.flush(), Flush::Blocked);
+        let reader = tokio::spawn(async move { peer.read_exactly(pushed + 3).await });
+        loop {
+            match o.flush() {
+                Flush::Done => break,
+                Flush::Blocked => o.socket().writable().await.unwrap(),
+                Flush::Broken => panic!("broken"),
+            }
+        }
+        let got = reader.await.unwrap();
+        assert!(got[..pushed].iter().all(|b| *b == 7));
+        assert_eq!(&got[pushed..], b"end");
+    }
+
+    #[tokio::test]
+    async fn overflow_closes_as_slow_consumer() {
+        let (o, _peer) = outbox(2, 1 << 30);
+        o.hold();
+        o.push(Bytes::from_static(b"a"));
+        o.push(Bytes::from_static(b"b"));
+        assert_eq!(o.push(Bytes::from_static(b"c")), Pushed::Dropped);
+        assert_eq!(o.closing(), Some(CloseCode::SLOW_CONSUMER));
+        assert_eq!(o.push(Bytes::from_static(b"d")), Pushed::Dropped);
+    }
+
+    #[tokio::test]
+    async fn hold_and_release_send_the_handshake_first() {
+        let (o, mut peer) = outbox(10, 1000);
+        o.hold();
+        o.push(Bytes::from_static(b"x"));
+        assert!(!o.pending());
+        o.release(vec![Bytes::from_static(b"ack")]);
+        assert_eq!(o.flush(), Flush::Done);
+        assert_eq!(peer.read_exactly(4).await, b"ackx");
+    }
+
+    #[tokio::test]
+    async fn first_close_reason_wins_and_wakes_the_task() {
+        let (o, _peer) = outbox(10, 100);
+        let o = Arc::new(o);
+        let waiter = {
             let o = o.clone();
-            tokio::spawn(async move { o.next().await })
+            tokio::spawn(async move { o.wait().await })
         };
         tokio::task::yield_now().await;
         o.close(CloseCode::KICKED);
         o.close(CloseCode::GOING_AWAY);
-        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await.unwrap().unwrap();
-        assert!(matches!(got, Batch::Close(CloseCode::KICKED)));
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert_eq!(o.closing(), Some(CloseCode::KICKED));
+        assert_eq!(o.push(Bytes::from_static(b"late")), Pushed::Dropped);
     }
 }

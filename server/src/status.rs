@@ -3,13 +3,14 @@
 //! file service for `staticDir` and `distDir`.
 
 use crate::App;
+use crate::api::ApiError;
 use crate::config::{COMPAT_VERSION, Config};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use tower_http::services::ServeDir;
 
@@ -23,21 +24,49 @@ async fn page() -> Html<&'static str> {
     Html(STATUS_PAGE)
 }
 
+/// The counters of `health/check` (behind the service key): this node's and the engine's, all
+/// kept up to date as state changes, plus the content-token channels (bounded list).
+pub async fn health(app: &App) -> Result<Value, ApiError> {
+    let local = app.hub.stats();
+    let cluster = app.engine.stats().await?;
+    let details = app.engine.token_channel_details().await?;
+    let content_tokens: Map<String, Value> = details
+        .into_iter()
+        .map(|d| (d.channel, json!({"tokens": d.waiting, "sockets": d.sockets})))
+        .collect();
+    Ok(json!({
+        "authenticatedClients": cluster.sessions,
+        "sockets": local.sockets,
+        "preAuthSockets": local.pre_auth_sockets,
+        "onlineUsers": cluster.online_users,
+        "channels": cluster.channels,
+        "tokenChannels": cluster.token_channels,
+        "cachedAuthTokens": cluster.cached_auth_tokens,
+        "contentTokens": content_tokens,
+    }))
+}
+
+/// `/status.json`: counters only (no channel names, tokens or keys), each O(1) to read.
 async fn data(State(app): State<Arc<App>>) -> Response {
     let s = app.hub.stats();
-    let body = json!({
+    let mut body = json!({
         "server": concat!("drupal-push ", env!("CARGO_PKG_VERSION")),
         "compatVersion": COMPAT_VERSION,
         "uptimeSecs": app.started.elapsed().as_secs(),
         "rssBytes": rss_bytes(),
         "sockets": s.sockets,
         "preAuthSockets": s.pre_auth_sockets,
-        "authenticatedClients": s.authenticated_clients,
-        "onlineUsers": s.online_users,
-        "channels": s.channels,
-        "tokenChannels": s.token_channels,
-        "cachedAuthTokens": s.cached_auth_tokens,
     });
+    match app.engine.stats().await {
+        Ok(e) => {
+            body["authenticatedClients"] = json!(e.sessions);
+            body["onlineUsers"] = json!(e.online_users);
+            body["channels"] = json!(e.channels);
+            body["tokenChannels"] = json!(e.token_channels);
+            body["cachedAuthTokens"] = json!(e.cached_auth_tokens);
+        }
+        Err(e) => body["engineError"] = json!(e.to_string()),
+    }
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 

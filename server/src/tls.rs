@@ -3,6 +3,7 @@
 //! up the accept loop; finished streams are handed to axum through a [`Listener`].
 
 use crate::config::Config;
+use crate::error::StartError;
 use axum::Router;
 use axum::serve::{Listener, ListenerExt};
 use std::future::Future;
@@ -19,29 +20,35 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the certificate chain (plus `sslCAPath` intermediates) and key into a server config.
-pub fn server_config(config: &Config) -> Result<tokio_rustls::rustls::ServerConfig, String> {
+pub fn server_config(config: &Config) -> Result<tokio_rustls::rustls::ServerConfig, StartError> {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let mut certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.ssl_cert_path)
-        .map_err(|e| format!("sslCertPath: {:?}: {e}", config.ssl_cert_path))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("sslCertPath: {:?}: {e}", config.ssl_cert_path))?;
+    let mut certs = read_certs("sslCertPath", &config.ssl_cert_path)?;
     if certs.is_empty() {
-        return Err(format!("sslCertPath: {:?} holds no PEM certificate", config.ssl_cert_path));
+        return Err(StartError::Tls(format!(
+            "sslCertPath: {:?} holds no PEM certificate",
+            config.ssl_cert_path
+        )));
     }
     if !config.ssl_ca_path.is_empty() {
-        let extra: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.ssl_ca_path)
-            .map_err(|e| format!("sslCAPath: {:?}: {e}", config.ssl_ca_path))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("sslCAPath: {:?}: {e}", config.ssl_ca_path))?;
-        certs.extend(extra);
+        certs.extend(read_certs("sslCAPath", &config.ssl_ca_path)?);
     }
     let key = PrivateKeyDer::from_pem_file(&config.ssl_key_path).map_err(|e| {
-        format!("sslKeyPath: {:?}: {e} (an unencrypted PEM key is needed)", config.ssl_key_path)
+        StartError::Tls(format!(
+            "sslKeyPath: {:?}: {e} (an unencrypted PEM key is needed)",
+            config.ssl_key_path
+        ))
     })?;
-    tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("sslKeyPath/sslCertPath: the key does not fit the certificate: {e}"))
+    tokio_rustls::rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(
+        |e| StartError::Tls(format!("sslKeyPath/sslCertPath: the key does not fit the certificate: {e}")),
+    )
+}
+
+fn read_certs(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, StartError> {
+    let error = |e: &dyn std::fmt::Display| StartError::Tls(format!("{key}: {path:?}: {e}"));
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(&e))
 }
 
 /// Accepted, handshaken TLS connections.
@@ -106,11 +113,12 @@ pub async fn serve(
     router: Router,
     config: &Config,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let tls = server_config(config).map_err(std::io::Error::other)?;
+) -> Result<(), StartError> {
+    let tls = server_config(config)?;
     // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` impl applies to this listener.
     let listener = TlsListener::new(listener, TlsAcceptor::from(Arc::new(tls)))?.tap_io(|_| {});
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop)
-        .await
+        .await?;
+    Ok(())
 }

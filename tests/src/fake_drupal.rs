@@ -1,74 +1,17 @@
-//! A fake of Drupal's `/nodejs/message` endpoint (spec 2.3, 2.4) over real HTTP.
+//! The fake Drupal of the tests: the server crate's shared fake
+//! (`drupal_push_server::fake_drupal`) served over real HTTP (or HTTPS) on 127.0.0.1:0,
+//! recording every message. Unscripted tokens are invalid.
 
-use axum::extract::{Form, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use drupal_push_protocol::backend::BackendMessage;
-use serde_json::json;
-use std::collections::HashMap;
+pub use drupal_push_server::fake_drupal::Answer;
+use drupal_push_server::fake_drupal::FakeDrupal as Core;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::Notify;
-
-/// How the fake answers an `authenticate` for one token.
-#[derive(Debug, Clone)]
-pub enum Answer {
-    /// A valid session.
-    Valid { uid: u64, channels: Vec<String>, presence_uids: Vec<u64> },
-    /// `nodejsValidAuthToken: false`.
-    Invalid,
-    /// Wait, then answer.
-    Slow(Duration, Box<Answer>),
-    /// An HTTP status with an empty body.
-    Status(u16),
-    /// A redirect with a Location header.
-    Redirect(u16, String),
-    /// A 200 that is not JSON.
-    Garbage,
-    /// `{"error": …}`.
-    Error(String),
-    /// The Drupal 7 shape: string uid, the whole user object, the service key.
-    Drupal7 { uid: u64, channels: Vec<String> },
-}
-
-impl Answer {
-    pub fn valid(uid: u64, channels: &[&str]) -> Answer {
-        Answer::Valid {
-            uid,
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            presence_uids: Vec::new(),
-        }
-    }
-
-    pub fn watched(uid: u64, channels: &[&str], presence_uids: &[u64]) -> Answer {
-        Answer::Valid {
-            uid,
-            channels: channels.iter().map(|s| s.to_string()).collect(),
-            presence_uids: presence_uids.to_vec(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Inner {
-    answers: HashMap<String, Answer>,
-    received: Vec<BackendMessage>,
-    bad_keys: usize,
-}
-
-#[derive(Clone)]
-struct Shared {
-    inner: Arc<Mutex<Inner>>,
-    changed: Arc<Notify>,
-    key: String,
-}
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// A running fake Drupal; stops when dropped.
 pub struct FakeDrupal {
-    shared: Shared,
+    core: Core,
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
@@ -94,9 +37,8 @@ impl FakeDrupal {
         use axum::serve::ListenerExt;
         use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let shared =
-            Shared { inner: Arc::default(), changed: Arc::new(Notify::new()), key: service_key.to_owned() };
-        let app = Router::new().route("/nodejs/message", post(handle)).with_state(shared.clone());
+        let core = Core::new(service_key, Arc::new(|_: &str| Answer::Invalid), true);
+        let app = core.router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake drupal");
         let addr = listener.local_addr().expect("local addr");
         let task = match tls {
@@ -122,107 +64,34 @@ impl FakeDrupal {
                 })
             }
         };
-        FakeDrupal { shared, addr, task }
+        FakeDrupal { core, addr, task }
     }
 
     /// Scripts the answer for `token`. Unscripted tokens are invalid.
     pub fn answer(&self, token: &str, answer: Answer) {
-        self.shared.inner.lock().expect("lock").answers.insert(token.to_owned(), answer);
+        self.core.answer(token, answer);
     }
 
     /// Every message received so far.
     pub fn messages(&self) -> Vec<BackendMessage> {
-        self.shared.inner.lock().expect("lock").received.clone()
+        self.core.messages()
     }
 
     /// Number of `authenticate` calls received.
     pub fn auth_calls(&self) -> usize {
-        self.messages().iter().filter(|m| matches!(m, BackendMessage::Authenticate(_))).count()
+        self.core.counts().authenticate.load(Relaxed) as usize
     }
 
     /// Requests that carried a wrong service key.
     pub fn bad_key_calls(&self) -> usize {
-        self.shared.inner.lock().expect("lock").bad_keys
+        self.core.counts().bad_key.load(Relaxed) as usize
     }
 
     /// Waits until a received message satisfies `pred`, failing after [`crate::WAIT`].
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&BackendMessage) -> bool) -> BackendMessage {
-        let deadline = tokio::time::Instant::now() + crate::WAIT;
-        loop {
-            let changed = self.shared.changed.notified();
-            if let Some(m) = self.messages().into_iter().find(|m| pred(m)) {
-                return m;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                panic!("timed out waiting for the backend to receive {what}; got {:?}", self.messages());
-            }
+        match self.core.wait_for(crate::WAIT, pred).await {
+            Some(m) => m,
+            None => panic!("timed out waiting for the backend to receive {what}; got {:?}", self.messages()),
         }
-    }
-}
-
-async fn handle(State(s): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
-    if form.get("serviceKey") != Some(&s.key) {
-        s.inner.lock().expect("lock").bad_keys += 1;
-        return Json(json!({"error": "Invalid service key."})).into_response();
-    }
-    let Some(text) = form.get("messageJson") else {
-        return Json(json!({"error": "No message."})).into_response();
-    };
-    let message: BackendMessage = match serde_json::from_str(text) {
-        Ok(m) => m,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad messageJson: {e}")).into_response(),
-    };
-    let answer = match &message {
-        BackendMessage::Authenticate(req) => {
-            let a = s.inner.lock().expect("lock").answers.get(&req.auth_token).cloned();
-            Some((a.unwrap_or(Answer::Invalid), req.clone()))
-        }
-        _ => None,
-    };
-    s.inner.lock().expect("lock").received.push(message);
-    s.changed.notify_waiters();
-    let Some((answer, req)) = answer else {
-        return Json(json!({"status": "success"})).into_response();
-    };
-    respond(answer, &req, &s.key).await
-}
-
-async fn respond(
-    mut answer: Answer,
-    req: &drupal_push_protocol::backend::AuthenticateRequest,
-    key: &str,
-) -> Response {
-    while let Answer::Slow(d, next) = answer {
-        tokio::time::sleep(d).await;
-        answer = *next;
-    }
-    match answer {
-        Answer::Valid { uid, channels, presence_uids } => Json(json!({
-            "uid": uid, "authToken": req.auth_token, "nodejsValidAuthToken": true,
-            "clientId": req.client_id, "channels": channels, "presenceUids": presence_uids,
-            "contentTokens": req.content_tokens,
-        }))
-        .into_response(),
-        Answer::Drupal7 { uid, channels } => Json(json!({
-            "uid": uid.to_string(), "name": "admin", "mail": "admin@example.org", "pass": "$S$DHASH",
-            "roles": {"2": "authenticated user"}, "authToken": req.auth_token, "nodejsValidAuthToken": true,
-            "clientId": req.client_id, "channels": channels, "presenceUids": [], "serviceKey": key,
-            "contentTokens": [],
-        }))
-        .into_response(),
-        Answer::Invalid => Json(json!({
-            "uid": 0, "authToken": req.auth_token, "nodejsValidAuthToken": false, "clientId": req.client_id,
-        }))
-        .into_response(),
-        Answer::Status(code) => {
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-        }
-        Answer::Redirect(code, to) => {
-            (StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND), [(header::LOCATION, to)])
-                .into_response()
-        }
-        Answer::Garbage => (StatusCode::OK, "<html><body>Fatal error</body></html>").into_response(),
-        Answer::Error(e) => Json(json!({"error": e})).into_response(),
-        Answer::Slow(..) => unreachable!("unwrapped above"),
     }
 }

@@ -14,7 +14,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), drupal_push_server::StartError>>>,
     http: reqwest::Client,
 }
 
@@ -88,7 +88,7 @@ impl TestServer {
     }
 
     /// Triggers a graceful shutdown and waits for `run` to return.
-    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+    pub async fn shutdown(&mut self) -> Result<(), drupal_push_server::StartError> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

@@ -69,7 +69,9 @@ impl BackendMessage {
 
 /// Drupal's answer to `authenticate` (`nodejs_auth_check()`), read leniently: uids may be
 /// strings, lists may arrive as JSON objects (PHP arrays with holes), extra members are ignored.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// It serializes to the shape Drupal sends, so fake Drupals (the demo, the tests, the benchmark)
+/// build it with [`AuthAnswer::accept`] and [`AuthAnswer::reject`] rather than by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthAnswer {
     #[serde(default)]
@@ -78,11 +80,17 @@ pub struct AuthAnswer {
     pub auth_token: Option<String>,
     #[serde(default, deserialize_with = "truthy")]
     pub nodejs_valid_auth_token: bool,
+    /// Drupal echoes the socket id it was asked about (the server does not rely on it: spec 7.10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Value>,
     #[serde(default, deserialize_with = "string_list")]
     pub channels: Vec<String>,
     #[serde(default, deserialize_with = "uid_list")]
     pub presence_uids: Vec<Uid>,
-    #[serde(default)]
+    /// Drupal echoes the content tokens it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_tokens: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
 }
 
@@ -98,6 +106,39 @@ pub enum AuthAnswerError {
 }
 
 impl AuthAnswer {
+    /// What Drupal answers for a valid session of `uid`.
+    pub fn accept(
+        req: &AuthenticateRequest,
+        uid: Uid,
+        channels: Vec<String>,
+        presence_uids: Vec<Uid>,
+    ) -> Self {
+        AuthAnswer {
+            uid,
+            auth_token: Some(req.auth_token.clone()),
+            nodejs_valid_auth_token: true,
+            client_id: Some(Value::from(req.client_id.as_str())),
+            channels,
+            presence_uids,
+            content_tokens: serde_json::to_value(&req.content_tokens).ok(),
+            error: None,
+        }
+    }
+
+    /// What Drupal answers for a token that is not a valid session.
+    pub fn reject(req: &AuthenticateRequest) -> Self {
+        AuthAnswer {
+            uid: Uid::ANONYMOUS,
+            auth_token: Some(req.auth_token.clone()),
+            nodejs_valid_auth_token: false,
+            client_id: Some(Value::from(req.client_id.as_str())),
+            channels: Vec::new(),
+            presence_uids: Vec::new(),
+            content_tokens: None,
+            error: None,
+        }
+    }
+
     /// Parses and judges Drupal's answer the way the original did (spec 2.4).
     pub fn parse(body: &[u8]) -> Result<AuthAnswer, AuthAnswerError> {
         let head = || String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
@@ -200,6 +241,29 @@ mod tests {
         );
         let back: BackendMessage = serde_json::from_str(&msg.to_json()).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn golden_auth_answers_as_fakes_build_them() {
+        let req = AuthenticateRequest {
+            auth_token: "t".into(),
+            content_tokens: BTreeMap::from([("c".to_string(), "x".to_string())]),
+            client_id: SocketId("s1".into()),
+            extra: Map::new(),
+        };
+        let ok = AuthAnswer::accept(&req, Uid(5), vec!["nodejs_user_5".into()], vec![Uid(7)]);
+        let text = serde_json::to_string(&ok).unwrap();
+        assert_eq!(
+            text,
+            r#"{"uid":5,"authToken":"t","nodejsValidAuthToken":true,"clientId":"s1","channels":["nodejs_user_5"],"presenceUids":[7],"contentTokens":{"c":"x"}}"#
+        );
+        assert_eq!(AuthAnswer::parse(text.as_bytes()).unwrap(), ok);
+        let no = serde_json::to_string(&AuthAnswer::reject(&req)).unwrap();
+        assert_eq!(
+            no,
+            r#"{"uid":0,"authToken":"t","nodejsValidAuthToken":false,"clientId":"s1","channels":[],"presenceUids":[]}"#
+        );
+        assert_eq!(AuthAnswer::parse(no.as_bytes()), Err(AuthAnswerError::InvalidToken));
     }
 
     #[test]

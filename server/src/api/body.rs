@@ -3,11 +3,9 @@
 //! malformed JSON is a 400 and an oversized body a 413, both as JSON naming the problem
 //! (the original answered HTML: spec 7.19).
 
-use super::http_error;
+use super::ApiError;
 use crate::App;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
-use axum::response::Response;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -39,33 +37,37 @@ impl JsonBody {
 }
 
 impl FromRequest<Arc<App>> for JsonBody {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Response> {
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, ApiError> {
         let limit = app.config.body_parser_json_limit;
         let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if too_large {
-                http_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("Request body exceeds the {limit}-byte limit (bodyParserJsonLimit)."),
-                )
+            if is_length_limit(&e) {
+                ApiError::BodyTooLarge(limit)
             } else {
-                http_error(StatusCode::BAD_REQUEST, format!("Could not read the request body: {e}"))
+                ApiError::BodyUnreadable(e.to_string())
             }
         })?;
         let text = match std::str::from_utf8(&bytes) {
             Ok(t) if t.trim().is_empty() => "{}",
             Ok(t) => t,
-            Err(e) => {
-                return Err(http_error(StatusCode::BAD_REQUEST, format!("Request body is not UTF-8: {e}")));
-            }
+            Err(e) => return Err(ApiError::BodyNotUtf8(e.to_string())),
         };
-        let raw: Box<RawValue> = serde_json::from_str(text.trim()).map_err(|e| {
-            http_error(StatusCode::BAD_REQUEST, format!("Request body is not valid JSON: {e}"))
-        })?;
+        let raw: Box<RawValue> =
+            serde_json::from_str(text.trim()).map_err(|e| ApiError::BadJson(e.to_string()))?;
         Ok(JsonBody { raw })
     }
+}
+
+/// Whether reading stopped at the body limit: axum wraps http-body-util's `LengthLimitError`,
+/// found by walking the error's sources (by type, never by message text).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }

@@ -4,7 +4,7 @@
 use crate::App;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -21,7 +21,7 @@ pub async fn check_service_key(State(app): State<Arc<App>>, req: Request, next: 
             header_present = !given.is_empty(),
             "backend request refused: invalid service key (compare Drupal's service key with serviceKey)"
         );
-        return super::error("Invalid service key.");
+        return super::ApiError::InvalidServiceKey.into_response();
     }
     next.run(req).await
 }

@@ -4,20 +4,21 @@
 //! Action routes answer GET and POST alike (Drupal 7 uses GET, 8+ POST: spec 9.2).
 //!
 //! Files: `body.rs` (reading bodies as JSON whatever the Content-Type, spec 9.1),
-//! `key.rs` (the `NodejsServiceKey` check), `routes.rs` (the handlers).
+//! `key.rs` (the `NodejsServiceKey` check), `routes.rs` (the handlers), `error.rs` (every
+//! failure and its compatible answer).
 
-pub mod body;
+mod body;
+mod error;
 mod key;
-pub mod routes;
+pub(crate) mod routes;
 
 pub use body::JsonBody;
+pub use error::ApiError;
 
 use crate::App;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::Router;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// The routes under `baseAuthPath`, with the service-key check in front of all of them
@@ -52,28 +53,8 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .layer(axum::middleware::from_fn_with_state(app, key::check_service_key))
 }
 
-/// `{"status":"success"}`.
-pub(crate) fn success() -> Response {
-    Json(json!({"status": "success"})).into_response()
-}
-
-/// `{"status":"failed","error":…}` with HTTP 200 (the original's failure shape for actions).
-pub(crate) fn failed(error: &str) -> Response {
-    Json(json!({"status": "failed", "error": error})).into_response()
-}
-
-/// `{"error":…}` with HTTP 200 (the original's shape for publish and content-token routes).
-pub(crate) fn error(error: &str) -> Response {
-    Json(json!({"error": error})).into_response()
-}
-
-/// A JSON error with an HTTP status (malformed requests, unknown routes).
-pub(crate) fn http_error(status: StatusCode, error: String) -> Response {
-    (status, Json(json!({"error": error}))).into_response()
-}
-
-async fn not_found() -> Response {
-    http_error(StatusCode::NOT_FOUND, "Not Found.".into())
+async fn not_found() -> ApiError {
+    ApiError::NotFound
 }
 
 /// Value of a JSON member as the original read it: a string, or a number written as one.

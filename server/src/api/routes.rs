@@ -1,13 +1,14 @@
-//! The handlers of the backend routes, one per route of spec 1.2, in its order.
+//! The handlers of the backend routes, one per route of spec 1.2, in its order. Each answers
+//! `Ok(json)` or an [`ApiError`], which owns the original's error strings.
 
+use super::as_text;
 use super::body::JsonBody;
-use super::{as_text, error, failed, success};
+use super::error::{ApiError, MAX_CONTENT_TOKEN_LEN};
 use crate::App;
 use crate::config::COMPAT_VERSION;
-use crate::hub::Target;
+use crate::engine::{Stream, Who};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
 use drupal_push_protocol::backend::is_truthy;
 use drupal_push_protocol::{ChannelName, Uid};
 use serde::Deserialize;
@@ -15,8 +16,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 type AppState = State<Arc<App>>;
+type Answer = Result<Json<Value>, ApiError>;
 
-const MISSING: &str = "Required parameters are missing.";
+fn success() -> Answer {
+    Ok(Json(json!({"status": "success"})))
+}
 
 /// The two members of a publish body the server looks at; the rest travels untouched.
 #[derive(Default, Deserialize)]
@@ -27,172 +31,175 @@ struct PublishHead {
     broadcast: Option<Value>,
 }
 
+impl PublishHead {
+    /// `channel` as the original read it: truthy, and a string or a number.
+    fn channel(&self) -> Option<String> {
+        self.channel.as_ref().filter(|c| is_truthy(c)).and_then(as_text)
+    }
+}
+
+fn uid(text: &str) -> Result<Uid, ApiError> {
+    Uid::parse(text).ok_or(ApiError::InvalidUid)
+}
+
+fn channel_name(channel: &str) -> Result<ChannelName, ApiError> {
+    ChannelName::parse(channel).map_err(|_| ApiError::InvalidChannelName)
+}
+
 /// Route 1: `POST publish`: the body verbatim to a channel's sockets, or to all authenticated
-/// sockets when `broadcast` is truthy. `sent` counts sockets it was queued for.
-pub async fn publish(State(app): AppState, body: JsonBody) -> Response {
+/// sockets when `broadcast` is truthy. `sent` counts this node's sockets it reached.
+pub async fn publish(State(app): AppState, body: JsonBody) -> Answer {
     let head: PublishHead = body.head();
     let broadcast = head.broadcast.as_ref().is_some_and(is_truthy);
-    let channel = head.channel.as_ref().filter(|c| is_truthy(c)).and_then(as_text);
-    let sent = match (broadcast, channel) {
-        (true, _) => app.hub.publish(&body.raw, Target::Broadcast),
-        (false, Some(c)) => app.hub.publish(&body.raw, Target::Channel(&c)),
-        (false, None) => return error(MISSING),
+    let stream = match (broadcast, head.channel()) {
+        (true, _) => Stream::Broadcast,
+        (false, Some(c)) => Stream::Channel(Arc::from(c)),
+        (false, None) => return Err(ApiError::MissingParameters),
     };
+    let sent = app.engine.publish(stream, Arc::from(body.raw)).await?;
     tracing::debug!(sent, broadcast, "published");
-    Json(json!({"status": "success", "sent": sent})).into_response()
+    Ok(Json(json!({"status": "success", "sent": sent})))
 }
 
 /// Route 2: `user/kick/:uid`: closes every socket of the user (close 4002) and forgets its auth.
-pub async fn kick(State(app): AppState, Path(uid): Path<String>) -> Response {
-    let Some(uid) = Uid::parse(&uid) else { return failed("Invalid uid.") };
-    app.hub.kick_user(uid);
+pub async fn kick(State(app): AppState, Path(text): Path<String>) -> Answer {
+    let uid = uid(&text)?;
+    app.engine.kick(uid).await?;
     tracing::info!(%uid, "user kicked");
     success()
 }
 
 /// Route 3: `user/logout/:authtoken`: closes the session's sockets (close 4003) and forgets its auth.
-pub async fn logout(State(app): AppState, Path(token): Path<String>) -> Response {
-    app.hub.logout(&token);
-    tracing::info!(token = %crate::conn::redact(&token), "session logged out");
+pub async fn logout(State(app): AppState, Path(token): Path<String>) -> Answer {
+    app.engine.logout(&token).await?;
+    tracing::info!(token = %crate::ids::redact(&token), "session logged out");
     success()
 }
 
-/// `{"status":"success"}`, or the original's failure shape with the error string.
-fn reply<E: AsRef<str>>(result: Result<(), E>) -> Response {
-    match result {
-        Ok(()) => success(),
-        Err(e) => failed(e.as_ref()),
-    }
-}
-
-fn uid_and_channel(uid: &str, channel: &str) -> Result<(Uid, ChannelName), &'static str> {
-    let uid = Uid::parse(uid).ok_or("Invalid uid.")?;
-    Ok((uid, channel_name(channel)?))
+/// Routes 4 and 5: `user/channel/add|remove/:channel/:uid`.
+async fn user_channel(app: &App, channel: &str, text: &str, join: bool) -> Answer {
+    let uid = uid(text)?;
+    let channel = channel_name(channel)?;
+    app.engine.set_membership(Who::User(uid), channel.as_str(), join).await?;
+    success()
 }
 
 /// Route 4: `user/channel/add/:channel/:uid`.
-pub async fn user_channel_add(
-    State(app): AppState,
-    Path((channel, uid)): Path<(String, String)>,
-) -> Response {
-    reply(uid_and_channel(&uid, &channel).and_then(|(uid, ch)| app.hub.add_user_to_channel(ch.as_str(), uid)))
+pub async fn user_channel_add(State(app): AppState, Path((channel, uid)): Path<(String, String)>) -> Answer {
+    user_channel(&app, &channel, &uid, true).await
 }
 
 /// Route 5: `user/channel/remove/:channel/:uid`.
 pub async fn user_channel_remove(
     State(app): AppState,
     Path((channel, uid)): Path<(String, String)>,
-) -> Response {
-    reply(
-        uid_and_channel(&uid, &channel)
-            .and_then(|(uid, ch)| app.hub.remove_user_from_channel(ch.as_str(), uid)),
-    )
+) -> Answer {
+    user_channel(&app, &channel, &uid, false).await
 }
 
 /// Route 10: `user/presence-list/:uid/:uidList`: who may see the user's presence (broken in the
 /// original: spec 7.1).
-pub async fn presence_list(State(app): AppState, Path((uid, list)): Path<(String, String)>) -> Response {
-    let Some(uid) = Uid::parse(&uid) else { return failed("Invalid uid.") };
+pub async fn presence_list(State(app): AppState, Path((text, list)): Path<(String, String)>) -> Answer {
+    let uid = uid(&text)?;
     let watchers: Option<Vec<Uid>> =
         list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Uid::parse).collect();
-    let Some(watchers) = watchers else { return failed("Invalid uid.") };
-    app.hub.set_presence_list(uid, watchers);
+    let watchers = watchers.ok_or(ApiError::InvalidUid)?;
+    app.engine.set_presence_list(uid, watchers).await?;
     success()
 }
 
-fn channel_name(channel: &str) -> Result<ChannelName, &'static str> {
-    ChannelName::parse(channel).map_err(|_| "Invalid channel name.")
-}
-
 /// Route 6: `channel/add/:channel`.
-pub async fn channel_add(State(app): AppState, Path(channel): Path<String>) -> Response {
-    reply(channel_name(&channel).map_err(String::from).and_then(|ch| app.hub.add_channel(ch.as_str())))
+pub async fn channel_add(State(app): AppState, Path(channel): Path<String>) -> Answer {
+    app.engine.add_channel(channel_name(&channel)?.as_str()).await?;
+    success()
 }
 
 /// Route 9: `channel/remove/:channel`.
-pub async fn channel_remove(State(app): AppState, Path(channel): Path<String>) -> Response {
-    reply(channel_name(&channel).and_then(|ch| app.hub.remove_channel(ch.as_str())))
+pub async fn channel_remove(State(app): AppState, Path(channel): Path<String>) -> Answer {
+    app.engine.remove_channel(channel_name(&channel)?.as_str()).await?;
+    success()
 }
 
 /// Route 8: `channel/check/:channel`.
-pub async fn channel_check(State(app): AppState, Path(channel): Path<String>) -> Response {
-    let channel = match channel_name(&channel) {
-        Ok(c) => c,
-        Err(e) => return failed(e),
-    };
-    Json(json!({"status": "success", "result": app.hub.channel_exists(channel.as_str())})).into_response()
+pub async fn channel_check(State(app): AppState, Path(channel): Path<String>) -> Answer {
+    let result = app.engine.channel_exists(channel_name(&channel)?.as_str()).await?;
+    Ok(Json(json!({"status": "success", "result": result})))
 }
 
 /// Route 7: `health/check`: counters, `status` and the compatible `version` Drupal 8+ requires.
-pub async fn health_check(State(app): AppState) -> Response {
-    let mut v = serde_json::to_value(app.hub.stats()).unwrap_or_else(|_| json!({}));
-    if let Value::Object(m) = &mut v {
-        m.insert("status".into(), json!("success"));
-        m.insert("version".into(), json!(COMPAT_VERSION));
-        m.insert("server".into(), json!(concat!("drupal-push ", env!("CARGO_PKG_VERSION"))));
-    }
-    Json(v).into_response()
+pub async fn health_check(State(app): AppState) -> Answer {
+    let mut v = crate::status::health(&app).await?;
+    v["status"] = json!("success");
+    v["version"] = json!(COMPAT_VERSION);
+    v["server"] = json!(concat!("drupal-push ", env!("CARGO_PKG_VERSION")));
+    Ok(Json(v))
 }
 
 /// Route 11: `debug/toggle`: `{"debug": …}` switches verbose logging on or off (the original could
 /// not switch it off: spec 7.7).
-pub async fn debug_toggle(State(app): AppState, body: JsonBody) -> Response {
+pub async fn debug_toggle(State(app): AppState, body: JsonBody) -> Answer {
     let members = body.members();
-    let Some(value) = members.get("debug") else { return error(MISSING) };
+    let value = members.get("debug").ok_or(ApiError::MissingParameters)?;
     app.set_debug(is_truthy(value));
-    Json(json!({"status": "success", "debug": value})).into_response()
+    Ok(Json(json!({"status": "success", "debug": value})))
 }
 
 /// Route 13: `content/token`: stores the token record Drupal sends for a content-token channel.
-pub async fn content_token(State(app): AppState, body: JsonBody) -> Response {
+pub async fn content_token(State(app): AppState, body: JsonBody) -> Answer {
     let record = body.members();
     let channel = record.get("channel").filter(|v| is_truthy(v)).and_then(as_text);
     let token = record.get("token").filter(|v| is_truthy(v)).and_then(as_text);
-    let (Some(channel), Some(token)) = (channel, token) else { return error(MISSING) };
-    if channel.len() > drupal_push_protocol::names::MAX_CHANNEL_NAME_LEN || token.len() > 1024 {
-        return error(MISSING);
+    let (Some(channel), Some(token)) = (channel, token) else { return Err(ApiError::MissingParameters) };
+    if channel.len() > drupal_push_protocol::names::MAX_CHANNEL_NAME_LEN {
+        return Err(ApiError::InvalidChannelName);
     }
-    app.hub.set_content_token(&channel, &token, record);
-    Json(json!({"status": app.config.content_token_status.as_str()})).into_response()
+    if token.len() > MAX_CONTENT_TOKEN_LEN {
+        return Err(ApiError::ContentTokenTooLong);
+    }
+    app.engine.set_content_token(&channel, &token, record).await?;
+    Ok(Json(json!({"status": app.config.content_token_status.as_str()})))
 }
 
 /// Route 12: `content/token/users`.
-pub async fn content_token_users(State(app): AppState, body: JsonBody) -> Response {
+pub async fn content_token_users(State(app): AppState, body: JsonBody) -> Answer {
     let members = body.members();
-    let Some(channel) = members.get("channel").filter(|v| is_truthy(v)).and_then(as_text) else {
-        return error(MISSING);
-    };
-    let (uids, tokens) = app.hub.content_token_users(&channel);
-    Json(json!({"users": {"uids": uids, "authTokens": tokens}})).into_response()
+    let channel = members
+        .get("channel")
+        .filter(|v| is_truthy(v))
+        .and_then(as_text)
+        .ok_or(ApiError::MissingParameters)?;
+    let users = app.engine.token_channel_users(&channel).await?;
+    Ok(Json(json!({"users": {"uids": users.uids, "authTokens": users.auth_tokens}})))
 }
 
 /// Route 14: `content/token/message`: the body verbatim to every socket in the token channel.
-pub async fn content_token_message(State(app): AppState, body: JsonBody) -> Response {
+pub async fn content_token_message(State(app): AppState, body: JsonBody) -> Answer {
     let head: PublishHead = body.head();
-    let sent = head
-        .channel
-        .as_ref()
-        .filter(|c| is_truthy(c))
-        .and_then(as_text)
-        .and_then(|c| app.hub.publish_to_token_channel(&c, &body.raw));
-    match sent {
-        Some(sent) => Json(json!({"status": "success", "sent": sent})).into_response(),
-        None => error("Invalid message"),
-    }
+    let channel = head.channel().ok_or(ApiError::InvalidMessage)?;
+    let sent = app.engine.publish(Stream::Token(Arc::from(channel)), Arc::from(body.raw)).await?;
+    Ok(Json(json!({"status": "success", "sent": sent})))
+}
+
+/// Routes 15 and 16: `authtoken/channel/add|remove/:channel/:authToken`.
+async fn token_channel(app: &App, channel: &str, token: String, join: bool) -> Answer {
+    let channel = channel_name(channel)?;
+    app.engine.set_membership(Who::Session(Arc::from(token)), channel.as_str(), join).await?;
+    success()
 }
 
 /// Route 15: `authtoken/channel/add/:channel/:authToken`.
 pub async fn token_channel_add(
     State(app): AppState,
     Path((channel, token)): Path<(String, String)>,
-) -> Response {
-    reply(channel_name(&channel).and_then(|ch| app.hub.add_token_to_channel(ch.as_str(), &token)))
+) -> Answer {
+    token_channel(&app, &channel, token, true).await
 }
 
-/// Route 16: `authtoken/channel/remove/:channel/:authToken`.
+/// Route 16: `authtoken/channel/remove/:channel/:authToken` (the original answered 500 for
+/// unknown tokens: spec 7.4).
 pub async fn token_channel_remove(
     State(app): AppState,
     Path((channel, token)): Path<(String, String)>,
-) -> Response {
-    reply(channel_name(&channel).and_then(|ch| app.hub.remove_token_from_channel(ch.as_str(), &token)))
+) -> Answer {
+    token_channel(&app, &channel, token, false).await
 }

@@ -1,0 +1,422 @@
+//! The engine of a single node: all shared state in this process.
+//!
+//! One `std::sync::Mutex` guards the parts ([`sessions`], [`presence`], [`tokens`],
+//! [`channels`]), each owning its data and counters behind its own methods. Operations run
+//! synchronously under the lock and collect [`Effect`]s (commands for the node, notices for
+//! Drupal, notices to publish, grace timers), which run after the lock is released, so no node
+//! call ever happens under it. Publications take their stream's turn ([`streams`]) and hold it
+//! while the node delivers.
+
+mod channels;
+mod presence;
+mod sessions;
+mod streams;
+#[cfg(test)]
+mod tests;
+mod tokens;
+
+use super::{
+    AuthRecord, Changes, Engine, EngineStats, Event, Fut, Member, Node, Publication, Stream,
+    TokenChannelDetail, TokenChannelUsers, Who,
+};
+use crate::error::EngineError;
+use drupal_push_protocol::Uid;
+use drupal_push_protocol::backend::BackendMessage;
+use drupal_push_protocol::drupal::{self, PresenceEvent};
+use presence::{Announce, Left};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tokens::{Leave, MemberKey};
+use tokio::time::Instant;
+
+/// Most content-token channels `health/check` lists (it is behind the service key, but stays
+/// bounded all the same).
+const MAX_LISTED_TOKEN_CHANNELS: usize = 1000;
+
+/// The memory engine's settings, taken from the config.
+#[derive(Debug, Clone)]
+pub struct MemorySettings {
+    pub presence_grace: Duration,
+    pub auth_cache_ttl: Duration,
+    pub auth_cache_max: usize,
+    pub content_token_ttl: Duration,
+}
+
+struct State {
+    sessions: sessions::Sessions,
+    presence: presence::Presence,
+    tokens: tokens::ContentTokens,
+    channels: channels::Channels,
+}
+
+/// Something to do once the state lock is released.
+enum Effect {
+    Apply(Event),
+    Backend(BackendMessage),
+    Notice(Stream, Box<RawValue>),
+    PresenceTimer { uid: Uid, timer: u64 },
+    LeaveTimer { channel: Arc<str>, key: MemberKey, uid: Uid, timer: u64 },
+}
+
+struct Inner {
+    state: Mutex<State>,
+    streams: streams::Streams,
+    node: OnceLock<Arc<dyn Node>>,
+    grace: Duration,
+}
+
+/// The single-node engine; a cheap-clone handle.
+#[derive(Clone)]
+pub struct MemoryEngine {
+    inner: Arc<Inner>,
+}
+
+impl MemoryEngine {
+    pub fn new(settings: MemorySettings) -> MemoryEngine {
+        let state = State {
+            sessions: sessions::Sessions::new(settings.auth_cache_ttl, settings.auth_cache_max),
+            presence: presence::Presence::default(),
+            tokens: tokens::ContentTokens::new(settings.content_token_ttl),
+            channels: channels::Channels::default(),
+        };
+        MemoryEngine {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                streams: streams::Streams::default(),
+                node: OnceLock::new(),
+                grace: settings.presence_grace,
+            }),
+        }
+    }
+
+    fn node(&self) -> &Arc<dyn Node> {
+        self.inner.node.get().expect("Engine::start is called when the server is built")
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` under the lock; returns its result and the effects it asked for.
+    fn with<R>(&self, f: impl FnOnce(&mut State, &mut Vec<Effect>) -> R) -> (R, Vec<Effect>) {
+        let mut effects = Vec::new();
+        let r = f(&mut self.lock(), &mut effects);
+        (r, effects)
+    }
+
+    /// Runs effects, in order, after the lock is released. Timers are due from now (computed
+    /// before spawning, so a paused test clock advanced right after still fires them).
+    fn run(&self, effects: Vec<Effect>) -> Fut<'_, ()> {
+        Box::pin(async move {
+            for effect in effects {
+                match effect {
+                    Effect::Apply(event) => {
+                        let changes = self.node().apply(&event);
+                        if !changes.is_empty() {
+                            self.apply_changes(changes).await;
+                        }
+                    }
+                    Effect::Backend(message) => self.node().notify_backend(message),
+                    Effect::Notice(stream, message) => {
+                        self.deliver(stream, Arc::from(message)).await;
+                    }
+                    Effect::PresenceTimer { uid, timer } => {
+                        let (engine, due) = (self.clone(), Instant::now() + self.inner.grace);
+                        tokio::spawn(async move {
+                            tokio::time::sleep_until(due).await;
+                            let (_, fx) = engine.with(|st, fx| {
+                                if let Some(a) = st.presence.grace_over(uid, timer) {
+                                    announce(fx, a);
+                                }
+                            });
+                            engine.run(fx).await;
+                        });
+                    }
+                    Effect::LeaveTimer { channel, key, uid, timer } => {
+                        let (engine, due) = (self.clone(), Instant::now() + self.inner.grace);
+                        tokio::spawn(async move {
+                            tokio::time::sleep_until(due).await;
+                            let (notify, fx) =
+                                engine.with(|st, _| st.tokens.grace_over(&channel, &key, timer));
+                            engine.run(fx).await;
+                            if notify {
+                                let notice = drupal::content_channel_disconnect(&channel, uid);
+                                engine.deliver(Stream::Token(channel), Arc::from(notice)).await;
+                            }
+                        });
+                    }
+                }
+            }
+        })
+    }
+
+    /// Takes the stream's turn and has the node deliver.
+    async fn deliver(&self, stream: Stream, message: Arc<RawValue>) -> usize {
+        let streams = &self.inner.streams;
+        let slot = streams.slot(&stream);
+        let publication = Publication { stream, message };
+        let sent = {
+            let _turn = slot.order.lock().await;
+            self.node().deliver(&publication).await
+        };
+        streams.release(&publication.stream, slot);
+        sent
+    }
+
+    async fn apply_changes(&self, changes: Changes) {
+        let (_, fx) = self.with(|st, fx| {
+            for name in &changes.opened {
+                st.channels.opened(name);
+            }
+            for name in &changes.closed {
+                st.channels.closed(name);
+            }
+            for d in &changes.departures {
+                st.sessions.socket_removed(&d.member);
+                if !d.member.uid.is_anonymous() {
+                    match st.presence.departed(d.member.uid, d.forced) {
+                        Left::Stays | Left::Offline(None) => {}
+                        Left::Grace(timer) => fx.push(Effect::PresenceTimer { uid: d.member.uid, timer }),
+                        Left::Offline(Some(a)) => announce(fx, a),
+                    }
+                }
+                for (channel, token) in &d.token_channels {
+                    match st.tokens.leave(channel, token, &d.member, d.forced) {
+                        Leave::Nothing => {}
+                        Leave::Notify(uid) => fx.push(Effect::Notice(
+                            Stream::Token(channel.clone()),
+                            drupal::content_channel_disconnect(channel, uid),
+                        )),
+                        Leave::Grace { key, uid, timer } => {
+                            fx.push(Effect::LeaveTimer { channel: channel.clone(), key, uid, timer })
+                        }
+                    }
+                }
+            }
+        });
+        self.run(fx).await;
+    }
+
+    /// Runs `f` under the lock, then its effects; for operations that cannot fail.
+    async fn act<R>(&self, f: impl FnOnce(&mut State, &mut Vec<Effect>) -> R) -> R {
+        let (r, fx) = self.with(f);
+        self.run(fx).await;
+        r
+    }
+}
+
+/// A presence transition: the watchers' sockets (on every node) and Drupal hear of it.
+fn announce(fx: &mut Vec<Effect>, a: Announce) {
+    fx.push(Effect::Backend(match a.event {
+        PresenceEvent::Online => BackendMessage::UserOnline { uid: a.uid },
+        PresenceEvent::Offline => BackendMessage::UserOffline { uid: a.uid },
+    }));
+    fx.push(Effect::Apply(Event::Presence { uid: a.uid, event: a.event, watchers: a.watchers }));
+}
+
+impl Engine for MemoryEngine {
+    fn start(&self, node: Arc<dyn Node>) {
+        let _ = self.inner.node.set(node);
+    }
+
+    fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>> {
+        Box::pin(async move {
+            if let Stream::Token(channel) = &stream {
+                let known = self.with(|st, _| {
+                    st.tokens.expire();
+                    st.tokens.exists(channel)
+                });
+                if !known.0 {
+                    return Err(EngineError::NoSuchTokenChannel);
+                }
+            }
+            Ok(self.deliver(stream, message).await)
+        })
+    }
+
+    fn cached_auth<'a>(&'a self, token: &'a str) -> Fut<'a, Result<Option<Arc<AuthRecord>>, EngineError>> {
+        Box::pin(async move { Ok(self.with(|st, _| st.sessions.cached(token)).0) })
+    }
+
+    fn cache_auth(&self, token: Arc<str>, record: Arc<AuthRecord>) -> Fut<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.with(|st, _| st.sessions.cache(token, record));
+            Ok(())
+        })
+    }
+
+    fn arrived(&self, member: Member, watchers: Vec<Uid>) -> Fut<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.act(|st, fx| {
+                st.sessions.socket_added(&member);
+                if !member.uid.is_anonymous() {
+                    if let Some(a) = st.presence.arrived(member.uid, watchers) {
+                        announce(fx, a);
+                    }
+                }
+            })
+            .await;
+            Ok(())
+        })
+    }
+
+    fn changed(&self, changes: Changes) -> Fut<'_, ()> {
+        Box::pin(self.apply_changes(changes))
+    }
+
+    fn set_content_token<'a>(
+        &'a self,
+        channel: &'a str,
+        token: &'a str,
+        record: Map<String, Value>,
+    ) -> Fut<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.with(|st, _| st.tokens.set(channel, token, record));
+            Ok(())
+        })
+    }
+
+    fn join_token_channel<'a>(
+        &'a self,
+        channel: &'a str,
+        token: &'a str,
+        member: &'a Member,
+    ) -> Fut<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let (joined, _) = self.with(|st, _| st.tokens.join(channel, token, member));
+            if let Some(record) = joined? {
+                let notice = drupal::client_joined_token_channel(&record);
+                self.deliver(Stream::Token(Arc::from(channel)), Arc::from(notice)).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn token_channel_users<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> Fut<'a, Result<TokenChannelUsers, EngineError>> {
+        Box::pin(async move { Ok(self.with(|st, _| st.tokens.users(channel)).0) })
+    }
+
+    fn add_channel<'a>(&'a self, channel: &'a str) -> Fut<'a, Result<(), EngineError>> {
+        Box::pin(async move { self.with(|st, _| st.channels.add(channel)).0 })
+    }
+
+    fn remove_channel<'a>(&'a self, channel: &'a str) -> Fut<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.act(|st, fx| {
+                st.channels.remove(channel)?;
+                fx.push(Effect::Apply(Event::ChannelRemoved(Arc::from(channel))));
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn channel_exists<'a>(&'a self, channel: &'a str) -> Fut<'a, Result<bool, EngineError>> {
+        Box::pin(async move { Ok(self.with(|st, _| st.channels.exists(channel)).0) })
+    }
+
+    fn set_membership<'a>(
+        &'a self,
+        who: Who,
+        channel: &'a str,
+        join: bool,
+    ) -> Fut<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.act(|st, fx| {
+                let edit = |r: &mut AuthRecord| {
+                    if join { r.add_channel(channel) } else { r.remove_channel(channel) }
+                };
+                match &who {
+                    Who::User(uid) => {
+                        if join && !st.presence.has_sockets(*uid) {
+                            return Err(EngineError::NoActiveSessions);
+                        }
+                        if !join && !st.channels.exists(channel) {
+                            return Err(EngineError::NoSuchChannel);
+                        }
+                        st.sessions.edit_user_records(*uid, edit);
+                    }
+                    Who::Session(token) => {
+                        let known = if join {
+                            st.sessions.has_sockets(token)
+                        } else {
+                            st.sessions.key(token).is_some()
+                        };
+                        if !known || (!join && !st.channels.exists(channel)) {
+                            return Err(EngineError::InvalidParameters);
+                        }
+                        st.sessions.edit_session_record(token, edit);
+                    }
+                }
+                let channel = Arc::from(channel);
+                fx.push(Effect::Apply(if join {
+                    Event::JoinChannel { who, channel }
+                } else {
+                    Event::LeaveChannel { who, channel }
+                }));
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn kick(&self, uid: Uid) -> Fut<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.act(|st, fx| {
+                st.sessions.uncache_user(uid);
+                fx.push(Effect::Apply(Event::Kick(uid)));
+            })
+            .await;
+            Ok(())
+        })
+    }
+
+    fn logout<'a>(&'a self, token: &'a str) -> Fut<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.act(|st, fx| {
+                st.sessions.uncache(token);
+                fx.push(Effect::Apply(Event::Logout(Arc::from(token))));
+            })
+            .await;
+            Ok(())
+        })
+    }
+
+    fn set_presence_list(&self, uid: Uid, watchers: Vec<Uid>) -> Fut<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            self.with(|st, _| {
+                st.presence.set_watchers(uid, watchers.clone());
+                st.sessions.edit_user_records(uid, |r| r.presence_uids = watchers.clone());
+            });
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> Fut<'_, Result<EngineStats, EngineError>> {
+        Box::pin(async move {
+            Ok(self
+                .with(|st, _| {
+                    st.sessions.expire();
+                    st.tokens.expire();
+                    EngineStats {
+                        online_users: st.presence.online_count(),
+                        channels: st.channels.count(),
+                        token_channels: st.tokens.channel_count(),
+                        cached_auth_tokens: st.sessions.cached_count(),
+                        waiting_content_tokens: st.tokens.waiting_count(),
+                        sessions: st.sessions.connected_count(),
+                    }
+                })
+                .0)
+        })
+    }
+
+    fn token_channel_details(&self) -> Fut<'_, Result<Vec<TokenChannelDetail>, EngineError>> {
+        Box::pin(async move { Ok(self.with(|st, _| st.tokens.details(MAX_LISTED_TOKEN_CHANNELS)).0) })
+    }
+}

@@ -1,0 +1,280 @@
+//! The engine: everything that must agree across server nodes, behind one trait.
+//!
+//! A node (this process) owns its sockets: which local socket is in which channel, its
+//! outboxes, its timers ([`crate::hub`]). Everything else that a second node would have to see
+//! goes through [`Engine`]: publishing (with the stream positions that history and recovery
+//! need), presence and the `userOnline`/`userOffline` decisions, the auth cache, content tokens,
+//! which channels exist, and the commands that act on sockets wherever they are (kick, logout,
+//! channel membership changes). The engine reaches the nodes back through [`Node`]. `memory` is
+//! the one-node implementation; a Redis one implements the same contract for several nodes.
+//!
+//! The split follows Centrifugo's (a `Broker` for publications, history and control messages
+//! between nodes, a `PresenceManager` for who is online) with Phoenix Presence's rule that a
+//! transition is decided once for the cluster, not once per node.
+//!
+//! # Contract
+//!
+//! * **Order.** Publications of one stream reach [`Node::deliver`] in the order of their
+//!   offsets, one at a time: a node never has two deliveries of the same stream in flight.
+//!   Different streams are not ordered relative to each other.
+//! * **Exactly once per node.** Each publication is delivered once to every live node; a node
+//!   delivers it once to each local socket subscribed at that moment. Offsets of a stream
+//!   increase by one per recorded publication within an epoch; a new epoch means earlier
+//!   positions can no longer be recovered.
+//! * **Decided once.** `userOnline` on a user's first socket anywhere and `userOffline` when its
+//!   last socket anywhere has been gone for the grace period reach [`Node::notify_backend`] on
+//!   exactly one node; token-channel join and leave notices are published once.
+//! * **Commands reach every node**, this one included, through [`Node::apply`], which reports
+//!   the local changes it made (sockets closed, channels opened or closed here) back to the
+//!   engine in a [`Changes`].
+//! * **Failure.** Operations return [`EngineError`] when the shared state cannot be reached;
+//!   nothing is then half applied in a way a retry would duplicate. The memory engine never
+//!   fails.
+//! * **Locks.** An engine never calls a [`Node`] method while holding a lock of its own that a
+//!   node call could need, and a node never calls the engine while holding the hub lock. Lock
+//!   order where locks nest: a stream's delivery order (held across `deliver`) -> the hub lock
+//!   -> an outbox lock.
+
+mod memory;
+
+pub use memory::{MemoryEngine, MemorySettings};
+
+use crate::error::EngineError;
+use drupal_push_protocol::Uid;
+use drupal_push_protocol::backend::{AuthAnswer, BackendMessage};
+use drupal_push_protocol::drupal::PresenceEvent;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so that the engine can be a trait object.
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What Drupal said about an auth token (spec 2.4), kept in the auth cache; the channel list
+/// follows later `user/channel/*` and `authtoken/channel/*` calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthRecord {
+    pub uid: Uid,
+    pub channels: Vec<String>,
+    pub presence_uids: Vec<Uid>,
+}
+
+impl From<AuthAnswer> for AuthRecord {
+    fn from(a: AuthAnswer) -> Self {
+        AuthRecord { uid: a.uid, channels: a.channels, presence_uids: a.presence_uids }
+    }
+}
+
+impl AuthRecord {
+    /// Adds a channel joined later (`user/channel/add`), so a reconnect rejoins it.
+    pub fn add_channel(&mut self, channel: &str) {
+        if !self.channels.iter().any(|c| c == channel) {
+            self.channels.push(channel.to_owned());
+        }
+    }
+
+    pub fn remove_channel(&mut self, channel: &str) {
+        self.channels.retain(|c| c != channel);
+    }
+}
+
+/// A sequence of messages with its own order and history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// A channel Drupal publishes to (`publish` with `channel`).
+    Channel(Arc<str>),
+    /// A content-token channel (`content/token/message`).
+    Token(Arc<str>),
+    /// Every authenticated socket (`publish` with `broadcast`).
+    Broadcast,
+}
+
+impl Stream {
+    /// The channel name the message envelope carries, if any.
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            Stream::Channel(c) | Stream::Token(c) => Some(c),
+            Stream::Broadcast => None,
+        }
+    }
+}
+
+/// Who a socket belongs to: its user and its session (auth token).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    pub uid: Uid,
+    pub token: Arc<str>,
+}
+
+/// A socket that left this node: what the engine must take it out of.
+#[derive(Debug, Clone)]
+pub struct Departure {
+    pub member: Member,
+    /// Content-token channels it was in, each with the content token it joined with.
+    pub token_channels: Vec<(Arc<str>, Arc<str>)>,
+    /// Closed by kick or logout: no grace period.
+    pub forced: bool,
+}
+
+/// What a node changed locally; the engine makes it cluster-wide.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Channels that got their first local socket.
+    pub opened: Vec<Arc<str>>,
+    /// Channels whose last local socket left.
+    pub closed: Vec<Arc<str>>,
+    pub departures: Vec<Departure>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.opened.is_empty() && self.closed.is_empty() && self.departures.is_empty()
+    }
+}
+
+/// Whose sockets a command is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    User(Uid),
+    Session(Arc<str>),
+}
+
+/// A command every node applies to its own sockets.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// `user/kick`: close the user's sockets (4002).
+    Kick(Uid),
+    /// `user/logout`: close the session's sockets (4003).
+    Logout(Arc<str>),
+    /// Add the sockets of a user or session to a channel.
+    JoinChannel { who: Who, channel: Arc<str> },
+    /// Take the sockets of a user or session out of a channel.
+    LeaveChannel { who: Who, channel: Arc<str> },
+    /// `channel/remove`: the channel loses every member.
+    ChannelRemoved(Arc<str>),
+    /// A user came online or went offline: tell the sockets of its watchers.
+    Presence { uid: Uid, event: PresenceEvent, watchers: Arc<[Uid]> },
+}
+
+/// One message of a stream, as the engine hands it to the nodes.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub stream: Stream,
+    pub message: Arc<RawValue>,
+}
+
+/// `content/token/users`: distinct uids of members, and auth tokens of anonymous ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenChannelUsers {
+    pub uids: Vec<Uid>,
+    pub auth_tokens: Vec<String>,
+}
+
+/// One content-token channel in `health/check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenChannelDetail {
+    pub channel: String,
+    /// Tokens registered and not used by any socket.
+    pub waiting: usize,
+    /// Sockets joined.
+    pub sockets: usize,
+}
+
+/// Cluster-wide counters, each kept up to date as state changes (reading them costs O(1)).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStats {
+    pub online_users: usize,
+    pub channels: usize,
+    pub token_channels: usize,
+    /// Auth tokens whose Drupal answer is cached.
+    pub cached_auth_tokens: usize,
+    /// Content tokens registered and not joined by any socket.
+    pub waiting_content_tokens: usize,
+    /// Distinct sessions with at least one socket.
+    pub sessions: usize,
+}
+
+/// The cluster-wide half of the server. Every method may wait (a shared store is remote);
+/// the memory engine answers at once.
+pub trait Engine: Send + Sync + 'static {
+    /// Hands the engine the node it delivers to; called once, before any other method.
+    fn start(&self, node: Arc<dyn Node>);
+
+    /// Publishes a Drupal message on `stream` to every node; resolves once this node has
+    /// delivered it, with the number of local sockets it reached. A `Stream::Token` channel
+    /// that does not exist is [`EngineError::NoSuchTokenChannel`].
+    fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>>;
+
+    /// Drupal's cached answer for an auth token, if it is still fresh.
+    fn cached_auth<'a>(&'a self, token: &'a str) -> Fut<'a, Result<Option<Arc<AuthRecord>>, EngineError>>;
+    /// Caches Drupal's answer for an auth token.
+    fn cache_auth(&self, token: Arc<str>, record: Arc<AuthRecord>) -> Fut<'_, Result<(), EngineError>>;
+
+    /// A socket authenticated on this node: counts it for presence (announcing the user online
+    /// on its first socket anywhere) and for its session.
+    fn arrived(&self, member: Member, watchers: Vec<Uid>) -> Fut<'_, Result<(), EngineError>>;
+    /// Applies what a node changed locally: channels opened or closed here, sockets gone
+    /// (presence grace, token-channel leave notices).
+    fn changed(&self, changes: Changes) -> Fut<'_, ()>;
+
+    /// `content/token`: registers a token Drupal handed to a page.
+    fn set_content_token<'a>(
+        &'a self,
+        channel: &'a str,
+        token: &'a str,
+        record: Map<String, Value>,
+    ) -> Fut<'a, Result<(), EngineError>>;
+    /// A socket of `member` joins a content-token channel with `token`; when the member is new
+    /// to the channel, the join notice is published on it. The caller has already added the
+    /// socket to the channel locally (so the notice reaches it) and removes it on refusal.
+    fn join_token_channel<'a>(
+        &'a self,
+        channel: &'a str,
+        token: &'a str,
+        member: &'a Member,
+    ) -> Fut<'a, Result<(), EngineError>>;
+    /// `content/token/users`: distinct uids of members, and auth tokens of anonymous ones.
+    fn token_channel_users<'a>(&'a self, channel: &'a str)
+    -> Fut<'a, Result<TokenChannelUsers, EngineError>>;
+
+    /// `channel/add`.
+    fn add_channel<'a>(&'a self, channel: &'a str) -> Fut<'a, Result<(), EngineError>>;
+    /// `channel/remove`: the channel and every membership, on every node.
+    fn remove_channel<'a>(&'a self, channel: &'a str) -> Fut<'a, Result<(), EngineError>>;
+    /// `channel/check`: made by `channel/add`, or has a member on some node.
+    fn channel_exists<'a>(&'a self, channel: &'a str) -> Fut<'a, Result<bool, EngineError>>;
+
+    /// `user/channel/add|remove`, `authtoken/channel/add|remove`: changes the membership of a
+    /// user's or session's sockets on every node and in their cached auth records.
+    fn set_membership<'a>(
+        &'a self,
+        who: Who,
+        channel: &'a str,
+        join: bool,
+    ) -> Fut<'a, Result<(), EngineError>>;
+    /// `user/kick`: closes the user's sockets everywhere and forgets its cached auth.
+    fn kick(&self, uid: Uid) -> Fut<'_, Result<(), EngineError>>;
+    /// `user/logout`: closes the session's sockets everywhere and forgets its cached auth.
+    fn logout<'a>(&'a self, token: &'a str) -> Fut<'a, Result<(), EngineError>>;
+    /// `user/presence-list`: who may see `uid`'s presence, now and after its next reconnect.
+    fn set_presence_list(&self, uid: Uid, watchers: Vec<Uid>) -> Fut<'_, Result<(), EngineError>>;
+
+    /// Cluster-wide counters (O(1)).
+    fn stats(&self) -> Fut<'_, Result<EngineStats, EngineError>>;
+    /// Per content-token channel: waiting tokens and joined sockets (scans; behind the key).
+    fn token_channel_details(&self) -> Fut<'_, Result<Vec<TokenChannelDetail>, EngineError>>;
+}
+
+/// What the engine needs from a node.
+pub trait Node: Send + Sync + 'static {
+    /// Delivers a publication to this node's sockets in its stream; returns how many it reached.
+    /// See the contract above for order.
+    fn deliver<'a>(&'a self, publication: &'a Publication) -> Fut<'a, usize>;
+    /// Applies a command to this node's sockets.
+    fn apply(&self, event: &Event) -> Changes;
+    /// Tells Drupal (`userOnline`, `userOffline`); the engine decided this once for the cluster.
+    fn notify_backend(&self, message: BackendMessage);
+}
