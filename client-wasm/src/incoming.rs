@@ -50,7 +50,8 @@ impl From<ServerFrame> for Incoming<serde_json::Value> {
                 Incoming::Error { code: code.to_owned(), message }
             }
             ServerFrame::Ping => Incoming::Ping,
-            ServerFrame::Pong => Incoming::Pong,
+            // Positions are not kept by this client yet: a `joined` notice needs no action.
+            ServerFrame::Pong | ServerFrame::Joined { .. } => Incoming::Pong,
         }
     }
 }

@@ -264,6 +264,7 @@ impl<M> Machine<M> {
                 let frame = ClientFrame::Authenticate(Authenticate {
                     auth_token: self.auth_token.clone(),
                     content_tokens: self.tokens.for_authenticate(),
+                    positions: None,
                     extra: Map::new(),
                 });
                 self.send(now, frame);

@@ -234,11 +234,13 @@ fn frames_encoded_in_js_match_the_protocol_crate() {
         ClientFrame::Authenticate(Authenticate {
             auth_token: "abc".into(),
             content_tokens: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into(),
+            positions: None,
             extra: serde_json::Map::new(),
         }),
         ClientFrame::Authenticate(Authenticate {
             auth_token: "x".into(),
             content_tokens: Default::default(),
+            positions: None,
             extra,
         }),
         ClientFrame::JoinTokenChannel(JoinTokenChannel { channel: "c".into(), content_token: "t".into() }),

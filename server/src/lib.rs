@@ -103,6 +103,7 @@ fn build_state(
         max_per_address: config.max_connections_per_address,
     });
     let engine = MemoryEngine::new(engine::MemorySettings {
+        history: config.history(),
         presence_grace: config.presence_grace(),
         auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
         auth_cache_max: config.auth_cache_max,

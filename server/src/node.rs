@@ -5,10 +5,12 @@
 
 use crate::backend::BackendNotifier;
 use crate::conn::codec;
-use crate::engine::{Changes, Event, Fut, Node, Publication};
+use crate::engine::{Changes, Event, Fut, Node, Position, Publication, Stream};
 use crate::hub::{Hub, fanout};
+use crate::outbox::Tag;
+use bytes::Bytes;
 use drupal_push_protocol::backend::BackendMessage;
-use drupal_push_protocol::{drupal, frames};
+use drupal_push_protocol::{ServerFrame, drupal, frames};
 use std::sync::Arc;
 
 pub struct LocalNode {
@@ -22,24 +24,56 @@ impl LocalNode {
     }
 }
 
+/// The frame of a publication (encoded once for all its recipients), and its tag when the
+/// stream is recorded.
+pub fn publication_frame(p: &Publication) -> (Bytes, Option<Tag>) {
+    let stream = p.stream.envelope_key();
+    let position = p.position.as_ref().map(|pos| (pos.offset, &*pos.epoch));
+    let text = frames::encode_recorded(&p.message, p.stream.channel(), stream.as_deref(), position);
+    let tag = p.position.as_ref().map(|pos| Tag { stream: Arc::from(p.stream.key()), offset: pos.offset });
+    (codec::text_frame(&text), tag)
+}
+
+/// The `joined` frame for a socket that entered a recorded stream after authenticating.
+pub fn joined_frame(stream: &Stream, position: &Position) -> Bytes {
+    let frame = ServerFrame::Joined {
+        stream: stream.key(),
+        offset: position.offset,
+        epoch: position.epoch.to_string(),
+    };
+    codec::text_frame(&frame.encode())
+}
+
 impl Node for LocalNode {
     fn deliver<'a>(&'a self, p: &'a Publication) -> Fut<'a, usize> {
         Box::pin(async move {
             let Some(to) = self.hub.snapshot(&p.stream) else { return 0 };
-            let frame = codec::text_frame(&frames::encode_message(&p.message, p.stream.channel()));
-            fanout::fan_out(&to, &frame).await
+            let (frame, tag) = publication_frame(p);
+            fanout::fan_out(&to, &frame, tag.as_ref()).await
         })
     }
 
     fn apply(&self, event: &Event) -> Changes {
-        if let Event::Presence { uid, event, watchers } = event {
-            let frame = codec::text_frame(&frames::encode_message(&drupal::presence(*uid, *event), None));
-            for outbox in self.hub.user_outboxes(watchers) {
-                outbox.push(frame.clone());
+        match event {
+            Event::Presence { uid, event, watchers } => {
+                let frame = codec::text_frame(&frames::encode_message(&drupal::presence(*uid, *event), None));
+                for outbox in self.hub.user_outboxes(watchers) {
+                    outbox.push(frame.clone());
+                }
+                Changes::default()
             }
-            return Changes::default();
+            Event::JoinChannel { who, channel, position } => {
+                let (changes, joined) = self.hub.join_channel(who, channel);
+                if let Some(position) = position {
+                    let frame = joined_frame(&Stream::Channel(channel.clone()), position);
+                    for outbox in joined {
+                        outbox.push(frame.clone());
+                    }
+                }
+                changes
+            }
+            other => self.hub.apply(other),
         }
-        self.hub.apply(event)
     }
 
     fn notify_backend(&self, message: BackendMessage) {

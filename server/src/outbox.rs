@@ -10,8 +10,9 @@
 //! never waits: a queue over its frame or byte limit closes the outbox as a slow consumer, so a
 //! client that does not read never slows a publisher nor holds memory.
 //!
-//! While the connection authenticates the outbox is *held*: pushes are kept aside, and
-//! [`Outbox::release`] writes the handshake frames first and then what was held.
+//! While the connection authenticates (and recovers what it missed) the outbox is *held*:
+//! pushes are kept aside, tagged with their stream position, and [`Outbox::release`] writes
+//! the handshake and replayed frames first, then the held frames the replay did not carry.
 //!
 //! Closing for a reason (kick, logout, shutdown, slow consumer) goes through the outbox too, so
 //! it is seen however full the queue is; a frame already half written is completed first so the
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use drupal_push_protocol::CloseCode;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 /// Queue limits, shared by all outboxes.
@@ -39,6 +40,21 @@ pub enum Pushed {
     Queued,
     /// The outbox is closed (or just closed itself as a slow consumer): nothing was queued.
     Dropped,
+}
+
+/// Where a frame sits in its stream's history, so a release after recovery can drop frames
+/// the replay already carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub stream: Arc<str>,
+    pub offset: u64,
+}
+
+/// A frame pushed while the outbox was held.
+#[derive(Debug)]
+pub struct Held {
+    pub frame: Bytes,
+    pub tag: Option<Tag>,
 }
 
 /// What [`Outbox::flush`] left behind.
@@ -60,7 +76,7 @@ struct Inner {
     /// Bytes queued and not yet written.
     bytes: usize,
     close: Option<CloseCode>,
-    held: Option<Vec<Bytes>>,
+    held: Option<Vec<Held>>,
     broken: bool,
 }
 
@@ -105,6 +121,11 @@ impl Outbox {
 
     /// Sends a frame without waiting: written now if the socket takes it, else queued.
     pub fn push(&self, frame: Bytes) -> Pushed {
+        self.push_tagged(frame, None)
+    }
+
+    /// [`Outbox::push`] for a frame of a recorded stream.
+    pub fn push_tagged(&self, frame: Bytes, tag: Option<&Tag>) -> Pushed {
         let mut inner = self.lock();
         if inner.close.is_some() || inner.broken {
             return Pushed::Dropped;
@@ -117,7 +138,7 @@ impl Outbox {
             return Pushed::Dropped;
         }
         if let Some(held) = inner.held.as_mut() {
-            held.push(frame);
+            held.push(Held { frame, tag: tag.cloned() });
             return Pushed::Queued;
         }
         if !inner.queue.is_empty() {
@@ -169,14 +190,14 @@ impl Outbox {
         }
     }
 
-    /// Ends a hold: sends `first`, then the held frames, in order.
-    pub fn release(&self, first: Vec<Bytes>) {
+    /// Ends a hold: sends `first`, then the held frames `keep` accepts, in order.
+    pub fn release(&self, first: Vec<Bytes>, keep: impl Fn(&Held) -> bool) {
         let mut inner = self.lock();
         let held = inner.held.take().unwrap_or_default();
         if inner.close.is_some() || inner.broken {
             return;
         }
-        for frame in first.into_iter().chain(held) {
+        for frame in first.into_iter().chain(held.into_iter().filter(|h| keep(h)).map(|h| h.frame)) {
             inner.bytes += frame.len();
             inner.queue.push_back(frame);
         }
@@ -262,7 +283,6 @@ fn advance(inner: &mut Inner, mut written: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use tokio::io::AsyncReadExt;
 
     /// An outbox over one end of a Unix socket pair, and the other end to read what it wrote.
@@ -332,9 +352,11 @@ mod tests {
     async fn hold_and_release_send_the_handshake_first() {
         let (o, mut peer) = outbox(10, 1000);
         o.hold();
+        let tag = Tag { stream: Arc::from("c"), offset: 3 };
+        o.push_tagged(Bytes::from_static(b"3"), Some(&tag));
         o.push(Bytes::from_static(b"x"));
         assert!(!o.pending());
-        o.release(vec![Bytes::from_static(b"ack")]);
+        o.release(vec![Bytes::from_static(b"ack")], |h| h.tag.as_ref().is_none_or(|t| t.offset > 3));
         assert_eq!(o.flush(), Flush::Done);
         assert_eq!(peer.read_exactly(4).await, b"ackx");
     }

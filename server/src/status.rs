@@ -42,6 +42,7 @@ pub async fn health(app: &App) -> Result<Value, ApiError> {
         "channels": cluster.channels,
         "tokenChannels": cluster.token_channels,
         "cachedAuthTokens": cluster.cached_auth_tokens,
+        "historyBytes": cluster.history_bytes,
         "contentTokens": content_tokens,
     }))
 }
@@ -64,6 +65,7 @@ async fn data(State(app): State<Arc<App>>) -> Response {
             body["channels"] = json!(e.channels);
             body["tokenChannels"] = json!(e.token_channels);
             body["cachedAuthTokens"] = json!(e.cached_auth_tokens);
+            body["historyBytes"] = json!(e.history_bytes);
         }
         Err(e) => body["engineError"] = json!(e.to_string()),
     }

@@ -1,7 +1,7 @@
 //! A WebSocket client speaking the drupal-push protocol, for tests. Every receive has a timeout;
 //! server pings are answered and skipped.
 
-use drupal_push_protocol::frames::{Authenticate, Envelope, JoinTokenChannel};
+use drupal_push_protocol::frames::{Authenticate, Envelope, JoinTokenChannel, Position};
 use drupal_push_protocol::{ClientFrame, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -12,6 +12,33 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Last position seen per stream key.
+pub type Positions = BTreeMap<String, Position>;
+
+/// The recovery members of an `authenticated` frame.
+#[derive(Debug, Clone)]
+pub struct AuthAck {
+    pub streams: Positions,
+    pub recovered: BTreeMap<String, bool>,
+    pub online: Option<Vec<drupal_push_protocol::Uid>>,
+}
+
+impl AuthAck {
+    /// Start positions merged into what the client already held.
+    pub fn update(&self, positions: &mut Positions) {
+        positions.extend(self.streams.clone());
+    }
+}
+
+/// Moves a stream's position to a received envelope's.
+pub fn track(positions: &mut Positions, envelope: &Envelope) {
+    if let (Some(stream), Some(offset), Some(epoch)) =
+        (envelope.stream_key(), envelope.offset, &envelope.epoch)
+    {
+        positions.insert(stream.to_string(), Position { offset, epoch: epoch.clone() });
+    }
+}
 
 /// What arrived instead of what a test waited for.
 #[derive(Debug)]
@@ -71,14 +98,51 @@ impl TestClient {
     }
 
     pub async fn authenticate(&mut self, token: &str, content_tokens: &[(&str, &str)]) {
+        self.authenticate_at(token, content_tokens, None).await;
+    }
+
+    /// `authenticate` with the positions of a reconnect.
+    pub async fn authenticate_at(
+        &mut self,
+        token: &str,
+        content_tokens: &[(&str, &str)],
+        positions: Option<&Positions>,
+    ) {
         let tokens: BTreeMap<String, String> =
             content_tokens.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
         self.send(&ClientFrame::Authenticate(Authenticate {
             auth_token: token.into(),
             content_tokens: tokens,
+            positions: positions.cloned(),
             extra: Default::default(),
         }))
         .await;
+    }
+
+    /// Connects and authenticates, with `positions` after a reconnect; returns the client and
+    /// the `authenticated` frame, after `clientAuthenticated`.
+    pub async fn connect_at(
+        ws_url: &str,
+        token: &str,
+        content_tokens: &[(&str, &str)],
+        positions: Option<&Positions>,
+    ) -> (TestClient, AuthAck) {
+        let mut c = Self::connect(ws_url).await;
+        c.authenticate_at(token, content_tokens, positions).await;
+        let ack = match c.next_frame().await {
+            ServerFrame::Authenticated { streams, recovered, online, .. } => {
+                AuthAck { streams, recovered, online }
+            }
+            other => panic!("expected authenticated, got {other:?}"),
+        };
+        let m = c.next_message().await;
+        assert_eq!(m["callback"], "clientAuthenticated", "{m}");
+        (c, ack)
+    }
+
+    /// Drops the connection without a close frame (a network cut, as the server sees it).
+    pub fn cut(self) {
+        drop(self);
     }
 
     pub async fn join_token_channel(&mut self, channel: &str, token: &str) {
@@ -145,11 +209,15 @@ impl TestClient {
         }
     }
 
-    /// The envelope of the next Drupal message.
+    /// The envelope of the next Drupal message (skipping `joined` notices, which tests that
+    /// care about read with [`TestClient::next_frame`]).
     pub async fn next_envelope(&mut self) -> Envelope {
-        match self.next_frame().await {
-            ServerFrame::Message(env) => env,
-            other => panic!("expected a message, got {other:?}"),
+        loop {
+            match self.next_frame().await {
+                ServerFrame::Message(env) => return env,
+                ServerFrame::Joined { .. } => continue,
+                other => panic!("expected a message, got {other:?}"),
+            }
         }
     }
 

@@ -16,10 +16,14 @@ async fn authenticate_asks_drupal_with_the_clients_fields_and_the_socket_id() {
     ))
     .await;
     match c.next_frame().await {
-        ServerFrame::Authenticated { socket_id, uid, channels } => {
+        ServerFrame::Authenticated { socket_id, uid, channels, streams, recovered, online } => {
             assert_eq!(socket_id.0, c.socket_id);
             assert_eq!(uid.0, 5);
             assert_eq!(channels, vec!["nodejs_user_5", "news"]);
+            let keys: Vec<&str> = streams.keys().map(String::as_str).collect();
+            assert_eq!(keys, vec!["*", "news", "nodejs_user_5"], "a start position for every stream");
+            assert!(streams.values().all(|p| p.offset == 0));
+            assert!(recovered.is_empty() && online.is_none(), "a first connection recovers nothing");
         }
         other => panic!("{other:?}"),
     }
@@ -89,7 +93,11 @@ async fn the_body_text_is_forwarded_unchanged() {
     s.call(Method::POST, "publish", Some(body.into()), Some(SERVICE_KEY), None).await;
     // Key order, number spelling and escapes survive: the body is not re-serialised.
     let text = c.next_text().await;
-    assert_eq!(text, format!(r#"{{"type":"message","channel":"raw","message":{body}}}"#));
+    let epoch = serde_json::from_str::<Value>(&text).unwrap()["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(
+        text,
+        format!(r#"{{"type":"message","channel":"raw","offset":1,"epoch":"{epoch}","message":{body}}}"#)
+    );
 }
 
 #[tokio::test]

@@ -36,9 +36,25 @@ pub struct Authenticate {
     /// Channel -> token. Drupal 7 pages send `[]` when there are none; that is accepted.
     #[serde(default, deserialize_with = "content_tokens")]
     pub content_tokens: BTreeMap<String, String>,
+    /// After a reconnect: the last position seen per stream, to recover what was missed.
+    /// Never passed to Drupal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<BTreeMap<String, Position>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// A place in a stream's history: the offset of a message, and the epoch it counts in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub offset: u64,
+    pub epoch: String,
+}
+
+/// The key of the broadcast stream in positions.
+pub const BROADCAST_STREAM: &str = "*";
+/// The prefix of a content-token channel's stream key (`token:<channel>`).
+pub const TOKEN_STREAM_PREFIX: &str = "token:";
 
 /// `{"type":"join-token-channel","channel":"…","contentToken":"…"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,7 +101,22 @@ pub enum ServerFrame {
     /// First frame after the upgrade: the socket's id and the heartbeat period.
     Hello { socket_id: SocketId, heartbeat_ms: u64, protocol: u32 },
     /// Answer to `authenticate` when Drupal accepted the token.
-    Authenticated { socket_id: SocketId, uid: Uid, channels: Vec<String> },
+    Authenticated {
+        socket_id: SocketId,
+        uid: Uid,
+        channels: Vec<String>,
+        /// Where to start in each stream of the socket that was not recovered.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        streams: BTreeMap<String, Position>,
+        /// Per stream the client sent a position for: whether every missed message follows.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        recovered: BTreeMap<String, bool>,
+        /// After a reconnect: the watched users online now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        online: Option<Vec<Uid>>,
+    },
+    /// The socket joined a recorded stream after authentication.
+    Joined { stream: String, offset: u64, epoch: String },
     /// A Drupal message, verbatim in `message`.
     Message(Envelope),
     /// A frame was refused; the connection stays open.
@@ -103,12 +134,22 @@ pub struct Envelope {
     /// The channel the message was published to, when it was published to one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
-    /// Reserved: position of the message in its channel's history.
+    /// The stream's key when it is not `channel` (content-token channels, broadcast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// Position of the message in its stream's history (recorded streams only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    /// Reserved: identity of the channel history `offset` counts in.
+    /// Identity of the stream history `offset` counts in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<String>,
+}
+
+impl Envelope {
+    /// The stream the message belongs to (`stream`, else `channel`).
+    pub fn stream_key(&self) -> Option<&str> {
+        self.stream.as_deref().or(self.channel.as_deref())
+    }
 }
 
 /// Why a client frame was refused.
@@ -146,14 +187,37 @@ struct EnvelopeOut<'a> {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a str>,
     message: &'a RawValue,
 }
 
-/// Encodes the envelope of a Drupal message without re-serialising the message itself.
-/// Called once per publish; the resulting text is shared by every subscriber.
+/// Encodes the envelope of an unrecorded Drupal message without re-serialising the message.
 pub fn encode_message(message: &RawValue, channel: Option<&str>) -> String {
-    serde_json::to_string(&EnvelopeOut { kind: "message", channel, message })
-        .expect("a raw JSON value always serializes")
+    encode_recorded(message, channel, None, None)
+}
+
+/// Encodes the envelope of a message, with its stream (when not its channel) and position.
+/// Called once per publish; the resulting text is shared by every subscriber.
+pub fn encode_recorded(
+    message: &RawValue,
+    channel: Option<&str>,
+    stream: Option<&str>,
+    position: Option<(u64, &str)>,
+) -> String {
+    let envelope = EnvelopeOut {
+        kind: "message",
+        channel,
+        stream,
+        offset: position.map(|p| p.0),
+        epoch: position.map(|p| p.1),
+        message,
+    };
+    serde_json::to_string(&envelope).expect("a raw JSON value always serializes")
 }
 
 #[cfg(test)]
@@ -225,6 +289,9 @@ mod tests {
             socket_id: SocketId("k3j9".into()),
             uid: Uid(5),
             channels: vec!["nodejs_user_5".into()],
+            streams: BTreeMap::new(),
+            recovered: BTreeMap::new(),
+            online: None,
         };
         assert_eq!(
             ack.encode(),
@@ -236,6 +303,58 @@ mod tests {
         for f in [hello, ack, err, ServerFrame::Pong] {
             assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
         }
+    }
+
+    fn pos(offset: u64, epoch: &str) -> Position {
+        Position { offset, epoch: epoch.into() }
+    }
+
+    #[test]
+    fn golden_recovery_frames() {
+        let auth = ClientFrame::decode(
+            r#"{"type":"authenticate","authToken":"a","positions":{"chat":{"offset":12,"epoch":"k3j9x0"},"*":{"offset":3,"epoch":"z9"}}}"#,
+        )
+        .unwrap();
+        let ClientFrame::Authenticate(a) = &auth else { panic!("not authenticate") };
+        let positions = a.positions.as_ref().unwrap();
+        assert_eq!(positions["chat"], pos(12, "k3j9x0"));
+        assert_eq!(positions[BROADCAST_STREAM], pos(3, "z9"));
+        assert!(a.extra.is_empty(), "positions are not passed to Drupal");
+        assert_eq!(
+            auth.encode(),
+            r#"{"type":"authenticate","authToken":"a","contentTokens":{},"positions":{"*":{"offset":3,"epoch":"z9"},"chat":{"offset":12,"epoch":"k3j9x0"}}}"#
+        );
+        let ack = ServerFrame::Authenticated {
+            socket_id: SocketId("s".into()),
+            uid: Uid(5),
+            channels: vec!["chat".into()],
+            streams: BTreeMap::from([("*".to_string(), pos(3, "z9"))]),
+            recovered: BTreeMap::from([("chat".to_string(), true), ("token:room".to_string(), false)]),
+            online: Some(vec![Uid(7)]),
+        };
+        assert_eq!(
+            ack.encode(),
+            r#"{"type":"authenticated","socketId":"s","uid":5,"channels":["chat"],"streams":{"*":{"offset":3,"epoch":"z9"}},"recovered":{"chat":true,"token:room":false},"online":[7]}"#
+        );
+        let joined = ServerFrame::Joined { stream: "token:room".into(), offset: 3, epoch: "a1".into() };
+        assert_eq!(joined.encode(), r#"{"type":"joined","stream":"token:room","offset":3,"epoch":"a1"}"#);
+        for f in [ack, joined] {
+            assert_eq!(ServerFrame::decode(&f.encode()).unwrap(), f);
+        }
+        let text = encode_recorded(&raw("{}"), Some("room"), Some("token:room"), Some((3, "a1")));
+        assert_eq!(
+            text,
+            r#"{"type":"message","channel":"room","stream":"token:room","offset":3,"epoch":"a1","message":{}}"#
+        );
+        let ServerFrame::Message(env) = ServerFrame::decode(&text).unwrap() else { panic!("not a message") };
+        assert_eq!(
+            (env.stream_key(), env.offset, env.epoch.as_deref()),
+            (Some("token:room"), Some(3), Some("a1"))
+        );
+        let text = encode_recorded(&raw("{}"), Some("chat"), None, Some((12, "k3")));
+        assert_eq!(text, r#"{"type":"message","channel":"chat","offset":12,"epoch":"k3","message":{}}"#);
+        let ServerFrame::Message(env) = ServerFrame::decode(&text).unwrap() else { panic!("not a message") };
+        assert_eq!(env.stream_key(), Some("chat"));
     }
 
     #[test]

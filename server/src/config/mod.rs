@@ -117,6 +117,13 @@ pub struct Config {
     /// An unused content token expires after this many seconds (and a used one that long after
     /// its last member left).
     pub content_token_ttl_secs: u64,
+    /// Messages kept per stream for recovery after a reconnect (0: no history).
+    pub history_size: usize,
+    /// How long a message is kept for recovery, and a stream's state after its last use, s.
+    pub history_ttl_secs: u64,
+    /// History of all streams together at most this many bytes; the oldest messages go first.
+    #[serde(deserialize_with = "byte_size")]
+    pub history_max_bytes: usize,
     /// Largest frame a client may send, bytes.
     #[serde(deserialize_with = "byte_size")]
     pub max_frame_size: usize,
@@ -161,6 +168,13 @@ impl Config {
     }
     pub fn presence_grace(&self) -> Duration {
         Duration::from_millis(self.presence_grace_ms)
+    }
+    pub fn history(&self) -> crate::engine::HistorySettings {
+        crate::engine::HistorySettings {
+            size: self.history_size,
+            ttl: Duration::from_secs(self.history_ttl_secs),
+            max_bytes: self.history_max_bytes,
+        }
     }
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
@@ -242,6 +256,15 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key}: must be greater than 0"));
+        }
+        if self.history_size > 0 && self.history_ttl_secs == 0 {
+            return Err("historyTtlSecs: must be greater than 0 while historySize is not 0".into());
+        }
+        if self.history_size > 100_000 {
+            return Err(format!(
+                "historySize: {} is more than the 100000 messages a stream may keep",
+                self.history_size
+            ));
         }
         if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
             return Err(format!(

@@ -4,20 +4,25 @@
 //! callback, whose answer is then cached) that the connection polls beside its other events; a
 //! client leaving meanwhile just drops it. Once Drupal's record is known, *completion* runs to
 //! its end: the outbox is held, the socket joins its channels here and is counted by the
-//! engine (presence), its content tokens are joined, and the release sends `authenticated` and
-//! `clientAuthenticated` before anything that was published to it meanwhile.
+//! engine (presence), its content tokens are joined, each of its streams is recovered from the
+//! positions the client sent (or started at the stream's current position), and the release
+//! sends `authenticated`, `clientAuthenticated` and the replayed messages before the frames
+//! held meanwhile that the replay did not already carry: replay and live messages are merged
+//! by offset on the server, so none is sent twice.
 
 use super::{Connection, End};
 use crate::App;
 use crate::conn::codec;
-use crate::engine::{AuthRecord, Member};
+use crate::engine::{AuthRecord, Member, Position, Publication, Recovery, Stream};
 use crate::error::{BackendError, EngineError};
 use crate::hub::ConnId;
+use crate::node;
 use drupal_push_protocol::backend::AuthenticateRequest;
 use drupal_push_protocol::drupal::{self, ClientAuthData};
-use drupal_push_protocol::frames::Authenticate;
+use drupal_push_protocol::frames::{Authenticate, Position as WirePosition};
 use drupal_push_protocol::{CloseCode, ErrorCode, ServerFrame, frames};
-use std::collections::BTreeMap;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,9 +39,16 @@ pub(super) enum LookupError {
 
 type Lookup = Pin<Box<dyn Future<Output = Result<Arc<AuthRecord>, LookupError>> + Send>>;
 
+/// What the client asked for besides authentication.
+pub(super) struct Request {
+    content_tokens: BTreeMap<String, String>,
+    /// Present after a reconnect: the last position seen per stream.
+    positions: Option<BTreeMap<String, WirePosition>>,
+}
+
 pub(super) enum Phase {
     AwaitingAuth,
-    Authenticating { token: Arc<str>, content_tokens: BTreeMap<String, String>, lookup: Lookup },
+    Authenticating { token: Arc<str>, request: Box<Request>, lookup: Lookup },
     Authenticated,
 }
 
@@ -77,7 +89,8 @@ impl Connection {
             engine.cache_auth(key, record.clone()).await.map_err(LookupError::Engine)?;
             Ok(record)
         });
-        self.phase = Phase::Authenticating { token, content_tokens: auth.content_tokens, lookup };
+        let request = Box::new(Request { content_tokens: auth.content_tokens, positions: auth.positions });
+        self.phase = Phase::Authenticating { token, request, lookup };
         None
     }
 
@@ -85,13 +98,13 @@ impl Connection {
         &mut self,
         result: Result<Arc<AuthRecord>, LookupError>,
     ) -> Option<End> {
-        let Phase::Authenticating { token, content_tokens, .. } =
+        let Phase::Authenticating { token, request, .. } =
             std::mem::replace(&mut self.phase, Phase::AwaitingAuth)
         else {
             return None;
         };
         match result {
-            Ok(record) => self.complete(token, record, content_tokens).await,
+            Ok(record) => self.complete(token, record, *request).await,
             Err(LookupError::Backend(BackendError::InvalidToken)) => {
                 tracing::info!(token = %crate::ids::redact(&token), "authentication refused by Drupal");
                 Some(End::Close(CloseCode::AUTH_REJECTED))
@@ -107,12 +120,7 @@ impl Connection {
         }
     }
 
-    async fn complete(
-        &mut self,
-        token: Arc<str>,
-        record: Arc<AuthRecord>,
-        content_tokens: BTreeMap<String, String>,
-    ) -> Option<End> {
+    async fn complete(&mut self, token: Arc<str>, record: Arc<AuthRecord>, request: Request) -> Option<End> {
         let app = self.app.clone();
         let member = Member { uid: record.uid, token };
         self.outbox.hold();
@@ -129,15 +137,40 @@ impl Connection {
         self.member = Some(member.clone());
         self.phase = Phase::Authenticated;
         let mut joined = BTreeMap::new();
-        for (channel, content_token) in content_tokens {
-            if join_token_channel(&app, self.id, &member, &channel, &content_token).await.is_ok() {
+        let mut notices = Vec::new();
+        for (channel, content_token) in request.content_tokens {
+            if let Ok(notice) = join_token_channel(&app, self.id, &member, &channel, &content_token).await {
+                notices.extend(notice.map(|n| (Stream::Token(Arc::from(channel.as_str())), n)));
                 joined.insert(channel, content_token);
             }
         }
+        let mut streams: Vec<Stream> = Vec::new();
+        for c in &record.channels {
+            let s = Stream::Channel(Arc::from(c.as_str()));
+            if !streams.contains(&s) {
+                streams.push(s);
+            }
+        }
+        streams.extend(joined.keys().map(|c| Stream::Token(Arc::from(c.as_str()))));
+        streams.push(Stream::Broadcast);
+        let recovery = match recover(&app, &streams, request.positions.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "authentication failed: engine trouble");
+                return Some(End::Close(CloseCode::BACKEND_UNAVAILABLE));
+            }
+        };
+        let online = match (&request.positions, record.uid.is_anonymous()) {
+            (Some(_), false) => app.engine.online_watched(record.uid).await.ok(),
+            _ => None,
+        };
         let ack = ServerFrame::Authenticated {
             socket_id: self.socket_id.clone(),
             uid: record.uid,
             channels: record.channels.clone(),
+            streams: recovery.positions,
+            recovered: recovery.recovered,
+            online,
         };
         let data = ClientAuthData {
             uid: record.uid,
@@ -149,8 +182,20 @@ impl Connection {
             content_tokens: joined,
         };
         let authenticated = frames::encode_message(&drupal::client_authenticated(&data), None);
-        self.outbox.release(vec![codec::text_frame(&ack.encode()), codec::text_frame(&authenticated)]);
-        tracing::debug!(uid = %record.uid, "authenticated");
+        let mut first = vec![codec::text_frame(&ack.encode()), codec::text_frame(&authenticated)];
+        first.extend(recovery.replay.iter().map(|p| node::publication_frame(p).0));
+        let tops = recovery.tops;
+        // Join notices go out after the start positions are set, so the joiner gets its own.
+        for (stream, notice) in notices {
+            if let Err(e) = app.engine.publish(stream, notice).await {
+                tracing::warn!(error = %e, "could not publish a join notice");
+            }
+        }
+        self.outbox.release(first, |held| match &held.tag {
+            Some(tag) => tops.get(&*tag.stream).is_none_or(|top| tag.offset > *top),
+            None => true,
+        });
+        tracing::debug!(uid = %record.uid, replayed = recovery.replay.len(), "authenticated");
         None
     }
 
@@ -161,27 +206,82 @@ impl Connection {
             return;
         };
         let app = self.app.clone();
-        if let Err(e) = join_token_channel(&app, self.id, &member, channel, token).await {
-            self.reply_error(e.error_code(), format!("channel {channel:?}: {e}"));
+        let notice = match join_token_channel(&app, self.id, &member, channel, token).await {
+            Ok(notice) => notice,
+            Err(e) => {
+                self.reply_error(e.error_code(), format!("channel {channel:?}: {e}"));
+                return;
+            }
+        };
+        let stream = Stream::Token(Arc::from(channel));
+        if let Ok(Recovery { top: Some(top), .. }) = app.engine.recover(&stream, None).await {
+            self.outbox.push(node::joined_frame(&stream, &top));
+        }
+        if let Some(notice) = notice {
+            if let Err(e) = app.engine.publish(stream, notice).await {
+                tracing::warn!(error = %e, "could not publish a join notice");
+            }
         }
     }
 }
 
-/// Joins a content-token channel here, then in the engine (which publishes the join notice);
-/// undoes the local join when the engine refuses.
+/// Joins a content-token channel here, then in the engine; undoes the local join when the
+/// engine refuses. Returns the join notice to publish when the member is new to the channel.
 async fn join_token_channel(
     app: &App,
     id: ConnId,
     member: &Member,
     channel: &str,
     token: &str,
-) -> Result<(), EngineError> {
+) -> Result<Option<Arc<RawValue>>, EngineError> {
     if !app.hub.join_token_channel(id, channel, token) {
-        return Ok(());
+        return Ok(None);
     }
     let joined = app.engine.join_token_channel(channel, token, member).await;
     if joined.is_err() {
         app.hub.leave_token_channel(id, channel);
     }
     joined
+}
+
+/// What a (re)authenticating socket gets across its streams.
+struct Recovered {
+    /// Start positions of the streams not recovered.
+    positions: BTreeMap<String, WirePosition>,
+    /// Outcome per stream the client sent a position for.
+    recovered: BTreeMap<String, bool>,
+    /// Missed messages of the recovered streams, each stream in order.
+    replay: Vec<Publication>,
+    /// Per stream, the offset up to which the replay or the start position covers: frames
+    /// held meanwhile at or below it are not sent again.
+    tops: HashMap<String, u64>,
+}
+
+async fn recover(
+    app: &App,
+    streams: &[Stream],
+    positions: Option<&BTreeMap<String, WirePosition>>,
+) -> Result<Recovered, EngineError> {
+    let mut out = Recovered {
+        positions: BTreeMap::new(),
+        recovered: BTreeMap::new(),
+        replay: Vec::new(),
+        tops: HashMap::new(),
+    };
+    for stream in streams {
+        let key = stream.key();
+        let since = positions.and_then(|p| p.get(&key)).map(Position::from);
+        let r = app.engine.recover(stream, since.as_ref()).await?;
+        if since.is_some() {
+            out.recovered.insert(key.clone(), r.recovered);
+        }
+        let Some(top) = r.top else { continue };
+        out.tops.insert(key.clone(), top.offset);
+        if r.recovered {
+            out.replay.extend(r.replay);
+        } else {
+            out.positions.insert(key, top.into());
+        }
+    }
+    Ok(out)
 }

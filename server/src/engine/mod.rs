@@ -23,7 +23,8 @@
 //!   positions can no longer be recovered.
 //! * **Decided once.** `userOnline` on a user's first socket anywhere and `userOffline` when its
 //!   last socket anywhere has been gone for the grace period reach [`Node::notify_backend`] on
-//!   exactly one node; token-channel join and leave notices are published once.
+//!   exactly one node; token-channel join and leave notices are decided once (the engine
+//!   publishes leave notices, and hands join notices to the joining socket's node to publish).
 //! * **Commands reach every node**, this one included, through [`Node::apply`], which reports
 //!   the local changes it made (sockets closed, channels opened or closed here) back to the
 //!   engine in a [`Changes`].
@@ -37,12 +38,13 @@
 
 mod memory;
 
-pub use memory::{MemoryEngine, MemorySettings};
+pub use memory::{HistorySettings, MemoryEngine, MemorySettings};
 
 use crate::error::EngineError;
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::backend::{AuthAnswer, BackendMessage};
 use drupal_push_protocol::drupal::PresenceEvent;
+use drupal_push_protocol::frames::{BROADCAST_STREAM, Position as WirePosition, TOKEN_STREAM_PREFIX};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -92,6 +94,23 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The stream's key in positions: the channel name, `token:<channel>`, or `*`.
+    pub fn key(&self) -> String {
+        match self {
+            Stream::Channel(c) => c.to_string(),
+            Stream::Token(c) => format!("{TOKEN_STREAM_PREFIX}{c}"),
+            Stream::Broadcast => BROADCAST_STREAM.to_string(),
+        }
+    }
+
+    /// The key an envelope carries as `stream`: none when it is the channel name.
+    pub fn envelope_key(&self) -> Option<String> {
+        match self {
+            Stream::Channel(_) => None,
+            other => Some(other.key()),
+        }
+    }
+
     /// The channel name the message envelope carries, if any.
     pub fn channel(&self) -> Option<&str> {
         match self {
@@ -148,8 +167,8 @@ pub enum Event {
     Kick(Uid),
     /// `user/logout`: close the session's sockets (4003).
     Logout(Arc<str>),
-    /// Add the sockets of a user or session to a channel.
-    JoinChannel { who: Who, channel: Arc<str> },
+    /// Add the sockets of a user or session to a channel (at `position`, sent to them).
+    JoinChannel { who: Who, channel: Arc<str>, position: Option<Position> },
     /// Take the sockets of a user or session out of a channel.
     LeaveChannel { who: Who, channel: Arc<str> },
     /// `channel/remove`: the channel loses every member.
@@ -158,11 +177,43 @@ pub enum Event {
     Presence { uid: Uid, event: PresenceEvent, watchers: Arc<[Uid]> },
 }
 
-/// One message of a stream, as the engine hands it to the nodes.
+/// A place in a stream's history (see [`drupal_push_protocol::frames::Position`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub offset: u64,
+    pub epoch: Arc<str>,
+}
+
+impl From<Position> for WirePosition {
+    fn from(p: Position) -> Self {
+        WirePosition { offset: p.offset, epoch: p.epoch.to_string() }
+    }
+}
+
+impl From<&WirePosition> for Position {
+    fn from(p: &WirePosition) -> Self {
+        Position { offset: p.offset, epoch: Arc::from(p.epoch.as_str()) }
+    }
+}
+
+/// One message of a stream, as the engine hands it to the nodes; recorded streams give its
+/// position in the stream's history.
 #[derive(Debug, Clone)]
 pub struct Publication {
     pub stream: Stream,
     pub message: Arc<RawValue>,
+    pub position: Option<Position>,
+}
+
+/// What a socket (re)joining a stream gets.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// Where the stream is now; none when history is off.
+    pub top: Option<Position>,
+    /// The messages after the position asked for, in order, when it could be recovered.
+    pub replay: Vec<Publication>,
+    /// Every missed message is in `replay` (false when no position was asked for).
+    pub recovered: bool,
 }
 
 /// `content/token/users`: distinct uids of members, and auth tokens of anonymous ones.
@@ -195,6 +246,8 @@ pub struct EngineStats {
     pub waiting_content_tokens: usize,
     /// Distinct sessions with at least one socket.
     pub sessions: usize,
+    /// Bytes of message history held.
+    pub history_bytes: usize,
 }
 
 /// The cluster-wide half of the server. Every method may wait (a shared store is remote);
@@ -207,6 +260,16 @@ pub trait Engine: Send + Sync + 'static {
     /// delivered it, with the number of local sockets it reached. A `Stream::Token` channel
     /// that does not exist is [`EngineError::NoSuchTokenChannel`].
     fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>>;
+
+    /// Where `stream` is and what a socket that last saw `since` missed there (see
+    /// [`Recovery`]); makes the stream exist (with its epoch) when it does not yet.
+    fn recover<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<&'a Position>,
+    ) -> Fut<'a, Result<Recovery, EngineError>>;
+    /// The users watched by `watcher` (it is in their presence list) who are online now.
+    fn online_watched(&self, watcher: Uid) -> Fut<'_, Result<Vec<Uid>, EngineError>>;
 
     /// Drupal's cached answer for an auth token, if it is still fresh.
     fn cached_auth<'a>(&'a self, token: &'a str) -> Fut<'a, Result<Option<Arc<AuthRecord>>, EngineError>>;
@@ -227,15 +290,16 @@ pub trait Engine: Send + Sync + 'static {
         token: &'a str,
         record: Map<String, Value>,
     ) -> Fut<'a, Result<(), EngineError>>;
-    /// A socket of `member` joins a content-token channel with `token`; when the member is new
-    /// to the channel, the join notice is published on it. The caller has already added the
-    /// socket to the channel locally (so the notice reaches it) and removes it on refusal.
+    /// A socket of `member` joins a content-token channel with `token`. When the member is new
+    /// to the channel, returns the `clientJoinedTokenChannel` notice, which the caller publishes
+    /// on the channel once the socket's start position there is set (so the joiner gets it too).
+    /// The caller has already added the socket to the channel locally and removes it on refusal.
     fn join_token_channel<'a>(
         &'a self,
         channel: &'a str,
         token: &'a str,
         member: &'a Member,
-    ) -> Fut<'a, Result<(), EngineError>>;
+    ) -> Fut<'a, Result<Option<Arc<RawValue>>, EngineError>>;
     /// `content/token/users`: distinct uids of members, and auth tokens of anonymous ones.
     fn token_channel_users<'a>(&'a self, channel: &'a str)
     -> Fut<'a, Result<TokenChannelUsers, EngineError>>;

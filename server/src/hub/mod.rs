@@ -59,17 +59,19 @@ impl Local {
         }
     }
 
-    fn join_channel(&mut self, id: ConnId, name: &str, changes: &mut Changes) {
-        let Some(outbox) = self.conns.get(id).map(|c| c.outbox.clone()) else { return };
+    /// Adds a socket to a channel; returns its outbox when it was not in it yet.
+    fn join_channel(&mut self, id: ConnId, name: &str, changes: &mut Changes) -> Option<Arc<Outbox>> {
+        let outbox = self.conns.get(id)?.outbox.clone();
         let key = self.channels.key(name).unwrap_or_else(|| Arc::from(name));
-        let Some(auth) = self.conns.auth_mut(id) else { return };
+        let auth = self.conns.auth_mut(id)?;
         if auth.channels.contains(&key) {
-            return;
+            return None;
         }
         auth.channels.push(key.clone());
         if self.channels.insert(&key, id, &outbox) {
             changes.opened.push(key);
         }
+        Some(outbox)
     }
 
     fn leave_channel(&mut self, id: ConnId, name: &str, changes: &mut Changes) {
@@ -191,7 +193,7 @@ impl Hub {
         match event {
             Event::Kick(uid) => l.close(&l.users.members(uid), CloseCode::KICKED),
             Event::Logout(token) => l.close(&l.sessions.members(&**token), CloseCode::LOGGED_OUT),
-            Event::JoinChannel { who, channel } => {
+            Event::JoinChannel { who, channel, .. } => {
                 for id in l.who(who) {
                     l.join_channel(id, channel, &mut changes);
                 }
@@ -211,6 +213,17 @@ impl Hub {
             Event::Presence { .. } => {}
         }
         changes
+    }
+
+    /// `Event::JoinChannel`: adds the sockets of `who` to `channel`; returns the changes and the
+    /// outboxes of the sockets that joined.
+    pub fn join_channel(&self, who: &Who, channel: &str) -> (Changes, Vec<Arc<Outbox>>) {
+        let mut local = self.lock();
+        let l = &mut *local;
+        let mut changes = Changes::default();
+        let joined =
+            l.who(who).into_iter().filter_map(|id| l.join_channel(id, channel, &mut changes)).collect();
+        (changes, joined)
     }
 
     /// The outboxes a publication on `stream` goes to here.

@@ -16,8 +16,8 @@ mod tests;
 mod tokens;
 
 use super::{
-    AuthRecord, Changes, Engine, EngineStats, Event, Fut, Member, Node, Publication, Stream,
-    TokenChannelDetail, TokenChannelUsers, Who,
+    AuthRecord, Changes, Engine, EngineStats, Event, Fut, Member, Node, Position, Publication, Recovery,
+    Stream, TokenChannelDetail, TokenChannelUsers, Who,
 };
 use crate::error::EngineError;
 use drupal_push_protocol::Uid;
@@ -29,6 +29,8 @@ use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokens::{Leave, MemberKey};
+
+pub use streams::HistorySettings;
 use tokio::time::Instant;
 
 /// Most content-token channels `health/check` lists (it is behind the service key, but stays
@@ -38,6 +40,7 @@ const MAX_LISTED_TOKEN_CHANNELS: usize = 1000;
 /// The memory engine's settings, taken from the config.
 #[derive(Debug, Clone)]
 pub struct MemorySettings {
+    pub history: HistorySettings,
     pub presence_grace: Duration,
     pub auth_cache_ttl: Duration,
     pub auth_cache_max: usize,
@@ -63,6 +66,7 @@ enum Effect {
 struct Inner {
     state: Mutex<State>,
     streams: streams::Streams,
+    streams_ttl: Duration,
     node: OnceLock<Arc<dyn Node>>,
     grace: Duration,
 }
@@ -84,7 +88,8 @@ impl MemoryEngine {
         MemoryEngine {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
-                streams: streams::Streams::default(),
+                streams: streams::Streams::new(settings.history),
+                streams_ttl: settings.history.ttl,
                 node: OnceLock::new(),
                 grace: settings.presence_grace,
             }),
@@ -152,17 +157,41 @@ impl MemoryEngine {
         })
     }
 
-    /// Takes the stream's turn and has the node deliver.
+    /// Takes the stream's turn, records the message and has the node deliver it.
     async fn deliver(&self, stream: Stream, message: Arc<RawValue>) -> usize {
         let streams = &self.inner.streams;
         let slot = streams.slot(&stream);
-        let publication = Publication { stream, message };
-        let sent = {
+        let (sent, stream) = {
             let _turn = slot.order.lock().await;
-            self.node().deliver(&publication).await
+            let position = streams.append(&slot, &message);
+            let publication = Publication { stream, message, position };
+            (self.node().deliver(&publication).await, publication.stream)
         };
-        streams.release(&publication.stream, slot);
+        streams.release(&stream, slot);
         sent
+    }
+
+    /// Forgets idle streams now and then (see `streams`); stops with the engine.
+    fn spawn_sweeper(&self) {
+        if !self.inner.streams.recording() {
+            return;
+        }
+        let every = (self.inner.streams_ttl / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+                inner.streams.sweep(|s| match s {
+                    Stream::Channel(c) => state.channels.exists(c),
+                    Stream::Token(c) => state.tokens.exists(c),
+                    Stream::Broadcast => true,
+                });
+            }
+        });
     }
 
     async fn apply_changes(&self, changes: Changes) {
@@ -172,6 +201,7 @@ impl MemoryEngine {
             }
             for name in &changes.closed {
                 st.channels.closed(name);
+                self.inner.streams.touch(&Stream::Channel(name.clone()));
             }
             for d in &changes.departures {
                 st.sessions.socket_removed(&d.member);
@@ -218,7 +248,33 @@ fn announce(fx: &mut Vec<Effect>, a: Announce) {
 
 impl Engine for MemoryEngine {
     fn start(&self, node: Arc<dyn Node>) {
-        let _ = self.inner.node.set(node);
+        if self.inner.node.set(node).is_ok() {
+            self.spawn_sweeper();
+        }
+    }
+
+    fn recover<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<&'a Position>,
+    ) -> Fut<'a, Result<Recovery, EngineError>> {
+        Box::pin(async move {
+            let r = self.inner.streams.recover(stream, since);
+            let replay = r
+                .replay
+                .into_iter()
+                .map(|(offset, message)| Publication {
+                    stream: stream.clone(),
+                    message,
+                    position: r.top.as_ref().map(|t| Position { offset, epoch: t.epoch.clone() }),
+                })
+                .collect();
+            Ok(Recovery { top: r.top, replay, recovered: r.recovered })
+        })
+    }
+
+    fn online_watched(&self, watcher: Uid) -> Fut<'_, Result<Vec<Uid>, EngineError>> {
+        Box::pin(async move { Ok(self.with(|st, _| st.presence.watched_online(watcher)).0) })
     }
 
     fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>> {
@@ -283,14 +339,10 @@ impl Engine for MemoryEngine {
         channel: &'a str,
         token: &'a str,
         member: &'a Member,
-    ) -> Fut<'a, Result<(), EngineError>> {
+    ) -> Fut<'a, Result<Option<Arc<RawValue>>, EngineError>> {
         Box::pin(async move {
             let (joined, _) = self.with(|st, _| st.tokens.join(channel, token, member));
-            if let Some(record) = joined? {
-                let notice = drupal::client_joined_token_channel(&record);
-                self.deliver(Stream::Token(Arc::from(channel)), Arc::from(notice)).await;
-            }
-            Ok(())
+            Ok(joined?.map(|record| Arc::from(drupal::client_joined_token_channel(&record))))
         })
     }
 
@@ -353,9 +405,11 @@ impl Engine for MemoryEngine {
                         st.sessions.edit_session_record(token, edit);
                     }
                 }
-                let channel = Arc::from(channel);
+                let channel: Arc<str> = Arc::from(channel);
                 fx.push(Effect::Apply(if join {
-                    Event::JoinChannel { who, channel }
+                    let stream = Stream::Channel(channel.clone());
+                    let position = self.inner.streams.recover(&stream, None).top;
+                    Event::JoinChannel { who, channel, position }
                 } else {
                     Event::LeaveChannel { who, channel }
                 }));
@@ -410,6 +464,7 @@ impl Engine for MemoryEngine {
                         cached_auth_tokens: st.sessions.cached_count(),
                         waiting_content_tokens: st.tokens.waiting_count(),
                         sessions: st.sessions.connected_count(),
+                        history_bytes: self.inner.streams.bytes(),
                     }
                 })
                 .0)

@@ -8,7 +8,7 @@
 
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::drupal::PresenceEvent;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 /// A decided transition: tell the watchers and Drupal.
@@ -45,6 +45,9 @@ pub(super) struct Presence {
     users: FxHashMap<Uid, User>,
     online: usize,
     next_timer: u64,
+    /// Watcher -> the online users whose presence list names it (what a reconnecting page
+    /// needs to see to redraw its picture).
+    watching: FxHashMap<Uid, FxHashSet<Uid>>,
 }
 
 impl Presence {
@@ -52,14 +55,32 @@ impl Presence {
     pub fn arrived(&mut self, uid: Uid, watchers: Vec<Uid>) -> Option<Announce> {
         let user = self.users.entry(uid).or_default();
         user.sockets += 1;
-        user.watchers = watchers.into();
         user.offline_timer = None;
-        if user.online {
+        let (was_online, old) = (user.online, std::mem::replace(&mut user.watchers, watchers.into()));
+        user.online = true;
+        let new = user.watchers.clone();
+        if was_online {
+            self.reindex(uid, &old, &new);
             return None;
         }
-        user.online = true;
         self.online += 1;
-        Some(Announce { uid, event: PresenceEvent::Online, watchers: user.watchers.clone() })
+        self.reindex(uid, &[], &new);
+        Some(Announce { uid, event: PresenceEvent::Online, watchers: new })
+    }
+
+    /// Keeps `watching` in step when the online user `uid`'s watchers change from `old` to `new`.
+    fn reindex(&mut self, uid: Uid, old: &[Uid], new: &[Uid]) {
+        for w in old.iter().filter(|w| !new.contains(w)) {
+            if let Some(set) = self.watching.get_mut(w) {
+                set.remove(&uid);
+                if set.is_empty() {
+                    self.watching.remove(w);
+                }
+            }
+        }
+        for w in new {
+            self.watching.entry(*w).or_default().insert(uid);
+        }
     }
 
     /// A socket of `uid` went away.
@@ -89,14 +110,26 @@ impl Presence {
             return None;
         }
         self.online -= 1;
+        self.reindex(uid, &user.watchers, &[]);
         Some(Announce { uid, event: PresenceEvent::Offline, watchers: user.watchers })
     }
 
     /// Replaces who may see `uid`'s presence (`user/presence-list`).
     pub fn set_watchers(&mut self, uid: Uid, watchers: Vec<Uid>) {
-        if let Some(user) = self.users.get_mut(&uid) {
-            user.watchers = watchers.into();
+        let Some(user) = self.users.get_mut(&uid) else { return };
+        let old = std::mem::replace(&mut user.watchers, watchers.into());
+        if user.online {
+            let new = user.watchers.clone();
+            self.reindex(uid, &old, &new);
         }
+    }
+
+    /// The online users whose presence `watcher` may see, in uid order.
+    pub fn watched_online(&self, watcher: Uid) -> Vec<Uid> {
+        let mut uids: Vec<Uid> =
+            self.watching.get(&watcher).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        uids.sort_unstable();
+        uids
     }
 
     /// Whether `uid` has a socket (grace periods do not count).
@@ -130,6 +163,19 @@ mod tests {
         assert_eq!(off.event, PresenceEvent::Offline);
         assert_eq!(p.online_count(), 0);
         assert!(!p.has_sockets(Uid(5)));
+    }
+
+    #[test]
+    fn watchers_see_who_is_online_for_them() {
+        let mut p = Presence::default();
+        p.arrived(Uid(5), vec![Uid(7), Uid(8)]);
+        p.arrived(Uid(6), vec![Uid(7)]);
+        assert_eq!(p.watched_online(Uid(7)), vec![Uid(5), Uid(6)]);
+        p.set_watchers(Uid(5), vec![Uid(8)]);
+        assert_eq!(p.watched_online(Uid(7)), vec![Uid(6)]);
+        p.departed(Uid(6), true);
+        assert!(p.watched_online(Uid(7)).is_empty());
+        assert_eq!(p.watched_online(Uid(8)), vec![Uid(5)]);
     }
 
     #[test]

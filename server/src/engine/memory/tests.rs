@@ -49,7 +49,12 @@ impl Recorder {
 }
 
 fn engine() -> (MemoryEngine, Arc<Recorder>) {
+    engine_with_history(50)
+}
+
+fn engine_with_history(size: usize) -> (MemoryEngine, Arc<Recorder>) {
     let e = MemoryEngine::new(MemorySettings {
+        history: HistorySettings { size, ttl: Duration::from_secs(300), max_bytes: 1 << 20 },
         presence_grace: Duration::from_millis(2000),
         auth_cache_ttl: Duration::from_secs(60),
         auth_cache_max: 3,
@@ -152,17 +157,22 @@ async fn token_channel_notices_are_published_on_the_token_stream() {
     record.insert("token".into(), Value::from("tk"));
     e.set_content_token("room", "tk", record).await.unwrap();
     let m = member(5, "s");
-    e.join_token_channel("room", "tk", &m).await.unwrap();
-    assert_eq!(e.join_token_channel("room", "nope", &m).await, Err(EngineError::UnknownContentToken));
-    let leave = Changes {
-        departures: vec![Departure {
-            member: m.clone(),
-            token_channels: vec![(Arc::from("room"), Arc::from("tk"))],
-            forced: false,
-        }],
-        ..Changes::default()
-    };
-    e.changed(leave).await;
+    let notice = e.join_token_channel("room", "tk", &m).await.unwrap().expect("a new member");
+    assert!(notice.get().contains("clientJoinedTokenChannel") && !notice.get().contains("tk"));
+    assert!(e.join_token_channel("room", "tk", &m).await.unwrap().is_none(), "a second tab");
+    e.publish(Stream::Token(Arc::from("room")), notice).await.unwrap();
+    assert_eq!(e.join_token_channel("room", "nope", &m).await.err(), Some(EngineError::UnknownContentToken));
+    for _ in 0..2 {
+        let leave = Changes {
+            departures: vec![Departure {
+                member: m.clone(),
+                token_channels: vec![(Arc::from("room"), Arc::from("tk"))],
+                forced: false,
+            }],
+            ..Changes::default()
+        };
+        e.changed(leave).await;
+    }
     tokio::time::advance(Duration::from_millis(2001)).await;
     settle().await;
     let delivered = rec.delivered.lock().unwrap().clone();
@@ -197,8 +207,8 @@ async fn memberships_need_sockets_or_an_existing_channel() {
 }
 
 #[tokio::test]
-async fn one_stream_delivers_in_order_and_streams_are_forgotten() {
-    let (e, rec) = engine();
+async fn one_stream_delivers_in_order_and_without_history_streams_are_forgotten() {
+    let (e, rec) = engine_with_history(0);
     let publishes = (0..50).map(|i| {
         let e = e.clone();
         let stream = Stream::Channel(Arc::from("c"));

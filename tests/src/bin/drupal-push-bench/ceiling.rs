@@ -168,7 +168,14 @@ async fn connection(hub: Arc<Hub>, stream: TcpStream, id: u64) {
     if !read_frame(&stream, &mut buf).await {
         return;
     }
-    let ack = ServerFrame::Authenticated { socket_id, uid: Uid(id), channels: vec!["bench".into()] };
+    let ack = ServerFrame::Authenticated {
+        socket_id,
+        uid: Uid(id),
+        channels: vec!["bench".into()],
+        streams: Default::default(),
+        recovered: Default::default(),
+        online: None,
+    };
     if write_all(&stream, &ws_frame(ack.encode())).await.is_err() {
         return;
     }

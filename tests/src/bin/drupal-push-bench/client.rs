@@ -199,6 +199,7 @@ impl Client {
                 let auth = Authenticate {
                     auth_token: self.fleet.token(self.idx),
                     content_tokens: Default::default(),
+                    positions: None,
                     extra: Default::default(),
                 };
                 Some(ClientFrame::Authenticate(auth).encode())
@@ -212,7 +213,7 @@ impl Client {
                 self.fleet.note_error(format!("error frame {code:?}: {message}"));
                 None
             }
-            Ok(ServerFrame::Message(_) | ServerFrame::Pong) => None,
+            Ok(ServerFrame::Message(_) | ServerFrame::Pong | ServerFrame::Joined { .. }) => None,
             Err(e) => {
                 self.fleet.note_error(e);
                 None
