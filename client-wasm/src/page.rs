@@ -3,11 +3,21 @@
 //! Everything here looks the registries up when it needs them (so callbacks registered after
 //! start are found), calls page code with exceptions caught and logged, and writes the state
 //! the module exposed (`Drupal.Nodejs.socket`) plus a `drupal-push:status` event on `window`.
+//!
+//! Delivery ([`Page::deliver`]): the module's rules (`Drupal.Nodejs.runCallbacks`, or the io
+//! facade's `message` listeners, which are the module's own `runCallbacks`), then the
+//! listeners of drupal-push: `Drupal.Nodejs.channelCallbacks` (keys are channel names or
+//! `prefix*` patterns, values an entry `{callback}` or an array of them, as `onChannel` adds)
+//! and `Drupal.Nodejs.broadcastCallbacks` (an array of `{callback}`, as `onBroadcast` adds).
+//! They are called as `callback(message, meta)`.
 
-use crate::dispatch::{self, CallbackField, MessageView, Route};
-use crate::machine::Status;
+use crate::dispatch::{self, CallbackField, Listeners, MessageView, Route};
+use crate::machine::{State, Status};
+use crate::out::digits;
 use crate::settings::{PageLocation, Scalar, Source};
-use js_sys::{Array, Function, JSON, Object, Reflect};
+use alloc::string::String;
+use alloc::vec::Vec;
+use js_sys::{Array, Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::console;
 
@@ -81,17 +91,61 @@ impl Page {
         set(&tokens, channel, &JsValue::from_str(token));
     }
 
-    /// Hands a message to `Drupal.Nodejs.runCallbacks` (so page code that wraps it sees every
-    /// message), or dispatches it directly when that is not a function.
-    pub fn deliver(&self, message: &JsValue, own_socket_id: Option<&str>) {
-        let run = get(&self.nodejs, "runCallbacks");
-        match run.dyn_ref::<Function>() {
-            Some(f) => {
-                if let Err(e) = f.call1(&self.nodejs, message) {
-                    console::error_2(&"drupal-push: runCallbacks threw".into(), &e);
+    /// Delivers a message: the module's rules, then the channel or broadcast callbacks.
+    /// `facade` is the io facade's socket, whose `message` listeners stand for the module's
+    /// `runCallbacks`; without it, `Drupal.Nodejs.runCallbacks` is called (so page code that
+    /// wraps it sees every message), or the rules are applied here when it is not a function.
+    pub fn deliver(
+        &self,
+        message: &JsValue,
+        channel: Option<&str>,
+        meta: &JsValue,
+        own_socket_id: Option<&str>,
+        facade: Option<&JsValue>,
+    ) {
+        let listeners = dispatch::listeners(channel, &view_of(message), own_socket_id);
+        if let Some(socket) = facade {
+            fire(socket, "message", message);
+        } else {
+            let run = get(&self.nodejs, "runCallbacks");
+            match run.dyn_ref::<Function>() {
+                Some(f) => {
+                    if let Err(e) = f.call1(&self.nodejs, message) {
+                        console::error_2(&"drupal-push: runCallbacks threw".into(), &e);
+                    }
+                }
+                None => self.run_callbacks(message, own_socket_id),
+            }
+        }
+        self.run_listeners(&listeners, message, meta);
+    }
+
+    /// Calls the channel callbacks or broadcast callbacks [`dispatch::listeners`] chose.
+    pub fn run_listeners(&self, listeners: &Listeners, message: &JsValue, meta: &JsValue) {
+        let call = |entry: &JsValue, name: &str| {
+            if let Some(f) = get(entry, "callback").dyn_ref::<Function>()
+                && let Err(e) = f.call2(entry, message, meta)
+            {
+                console::error_2(&["drupal-push: callback of \"", name, "\" threw"].concat().into(), &e);
+            }
+        };
+        match listeners {
+            Listeners::None => {}
+            Listeners::Channel(channel) => {
+                let registry = get(&self.nodejs, "channelCallbacks");
+                for key in keys(&registry) {
+                    if dispatch::channel_matches(&key, channel) {
+                        for entry in entries(&get(&registry, &key)) {
+                            call(&entry, &key);
+                        }
+                    }
                 }
             }
-            None => self.run_callbacks(message, own_socket_id),
+            Listeners::Broadcast => {
+                for entry in entries(&get(&self.nodejs, "broadcastCallbacks")) {
+                    call(&entry, "onBroadcast");
+                }
+            }
         }
     }
 
@@ -129,29 +183,25 @@ impl Page {
         }
     }
 
-    /// Creates `Drupal.Nodejs.socket`: `connected`, `id`, `sessionid` and `socket.sessionid`
-    /// are what page code and the Drupal.ajax patch read (spec 3.5).
-    pub fn install_socket_object(&self) -> Object {
-        let existing = get(&self.nodejs, "socket");
-        if existing.is_object() && get(&existing, "drupalPush").is_truthy() {
-            return existing.unchecked_into();
-        }
-        let socket = Object::new();
-        set(&socket, "drupalPush", &JsValue::TRUE);
-        set(&socket, "connected", &JsValue::FALSE);
-        set(&socket, "socket", &Object::new());
-        set(&self.nodejs, "socket", &socket);
-        socket
-    }
-
-    /// Shows `status` on `Drupal.Nodejs.socket` and dispatches `drupal-push:status`.
-    pub fn show_status(&self, socket: &Object, status: &Status) {
+    /// Shows `status` on `socket` (`Drupal.Nodejs.socket`, or the io facade's socket) and
+    /// dispatches `drupal-push:status`. `connected`, `id`, `sessionid` and `socket.sessionid`
+    /// are what page code and the Drupal.ajax patch read (spec 3.5); the io facade's socket
+    /// counts as connected from `hello` on, as socket.io's does before `authenticate`.
+    pub fn show_status(socket: &JsValue, status: &Status, facade: bool) {
         let id = status.socket_id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
-        let connected = JsValue::from_bool(status.state == crate::machine::State::Connected);
+        let up = status.state == State::Connected || (facade && status.state == State::Authenticating);
+        let connected = JsValue::from_bool(up);
         set(socket, "connected", &connected);
+        set(socket, "disconnected", &JsValue::from_bool(!up));
         set(socket, "id", &id);
         set(socket, "sessionid", &id);
-        set(&get(socket, "socket"), "sessionid", &id);
+        let mut inner = get(socket, "socket");
+        if !inner.is_object() {
+            inner = Object::new().into();
+            set(socket, "socket", &inner);
+        }
+        set(&inner, "sessionid", &id);
+        set(&inner, "connected", &connected);
         set(socket, "state", &JsValue::from_str(status.state.as_str()));
         let detail = status_object(status);
         set(socket, "status", &detail);
@@ -163,6 +213,26 @@ impl Page {
         if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict("drupal-push:status", &init) {
             let _ = window.dispatch_event(&event);
         }
+    }
+}
+
+/// Calls the io facade socket's `_fire(event, arg)`, which runs its listeners.
+pub fn fire(socket: &JsValue, event: &str, arg: &JsValue) {
+    if let Some(f) = get(socket, "_fire").dyn_ref::<Function>()
+        && let Err(e) = f.call2(socket, &JsValue::from_str(event), arg)
+    {
+        console::error_2(&"drupal-push: a socket listener threw".into(), &e);
+    }
+}
+
+/// The entries of a registry value: an array of entries, or one entry.
+fn entries(value: &JsValue) -> Vec<JsValue> {
+    if Array::is_array(value) {
+        Array::from(value).iter().collect()
+    } else if value.is_object() {
+        alloc::vec![value.clone()]
+    } else {
+        Vec::new()
     }
 }
 
@@ -185,12 +255,6 @@ pub fn location() -> PageLocation {
     let protocol = location.as_ref().and_then(|l| l.protocol().ok()).unwrap_or_default();
     let hostname = location.and_then(|l| l.hostname().ok()).unwrap_or_default();
     PageLocation { secure: protocol == "https:", hostname }
-}
-
-/// A JSON message as plain JS objects and arrays, as `JSON.parse` gives page code (tests).
-pub fn to_js(message: &serde_json::Value) -> JsValue {
-    let text = serde_json::to_string(message).unwrap_or_default();
-    JSON::parse(&text).unwrap_or(JsValue::NULL)
 }
 
 /// The settings object as a [`Source`].
@@ -247,13 +311,14 @@ pub fn view_of(message: &JsValue) -> MessageView {
         presence_notification: !get(message, "presenceNotification").is_undefined(),
         content_channel_notification: !get(message, "contentChannelNotification").is_undefined(),
         client_socket_id: get(message, "clientSocketId").as_string(),
+        broadcast: get(message, "broadcast").is_truthy(),
     }
 }
 
 /// Same rule as [`dispatch::key_of`]: strings, and non-negative integers as their digits.
 fn key_of(v: &JsValue) -> Option<String> {
     match v.as_f64() {
-        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Some((f as u64).to_string()),
+        Some(f) if f >= 0.0 && f < 9.0e15 && f == (f as u64) as f64 => Some(digits(f as u64)),
         Some(_) => None,
         None => v.as_string(),
     }

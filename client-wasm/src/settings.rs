@@ -8,8 +8,11 @@
 //! `connectionFailure` handlers run when the page is still not connected (default 5000 ms, as in
 //! the module).
 
-use serde_json::Value;
-use std::collections::BTreeMap;
+use crate::out::digits;
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Default WebSocket path of the server (`wsPath` there).
 pub const DEFAULT_PATH: &str = "/ws";
@@ -59,10 +62,9 @@ pub trait Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingSettings;
 
-impl std::fmt::Display for MissingSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)")
-    }
+impl MissingSettings {
+    pub const TEXT: &'static str =
+        "drupal-push: no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)";
 }
 
 /// Parses the `nodejs` settings object.
@@ -120,14 +122,14 @@ fn secure_flag(scheme: Option<Scalar>, secure: Option<Scalar>) -> Option<bool> {
 
 /// A non-negative integer below 2^53.
 fn integer(n: f64) -> Option<u64> {
-    (n >= 0.0 && n.fract() == 0.0 && n < 9.0e15).then_some(n as u64)
+    (n >= 0.0 && n < 9.0e15 && n == (n as u64) as f64).then_some(n as u64)
 }
 
 /// A non-empty string, or an integer as its digits.
 fn text(v: Option<Scalar>) -> Option<String> {
     match v? {
         Scalar::Str(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Scalar::Num(n) => integer(n).map(|n| n.to_string()),
+        Scalar::Num(n) => integer(n).map(digits),
         _ => None,
     }
 }
@@ -138,21 +140,37 @@ fn port(v: Option<Scalar>) -> Option<u16> {
 
 fn millis(v: Option<Scalar>) -> Option<u64> {
     match v? {
-        Scalar::Num(n) => integer(n.floor()).filter(|ms| *ms > 0),
+        Scalar::Num(n) => (n >= 1.0 && n < 9.0e15).then_some(n as u64),
         Scalar::Str(s) => s.trim().parse().ok().filter(|ms| *ms > 0),
         _ => None,
     }
 }
 
 fn ws_url(secure: bool, host: &str, port: Option<u16>, path: &str) -> String {
-    let scheme = if secure { "wss" } else { "ws" };
-    let host =
-        if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
-    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-    let slash = if path.starts_with('/') { "" } else { "/" };
-    format!("{scheme}://{host}{port}{slash}{path}")
+    let mut url = String::from(if secure { "wss://" } else { "ws://" });
+    let bracket = host.contains(':') && !host.starts_with('[');
+    if bracket {
+        url.push('[');
+    }
+    url.push_str(host);
+    if bracket {
+        url.push(']');
+    }
+    if let Some(port) = port {
+        url.push(':');
+        url.push_str(&digits(port.into()));
+    }
+    if !path.starts_with('/') {
+        url.push('/');
+    }
+    url.push_str(path);
+    url
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+use serde_json::Value;
+
+#[cfg(not(target_arch = "wasm32"))]
 fn scalar_of(v: &Value) -> Scalar {
     match v {
         Value::String(s) => Scalar::Str(s.clone()),
@@ -162,11 +180,13 @@ fn scalar_of(v: &Value) -> Scalar {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn walk<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, key| v.get(key))
 }
 
 /// Settings as JSON (native tests and tools).
+#[cfg(not(target_arch = "wasm32"))]
 impl Source for Value {
     fn is_object(&self) -> bool {
         Value::is_object(self)

@@ -6,7 +6,10 @@
 //! happens while an `authenticate` is in flight (sent without that token) is held back and sent
 //! as `join-token-channel` once the server confirms authentication.
 
-use std::collections::BTreeMap;
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tokens {
@@ -43,7 +46,7 @@ impl Tokens {
 
     /// The joins held back, to be sent now that the socket is authenticated.
     pub fn take_deferred(&mut self) -> Vec<(String, String)> {
-        std::mem::take(&mut self.deferred)
+        core::mem::take(&mut self.deferred)
     }
 
     pub fn get(&self, channel: &str) -> Option<&str> {

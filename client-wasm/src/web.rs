@@ -10,12 +10,18 @@
 //! Every input goes through [`Client::feed`]: the machine is borrowed only while it decides,
 //! never while page code runs, so callbacks may call back into the client (for example
 //! `joinTokenChannel` from a `connect` handler).
+//!
+//! The page's callbacks for requests and for the io facade's `authenticate` ack wait in
+//! `replies` under the id the machine reports back with [`Action::Reply`] / [`Action::AuthAck`].
 
-use crate::machine::{Action, Input, LOST, Machine, Status};
-use crate::page::Page;
+use crate::machine::{Action, Input, IoEvent, LOST, Machine, Refusal, Status};
+use crate::page::{self, Page, get, set};
 use crate::{js_frames, settings};
-use std::cell::{Cell, OnceCell, RefCell};
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{Cell, OnceCell, RefCell};
+use js_sys::{Function, Object};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket, console};
@@ -27,8 +33,14 @@ pub struct Client(Rc<Inner>);
 struct Inner {
     machine: RefCell<Machine<JsValue>>,
     socket: RefCell<Option<Socket>>,
-    page: Page,
-    socket_object: js_sys::Object,
+    /// Our shim's page; the io facade looks `Drupal.Nodejs` up at each delivery instead (the
+    /// module's `nodejs.js` owns it there).
+    page: Option<Page>,
+    /// `Drupal.Nodejs.socket` (our shim) or the io facade's socket.
+    socket_object: JsValue,
+    /// Callbacks waiting for a reply: (id, function, node-style `(error, result)`).
+    replies: RefCell<Vec<(u32, Function, bool)>>,
+    next_id: Cell<u32>,
     timer: Cell<Option<i32>>,
     /// Feeds `Tick`; created once, re-armed after every input.
     tick: OnceCell<Closure<dyn FnMut()>>,
@@ -57,18 +69,33 @@ fn now() -> u64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now()) as u64
 }
 
+fn seed() -> u64 {
+    (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64
+}
+
 impl Client {
-    /// Reads the settings from `page`, installs `Drupal.Nodejs.socket` and connects.
-    pub fn start(page: Page) -> Result<Client, String> {
-        let settings = settings::parse(&page.settings(), &crate::page::location())
-            .map_err(|e| format!("drupal-push: {e}"))?;
-        let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-        let socket_object = page.install_socket_object();
+    /// Our shim: reads the settings from `page` and connects; `socket_object` becomes
+    /// `Drupal.Nodejs.socket`.
+    pub fn start(page: Page, socket_object: JsValue) -> Result<Client, &'static str> {
+        let settings = settings::parse(&page.settings(), &page::location())
+            .map_err(|_| settings::MissingSettings::TEXT)?;
+        set(&page.nodejs, "socket", &socket_object);
+        Ok(Client::run(Machine::new(settings, seed()), Some(page), socket_object))
+    }
+
+    /// The io facade: connects to `url` (a `ws:` or `wss:` URL) and reports to `socket_object`.
+    pub fn start_io(url: String, connect_timeout_ms: u64, socket_object: JsValue) -> Client {
+        Client::run(Machine::for_facade(url, connect_timeout_ms, seed()), None, socket_object)
+    }
+
+    fn run(machine: Machine<JsValue>, page: Option<Page>, socket_object: JsValue) -> Client {
         let inner = Rc::new(Inner {
-            machine: RefCell::new(Machine::new(settings, seed)),
+            machine: RefCell::new(machine),
             socket: RefCell::new(None),
             page,
             socket_object,
+            replies: RefCell::new(Vec::new()),
+            next_id: Cell::new(0),
             timer: Cell::new(None),
             tick: OnceCell::new(),
             wake: OnceCell::new(),
@@ -83,7 +110,20 @@ impl Client {
         inner.listen(true);
         let client = Client(inner);
         client.feed(Input::Start);
-        Ok(client)
+        client
+    }
+
+    /// Keeps `callback` for the reply to a new request id; `None` without a callback.
+    pub fn reply_id(&self, callback: Option<Function>, node_style: bool) -> Option<u32> {
+        let f = callback?;
+        let id = self.0.next_id.get().wrapping_add(1);
+        self.0.next_id.set(id);
+        self.0.replies.borrow_mut().push((id, f, node_style));
+        Some(id)
+    }
+
+    pub fn is_facade(&self) -> bool {
+        self.0.machine.borrow().is_facade()
     }
 
     /// Feeds one input to the machine and carries out what it decides.
@@ -96,11 +136,12 @@ impl Client {
     }
 
     pub fn socket_id(&self) -> Option<String> {
-        self.0.machine.borrow().socket_id().map(str::to_owned)
+        self.0.machine.borrow().socket_id().map(Into::into)
     }
 
-    pub fn page(&self) -> &Page {
-        &self.0.page
+    /// The page whose `Drupal.Nodejs` gets messages now.
+    pub fn page(&self) -> Option<Page> {
+        self.0.page.clone().or_else(Page::from_window)
     }
 
     /// Closes the socket and stops the timer and listeners, without telling the page (used by
@@ -137,24 +178,83 @@ impl Inner {
                     self.close_any(reason);
                 }
             }
-            Action::Dispatch(message) => {
-                let own = self.machine.borrow().socket_id().map(str::to_owned);
-                self.page.deliver(&message, own.as_deref());
+            Action::Dispatch { message, channel, meta } => {
+                let own = self.machine.borrow().socket_id().map(String::from);
+                let facade = self.page.is_none().then_some(&self.socket_object);
+                if let Some(page) = self.page.clone().or_else(Page::from_window) {
+                    page.deliver(&message, channel.as_deref(), &meta, own.as_deref(), facade);
+                }
             }
-            Action::Setup(event) => self.page.run_setup_handlers(event.as_str()),
+            Action::Setup(event) => {
+                if let Some(page) = &self.page {
+                    page.run_setup_handlers(event.as_str());
+                }
+            }
+            Action::Io(event) => {
+                let arg = match event {
+                    IoEvent::Disconnect { by_server: true } => JsValue::from_str("io server disconnect"),
+                    IoEvent::Disconnect { by_server: false } => JsValue::from_str("transport close"),
+                    IoEvent::ConnectError => js_sys::Error::new("drupal-push: could not connect").into(),
+                    _ => JsValue::UNDEFINED,
+                };
+                if event == IoEvent::Connect {
+                    let status = self.machine.borrow().status();
+                    Page::show_status(&self.socket_object, &status, true);
+                }
+                page::fire(&self.socket_object, event.as_str(), &arg);
+                if event == IoEvent::Connect {
+                    self.feed(Input::ConnectHandled);
+                }
+            }
+            Action::Reply { id, result } => self.reply(id, result),
+            Action::AuthAck(id) => {
+                let ok = Object::new();
+                set(&ok, "result", &"success".into());
+                self.reply(id, Ok(ok.into()));
+            }
             Action::Warn(text) => console::warn_1(&text.into()),
-            Action::Status(status) => self.page.show_status(&self.socket_object, &status),
+            Action::Status(status) => Page::show_status(&self.socket_object, &status, self.page.is_none()),
+        }
+    }
+
+    /// Calls the callback waiting for `id`: `callback(error, result)` node-style, else
+    /// socket.io's ack style `ack(result)`, with `{error, code}` for a refusal.
+    fn reply(&self, id: u32, result: Result<JsValue, Refusal>) {
+        let waiting = {
+            let mut replies = self.replies.borrow_mut();
+            let at = replies.iter().position(|(i, _, _)| *i == id);
+            at.map(|at| replies.swap_remove(at))
+        };
+        let Some((_, f, node_style)) = waiting else { return };
+        let (error, value) = match result {
+            Ok(value) => (JsValue::NULL, value),
+            Err(Refusal { code, message }) => {
+                let e = Object::new();
+                set(&e, "code", &code.into());
+                set(&e, if node_style { "message" } else { "error" }, &message.into());
+                (e.into(), JsValue::UNDEFINED)
+            }
+        };
+        let called = if node_style {
+            f.call2(&JsValue::NULL, &error, &value)
+        } else {
+            f.call1(&JsValue::NULL, if error.is_null() { &value } else { &error })
+        };
+        if let Err(e) = called {
+            console::error_2(&"drupal-push: a reply callback threw".into(), &e);
         }
     }
 
     fn open(self: &Rc<Self>, conn: u32, url: &str) {
-        let (token, tokens) = settings::credentials(&self.page.settings());
-        self.machine.borrow_mut().refresh(token, tokens);
+        if let Some(page) = &self.page {
+            let (token, tokens) = settings::credentials(&page.settings());
+            self.machine.borrow_mut().refresh(token, tokens);
+        }
         self.close_any("replaced");
         let ws = match WebSocket::new(url) {
             Ok(ws) => ws,
             Err(e) => {
-                console::error_2(&format!("drupal-push: cannot open {url}").into(), &e);
+                console::error_2(&["drupal-push: cannot open ", url].concat().into(), &e);
                 return self.later(Input::Closed { conn, code: LOST });
             }
         };

@@ -212,7 +212,7 @@ impl Client {
                 self.fleet.note_error(format!("error frame {code:?}: {message}"));
                 None
             }
-            Ok(ServerFrame::Message(_) | ServerFrame::Pong) => None,
+            Ok(ServerFrame::Message(_) | ServerFrame::Pong | ServerFrame::Ack { .. }) => None,
             Err(e) => {
                 self.fleet.note_error(e);
                 None
