@@ -51,7 +51,7 @@ pub fn encode(frame: &Out<JsValue>) -> Result<JsValue, JsValue> {
         Out::AuthenticateWith(data) => {
             kind("authenticate");
             if data.is_object() {
-                for key in js_sys::Object::keys(data.unchecked_ref()).iter() {
+                for key in Object::keys(data.unchecked_ref::<Object>()).iter() {
                     if key.as_string().as_deref() != Some("type") {
                         let _ = Reflect::set(&o, &key, &Reflect::get(data, &key).unwrap_or(JsValue::UNDEFINED));
                     }

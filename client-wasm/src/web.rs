@@ -15,7 +15,7 @@
 //! `replies` under the id the machine reports back with [`Action::Reply`] / [`Action::AuthAck`].
 
 use crate::machine::{Action, Input, IoEvent, LOST, Machine, Refusal, Status};
-use crate::page::{self, Page, get, set};
+use crate::page::{self, Page, set};
 use crate::{js_frames, settings};
 use alloc::rc::{Rc, Weak};
 use alloc::string::String;

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod client_assets;
 pub mod config;
 pub mod conn;
 pub mod demo;
@@ -67,6 +68,7 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 pub fn app(state: Arc<App>) -> Router {
     let c = &state.config;
     let mut router = Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade));
+    router = router.merge(client_assets::router(c));
     if c.public_status {
         router = router.merge(status::router());
     }

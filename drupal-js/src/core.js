@@ -1,0 +1,189 @@
+/**
+ * drupal-push core (the start of both socket.io.js and drupal-push.js; build.sh joins the
+ * files): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs, and
+ * defines the global `io`: a facade with socket.io's API over the same client, for the nodejs
+ * module's own nodejs.js.
+ *
+ * It runs synchronously: `io` exists as soon as this script has run. The glue and the wasm
+ * load from beside this script (its src; window.drupalPushBaseUrl overrides), possibly from
+ * another origin (the drupal-push server sends CORS headers); calls made before they are
+ * loaded wait in order. Everything shared with shim.js hangs off window.drupalPush.
+ */
+(function (window, document) {
+  'use strict';
+
+  var push = window.drupalPush;
+  if (!push) {
+    var script = document.currentScript;
+    var base = window.drupalPushBaseUrl || (script && script.src) || window.location.href;
+    var wasm = null;
+    var waiting = [];
+    push = window.drupalPush = {
+      // Runs f(wasm) now, or once the wasm is loaded.
+      later: function (f) {
+        if (wasm) {
+          f(wasm);
+        }
+        else {
+          waiting.push(f);
+        }
+      }
+    };
+    push.loaded = import(new URL('drupal_push_client.js', base).href)
+      .then(function (m) {
+        return m.default({module_or_path: new URL('drupal_push_client_bg.wasm', base)}).then(function () {
+          wasm = m;
+          waiting.splice(0).forEach(function (f) { f(m); });
+        });
+      })
+      .catch(function (e) {
+        window.console.error('drupal-push: could not load the client', e);
+      });
+  }
+
+  // Drupal.Nodejs with the module's initial shape (kept when it exists), plus channelCallbacks,
+  // broadcastCallbacks, onChannel(pattern, fn) and onBroadcast(fn); both return a function that
+  // unregisters fn. The wasm client calls fn(message, meta) for every message on a matching
+  // channel (onChannel) or every broadcast (onBroadcast), after the module's callbacks.
+  push.nodejs = function () {
+    var Drupal = (window.Drupal = window.Drupal || {});
+    var N = (Drupal.Nodejs = Drupal.Nodejs || {socket: false});
+    ['callbacks', 'presenceCallbacks', 'contentChannelNotificationCallbacks', 'connectionSetupHandlers',
+      'channelCallbacks'].forEach(function (key) {
+      if (!N[key] || typeof N[key] !== 'object') {
+        N[key] = {};
+      }
+    });
+    if (!Array.isArray(N.broadcastCallbacks)) {
+      N.broadcastCallbacks = [];
+    }
+    N.onChannel = N.onChannel || function (pattern, fn) {
+      var entry = {callback: fn};
+      var list = N.channelCallbacks[pattern];
+      list = N.channelCallbacks[pattern] = !list ? [] : Array.isArray(list) ? list : [list];
+      list.push(entry);
+      return function () {
+        var now = N.channelCallbacks[pattern];
+        var i = Array.isArray(now) ? now.indexOf(entry) : -1;
+        if (i >= 0) {
+          now.splice(i, 1);
+          if (!now.length) {
+            delete N.channelCallbacks[pattern];
+          }
+        }
+      };
+    };
+    N.onBroadcast = N.onBroadcast || function (fn) {
+      var entry = {callback: fn};
+      N.broadcastCallbacks.push(entry);
+      return function () {
+        var i = N.broadcastCallbacks.indexOf(entry);
+        if (i >= 0) {
+          N.broadcastCallbacks.splice(i, 1);
+        }
+      };
+    };
+    return N;
+  };
+  if (window.Drupal) {
+    push.nodejs();
+  }
+
+  // A socket as socket.io's client shows it to nodejs.js: on/off/emit, connected, id,
+  // sessionid, socket.sessionid and socket.connected (socket.io 0.9 names). The wasm client
+  // sets the fields and calls _fire(event, arg).
+  function Socket() {
+    this.connected = false;
+    this.disconnected = true;
+    this.socket = {connected: false};
+    this._on = {};
+  }
+  var S = Socket.prototype;
+  S.on = S.addListener = function (event, fn) {
+    (this._on[event] = this._on[event] || []).push(fn);
+    return this;
+  };
+  S.off = S.removeListener = function (event, fn) {
+    var list = this._on[event] || [];
+    var i = list.indexOf(fn);
+    if (i >= 0) {
+      list.splice(i, 1);
+    }
+    return this;
+  };
+  S._fire = function (event, arg) {
+    var self = this;
+    (this._on[event] || []).slice().forEach(function (fn) {
+      try {
+        fn.call(self, arg);
+      }
+      catch (e) {
+        window.console.error('drupal-push: a "' + event + '" listener threw', e);
+      }
+    });
+  };
+  // Calls client[name](args...) once the socket's client exists.
+  S._call = function (name, args) {
+    var self = this;
+    push.later(function () {
+      if (self._client) {
+        self._client[name].apply(self._client, args);
+      }
+    });
+  };
+  S.emit = function (event, data, ack) {
+    ack = typeof ack === 'function' ? ack : undefined;
+    if (event === 'authenticate') {
+      this._call('authenticate', [data, ack]);
+    }
+    else if (event === 'join-token-channel' && data) {
+      this._call('join', [String(data.channel), String(data.contentToken)]);
+    }
+    else if (event === 'message') {
+      this._call('request', [undefined, data, false, ack, false]);
+    }
+    else {
+      window.console.warn('drupal-push: socket.emit(' + event + ') is not supported');
+    }
+    return this;
+  };
+  S.connect = S.open = function () {
+    this._call('reconnect', []);
+    return this;
+  };
+  S.disconnect = S.close = function () {
+    this._call('stop', []);
+    return this;
+  };
+  push.Socket = Socket;
+
+  // The WebSocket path: the server writes its wsPath here when it serves socket.io.js.
+  var wsPath = '__DRUPAL_PUSH_WS_PATH__';
+
+  // io(url, options) / io.connect(url, options): one client per page; url is where the module
+  // reaches the server (http(s)://host:port), options may set 'connect timeout' or timeout (ms).
+  function io(url, options) {
+    if (push.socket) {
+      return push.socket;
+    }
+    var socket = (push.socket = new Socket());
+    var settings = (window.drupalSettings || (window.Drupal && window.Drupal.settings) || {}).nodejs || {};
+    var path = wsPath.charAt(0) === '/' ? wsPath : (settings.client && settings.client.path) || '/ws';
+    var target = new URL(url || '/', window.location.href);
+    target.protocol = target.protocol === 'https:' || target.protocol === 'wss:' ? 'wss:' : 'ws:';
+    target.pathname = path;
+    target.search = target.hash = '';
+    options = options || {};
+    var timeout = Number(options['connect timeout'] || options.timeout) || 5000;
+    if (window.Drupal) {
+      push.nodejs();
+    }
+    push.later(function (w) {
+      socket._client = w.Client.startIo(target.href, timeout, socket);
+    });
+    return socket;
+  }
+  io.connect = io;
+  io.Socket = Socket;
+  window.io = io;
+})(window, document);
