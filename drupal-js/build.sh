@@ -78,8 +78,8 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
-if [ ! -x "$here/node_modules/.bin/wasm-opt" ]; then
-  log "installing npm binaryen"
+if [ ! -x "$here/node_modules/.bin/wasm-opt" ] || [ ! -x "$here/node_modules/.bin/terser" ]; then
+  log "installing npm binaryen and terser"
   (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
@@ -103,8 +103,12 @@ cp "$dist.tmp/drupal_push_client_bg.wasm" "$unoptimised"
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "$dist.tmp/drupal_push_client_bg.wasm" -o "$dist.tmp/drupal_push_client_bg.wasm"
-cp "$here/src/core.js" "$dist.tmp/socket.io.js"
-cat "$here/src/core.js" "$here/src/shim.js" >"$dist.tmp/drupal-push.js"
+# Minified with terser (npm): the glue's JSDoc comments and the scripts' comments and long names
+# are most of their bytes. `import` and `import.meta` need the module/ES2020 settings.
+terser="$here/node_modules/.bin/terser"
+"$terser" "$dist.tmp/drupal_push_client.js" --module --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal_push_client.js"
+"$terser" "$here/src/core.js" --ecma 2020 -c passes=2 -m -o "$dist.tmp/socket.io.js"
+cat "$here/src/core.js" "$here/src/shim.js" | "$terser" --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal-push.js"
 cp "$here/drupal-push.d.ts" "$dist.tmp/drupal-push.d.ts"
 rm -rf "$dist"
 mv "$dist.tmp" "$dist"

@@ -24,7 +24,7 @@ impl Client {
         match web::Client::start(page, socket) {
             Ok(c) => Some(Client(c)),
             Err(e) => {
-                web_sys::console::warn_1(&e.into());
+                crate::js::warn(e);
                 None
             }
         }
@@ -35,6 +35,26 @@ impl Client {
     #[wasm_bindgen(js_name = startIo)]
     pub fn start_io(url: String, timeout_ms: u32, socket: JsValue) -> Client {
         Client(web::Client::start_io(url, timeout_ms.max(1).into(), socket))
+    }
+
+    /// The driver (`core.js`): a text frame arrived on connection `conn`.
+    pub fn frame(&self, conn: u32, text: JsValue) {
+        self.0.frame(conn, &text);
+    }
+
+    /// The driver: connection `conn` closed (or could not be opened) with `code`.
+    pub fn closed(&self, conn: u32, code: u16) {
+        self.0.closed(conn, code);
+    }
+
+    /// The driver: the timer the client armed fired.
+    pub fn tick(&self) {
+        self.0.tick();
+    }
+
+    /// The driver: the browser went online or the tab became visible.
+    pub fn wake(&self) {
+        self.0.wake();
     }
 
     /// `socket.emit('authenticate', data, ack)`: the io facade sends `data`; our shim

@@ -24,7 +24,7 @@
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 use serde_json::Value;
 
 /// The `callback` member of a message.
@@ -121,7 +121,7 @@ pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
 }
 
 /// JavaScript truthiness of a JSON value.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -134,7 +134,7 @@ pub fn truthy(v: &Value) -> bool {
 
 /// A callback name as a property key: a string, or a non-negative integer as its digits
 /// (other values name nothing).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 pub fn key_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -143,7 +143,7 @@ pub fn key_of(v: &Value) -> Option<String> {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 impl MessageView {
     /// The view of a JSON message.
     pub fn from_json(message: &Value) -> Self {

@@ -47,10 +47,10 @@ pub enum Incoming<M> {
     Invalid(String),
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 use drupal_push_protocol::ServerFrame;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 impl From<ServerFrame> for Incoming<serde_json::Value> {
     fn from(frame: ServerFrame) -> Self {
         match frame {
@@ -84,7 +84,7 @@ impl From<ServerFrame> for Incoming<serde_json::Value> {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 impl Incoming<serde_json::Value> {
     /// Decodes a text frame with the protocol crate.
     pub fn decode(text: &str) -> Self {

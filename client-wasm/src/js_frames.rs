@@ -11,22 +11,11 @@
 //! serde.
 
 use crate::incoming::Incoming;
+use crate::js::{get, json_parse, json_stringify, set};
 use crate::out::{Out, parse_digits};
-use crate::page::{get, set};
 use alloc::string::String;
-use js_sys::{Object, Reflect};
-use wasm_bindgen::prelude::*;
-
-#[wasm_bindgen]
-extern "C" {
-    /// `JSON.parse` taking the JS string as it came from the WebSocket.
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
-
-    /// `JSON.stringify`, keeping the result a JS string.
-    #[wasm_bindgen(js_namespace = JSON, js_name = stringify, catch)]
-    fn json_stringify(value: &JsValue) -> Result<JsValue, JsValue>;
-}
+use js_sys::Object;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The JSON text of a client frame, as a JS string.
 pub fn encode(frame: &Out<JsValue>) -> Result<JsValue, JsValue> {
@@ -43,7 +32,7 @@ pub fn encode(frame: &Out<JsValue>) -> Result<JsValue, JsValue> {
             kind("authenticate");
             text("authToken", auth_token);
             let tokens = Object::new();
-            for (channel, token) in content_tokens {
+            for (channel, token) in content_tokens.iter() {
                 set(&tokens, channel, &JsValue::from_str(token));
             }
             set(&o, "contentTokens", &tokens);
@@ -52,8 +41,8 @@ pub fn encode(frame: &Out<JsValue>) -> Result<JsValue, JsValue> {
             kind("authenticate");
             if data.is_object() {
                 for key in Object::keys(data.unchecked_ref::<Object>()).iter() {
-                    if key.as_string().as_deref() != Some("type") {
-                        let _ = Reflect::set(&o, &key, &Reflect::get(data, &key).unwrap_or(JsValue::UNDEFINED));
+                    if let Some(key) = key.as_string().filter(|k| k != "type") {
+                        set(&o, &key, &get(data, &key));
                     }
                 }
             }
@@ -103,7 +92,7 @@ fn integer(v: &JsValue) -> Option<u64> {
 pub fn from_object(frame: &JsValue) -> Incoming<JsValue> {
     let text = |key: &str| get(frame, key).as_string();
     let kind = text("type").unwrap_or_default();
-    let invalid = |what: &str| Incoming::Invalid([&kind, " frame without ", what].concat());
+    let invalid = |what: &str| Incoming::Invalid(crate::out::cat(&[&kind, " frame without ", what]));
     match kind.as_str() {
         "hello" => match (text("socketId"), integer(&get(frame, "heartbeatMs"))) {
             (Some(socket_id), Some(heartbeat_ms)) => Incoming::Hello { socket_id, heartbeat_ms },
@@ -143,6 +132,6 @@ pub fn from_object(frame: &JsValue) -> Incoming<JsValue> {
         },
         "ping" => Incoming::Ping,
         "pong" => Incoming::Pong,
-        _ => Incoming::Invalid(["unknown frame type '", &kind, "'"].concat()),
+        _ => Incoming::Invalid(crate::out::cat(&["unknown frame type '", &kind, "'"])),
     }
 }

@@ -7,15 +7,16 @@
 //! Beside it, also pure: [`incoming`] (the frames it reads), [`out`] (the frames it sends, close
 //! codes), [`settings`] (page settings), [`backoff`] (delays), [`tokens`] (content tokens) and
 //! [`dispatch`] (which callbacks a message reaches). The browser glue is compiled for wasm32
-//! only: `web` runs the machine over a real WebSocket and timers, `js_frames` reads and writes
+//! only: `web` runs the machine with the JavaScript driver of `core.js` (WebSocket, timer), `js`
+//! declares the JavaScript it calls, `js_frames` reads and writes
 //! frames with `JSON.parse`/`JSON.stringify`, `page` reads the settings and calls page
 //! callbacks, `api` is the exported JavaScript surface used by `drupal-js/src/*.js`.
 //!
 //! Size: the browser payload has a budget (`drupal-js/build.sh`). `drupal-js/build.sh` builds
-//! without the default `std` feature: the crate is then `no_std` (with `alloc`, dlmalloc as the
-//! allocator and a panic handler that traps), so no panic message formatting and no
-//! `core::fmt` is linked; the code avoids `format!` and `to_string` for the same reason
-//! ([`out::digits`]). Tests build with `std`.
+//! without the default `std` feature: the crate is then `no_std` (with `alloc`, lol_alloc's
+//! free-list allocator and a panic handler that traps), so no panic message formatting and no
+//! `core::fmt` is linked; the code avoids `format!`, `to_string` and `concat` for the same
+//! reason ([`out::digits`], [`out::cat`]). Tests build with `std`.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -24,7 +25,8 @@ extern crate alloc;
 
 #[cfg(all(not(feature = "std"), target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
 /// A panic traps: the browser reports a `RuntimeError: unreachable` with the wasm stack.
 #[cfg(all(not(feature = "std"), target_arch = "wasm32"))]
@@ -44,6 +46,8 @@ pub mod tokens;
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
 #[cfg(target_arch = "wasm32")]
 pub mod js_frames;
 #[cfg(target_arch = "wasm32")]

@@ -35,7 +35,7 @@ use crate::incoming::Incoming;
 use crate::out::{Out, Policy, digits, policy, stop_reason};
 pub use crate::status::{IoEvent, SetupEvent, State, Status};
 use crate::tokens::Tokens;
-use alloc::collections::BTreeMap;
+use crate::tokens::TokenMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -197,7 +197,7 @@ impl<M: Clone> Machine<M> {
         let settings = crate::settings::Settings {
             url,
             auth_token: String::new(),
-            content_tokens: BTreeMap::new(),
+            content_tokens: TokenMap::default(),
             connect_timeout_ms,
         };
         Machine { facade: true, ..Machine::new(settings, seed) }
@@ -235,7 +235,7 @@ impl<M: Clone> Machine<M> {
 
     /// Takes the auth token and content tokens the page settings hold now (the glue calls it
     /// before opening a connection, so `authenticate` sees what Drupal AJAX added meanwhile).
-    pub fn refresh(&mut self, auth_token: Option<String>, tokens: BTreeMap<String, String>) {
+    pub fn refresh(&mut self, auth_token: Option<String>, tokens: TokenMap) {
         if let Some(token) = auth_token {
             self.auth_token = token;
         }
@@ -424,12 +424,12 @@ impl<M: Clone> Machine<M> {
             }
             Incoming::Error { code, message, .. } => {
                 let text = ["drupal-push: the server refused a frame (", &code, "): ", &message];
-                self.out.push(Action::Warn(text.concat()));
+                self.out.push(Action::Warn(crate::out::cat(&text)));
             }
             Incoming::Ping => self.send(now, Out::Pong),
             Incoming::Pong => {}
             Incoming::Invalid(why) => {
-                self.out.push(Action::Warn(["drupal-push: ignored a frame: ", &why].concat()))
+                self.out.push(Action::Warn(crate::out::cat(&["drupal-push: ignored a frame: ", &why])))
             }
         }
     }
@@ -589,7 +589,7 @@ impl<M: Clone> Machine<M> {
                     stop_reason(code),
                     "); not reconnecting",
                 ];
-                self.out.push(Action::Warn(text.concat()));
+                self.out.push(Action::Warn(crate::out::cat(&text)));
                 if code == 4001 && !self.facade {
                     self.report_failure();
                 }

@@ -8,7 +8,7 @@ fn settings() -> Settings {
     Settings {
         url: "ws://h:1/ws".into(),
         auth_token: "tok".into(),
-        content_tokens: [("chat".to_string(), "t1".to_string())].into(),
+        content_tokens: [("chat".to_string(), "t1".to_string())].into_iter().collect(),
         connect_timeout_ms: 5000,
     }
 }
@@ -347,7 +347,7 @@ fn joins_are_sent_deferred_or_saved_for_the_next_authenticate() {
     h.close(1006);
     let t = h.retry_at();
     h.at(t, Input::Tick);
-    h.m.refresh(Some("tok2".into()), [("ajax".to_string(), "a".to_string())].into());
+    h.m.refresh(Some("tok2".into()), [("ajax".to_string(), "a".to_string())].into_iter().collect());
     let a = h.hello();
     assert_eq!(
         sent(&a),

@@ -7,14 +7,14 @@
 //! tests below compare with the crate's encoder and its close-code table, the browser test
 //! `frames_encoded_in_js_match_the_protocol_crate` compares the JS encoder with the crate.
 
-use alloc::collections::BTreeMap;
+use crate::tokens::TokenMap;
 use alloc::string::String;
 
 /// A frame for the server. `M` is a page value (a JS object in the browser).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Out<M> {
     /// `authenticate` built from the page settings (our shim).
-    Authenticate { auth_token: String, content_tokens: BTreeMap<String, String> },
+    Authenticate { auth_token: String, content_tokens: TokenMap },
     /// `authenticate` with the object the page emitted (the io facade: the module's
     /// `{authToken, contentTokens}`), sent with `type` first and its members as they are.
     AuthenticateWith(M),
@@ -57,6 +57,15 @@ pub fn stop_reason(code: u16) -> &'static str {
     }
 }
 
+/// The strings one after the other (`[..].concat()` links a generic joiner twice this size).
+pub fn cat(parts: &[&str]) -> String {
+    let mut s = String::new();
+    for part in parts {
+        s.push_str(part);
+    }
+    s
+}
+
 /// The decimal digits of `n` (without linking the formatting machinery).
 pub fn digits(mut n: u64) -> String {
     let mut buf = [0u8; 20];
@@ -80,7 +89,7 @@ pub fn parse_digits(s: &str) -> Option<u64> {
     Some(s.bytes().fold(0, |n, b| n * 10 + u64::from(b - b'0')))
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 impl Out<serde_json::Value> {
     /// The frame's JSON text, written by the protocol crate.
     pub fn encode(&self) -> String {
@@ -91,6 +100,7 @@ impl Out<serde_json::Value> {
         let id = |id: &Option<u32>| id.map(u64::from);
         match self.clone() {
             Out::Authenticate { auth_token, content_tokens } => {
+                let content_tokens = content_tokens.into_iter().collect();
                 ClientFrame::Authenticate(Authenticate { auth_token, content_tokens, extra: Default::default() })
                     .encode()
             }

@@ -12,14 +12,15 @@
 //! They are called as `callback(message, meta)`.
 
 use crate::dispatch::{self, CallbackField, Listeners, MessageView, Route};
-use crate::machine::{State, Status};
+use crate::machine::Status;
 use crate::out::digits;
 use crate::settings::{PageLocation, Scalar, Source};
 use alloc::string::String;
 use alloc::vec::Vec;
-use js_sys::{Array, Function, Object, Reflect};
+use crate::js;
+pub(crate) use crate::js::{get, set};
+use js_sys::{Array, Function, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::console;
 
 /// The JS objects the client works with.
 #[derive(Clone)]
@@ -28,17 +29,6 @@ pub struct Page {
     pub nodejs: Object,
     /// `drupalSettings.nodejs` (Drupal 8+) or `Drupal.settings.nodejs` (Drupal 7).
     pub settings: JsValue,
-}
-
-pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {
-    if !target.is_object() && !target.is_function() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
 /// A new plain object with the members the nodejs module creates `Drupal.Nodejs` with.
@@ -56,7 +46,7 @@ impl Page {
     /// `window.Drupal.Nodejs` (created with the module's initial shape when missing) and the
     /// Drupal 8+ or Drupal 7 settings.
     pub fn from_window() -> Option<Page> {
-        let window: JsValue = web_sys::window()?.into();
+        let window = js::global();
         let mut drupal = get(&window, "Drupal");
         if !drupal.is_object() {
             drupal = Object::new().into();
@@ -105,13 +95,13 @@ impl Page {
     ) {
         let listeners = dispatch::listeners(channel, &view_of(message), own_socket_id);
         if let Some(socket) = facade {
-            fire(socket, "message", message);
+            socket.unchecked_ref::<js::Driver>().fire("message", message);
         } else {
             let run = get(&self.nodejs, "runCallbacks");
             match run.dyn_ref::<Function>() {
                 Some(f) => {
                     if let Err(e) = f.call1(&self.nodejs, message) {
-                        console::error_2(&"drupal-push: runCallbacks threw".into(), &e);
+                        js::error("drupal-push: runCallbacks threw", &e);
                     }
                 }
                 None => self.run_callbacks(message, own_socket_id),
@@ -126,7 +116,7 @@ impl Page {
             if let Some(f) = get(entry, "callback").dyn_ref::<Function>()
                 && let Err(e) = f.call2(entry, message, meta)
             {
-                console::error_2(&["drupal-push: callback of \"", name, "\" threw"].concat().into(), &e);
+                js::error(&crate::out::cat(&["drupal-push: callback of \"", name, "\" threw"]), &e);
             }
         };
         match listeners {
@@ -183,46 +173,6 @@ impl Page {
         }
     }
 
-    /// Shows `status` on `socket` (`Drupal.Nodejs.socket`, or the io facade's socket) and
-    /// dispatches `drupal-push:status`. `connected`, `id`, `sessionid` and `socket.sessionid`
-    /// are what page code and the Drupal.ajax patch read (spec 3.5); the io facade's socket
-    /// counts as connected from `hello` on, as socket.io's does before `authenticate`.
-    pub fn show_status(socket: &JsValue, status: &Status, facade: bool) {
-        let id = status.socket_id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
-        let up = status.state == State::Connected || (facade && status.state == State::Authenticating);
-        let connected = JsValue::from_bool(up);
-        set(socket, "connected", &connected);
-        set(socket, "disconnected", &JsValue::from_bool(!up));
-        set(socket, "id", &id);
-        set(socket, "sessionid", &id);
-        let mut inner = get(socket, "socket");
-        if !inner.is_object() {
-            inner = Object::new().into();
-            set(socket, "socket", &inner);
-        }
-        set(&inner, "sessionid", &id);
-        set(&inner, "connected", &connected);
-        set(socket, "state", &JsValue::from_str(status.state.as_str()));
-        let detail = status_object(status);
-        set(socket, "status", &detail);
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let init = web_sys::CustomEventInit::new();
-        init.set_detail(&detail);
-        if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict("drupal-push:status", &init) {
-            let _ = window.dispatch_event(&event);
-        }
-    }
-}
-
-/// Calls the io facade socket's `_fire(event, arg)`, which runs its listeners.
-pub fn fire(socket: &JsValue, event: &str, arg: &JsValue) {
-    if let Some(f) = get(socket, "_fire").dyn_ref::<Function>()
-        && let Err(e) = f.call2(socket, &JsValue::from_str(event), arg)
-    {
-        console::error_2(&"drupal-push: a socket listener threw".into(), &e);
-    }
 }
 
 /// The entries of a registry value: an array of entries, or one entry.
@@ -251,9 +201,9 @@ pub fn status_object(status: &Status) -> JsValue {
 
 /// Where the page was loaded from, for settings that name no host or scheme.
 pub fn location() -> PageLocation {
-    let location = web_sys::window().map(|w| w.location());
-    let protocol = location.as_ref().and_then(|l| l.protocol().ok()).unwrap_or_default();
-    let hostname = location.and_then(|l| l.hostname().ok()).unwrap_or_default();
+    let location = get(&js::global(), "location");
+    let protocol = get(&location, "protocol").as_string().unwrap_or_default();
+    let hostname = get(&location, "hostname").as_string().unwrap_or_default();
     PageLocation { secure: protocol == "https:", hostname }
 }
 
@@ -340,7 +290,7 @@ fn call_entry(registry: &JsValue, name: &str, method: &str, arg: &JsValue) {
         return;
     };
     if let Err(e) = f.call1(&entry, arg) {
-        let what = ["drupal-push: ", method, " of \"", name, "\" threw"].concat();
-        console::error_2(&what.into(), &e);
+        let what = crate::out::cat(&["drupal-push: ", method, " of \"", name, "\" threw"]);
+        js::error(&what, &e);
     }
 }

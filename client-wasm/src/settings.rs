@@ -10,7 +10,7 @@
 
 use crate::out::digits;
 use alloc::borrow::ToOwned;
-use alloc::collections::BTreeMap;
+use crate::tokens::TokenMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -26,7 +26,7 @@ pub struct Settings {
     pub url: String,
     pub auth_token: String,
     /// Content-token channel -> token, from `contentTokens`.
-    pub content_tokens: BTreeMap<String, String>,
+    pub content_tokens: TokenMap,
     pub connect_timeout_ms: u64,
 }
 
@@ -96,8 +96,8 @@ pub fn parse(nodejs: &impl Source, page: &PageLocation) -> Result<Settings, Miss
 /// change them after the page loaded). `contentTokens` is an object of channel -> token, or
 /// `[]` (an empty PHP array) when there is none; integers are taken as their digits, other
 /// values are skipped.
-pub fn credentials(nodejs: &impl Source) -> (Option<String>, BTreeMap<String, String>) {
-    let mut tokens = BTreeMap::new();
+pub fn credentials(nodejs: &impl Source) -> (Option<String>, TokenMap) {
+    let mut tokens = TokenMap::default();
     for (channel, token) in nodejs.entries(&["contentTokens"]) {
         if let Some(token) = text(Some(token)) {
             tokens.insert(channel, token);
@@ -115,7 +115,7 @@ fn secure_flag(scheme: Option<Scalar>, secure: Option<Scalar>) -> Option<bool> {
     match secure? {
         Scalar::Bool(b) => Some(b),
         Scalar::Num(n) => Some(n != 0.0),
-        Scalar::Str(s) => Some(!matches!(s.trim(), "" | "0" | "false")),
+        Scalar::Str(s) => Some(!matches!(s.trim_ascii(), "" | "0" | "false")),
         Scalar::Other => None,
     }
 }
@@ -128,7 +128,7 @@ fn integer(n: f64) -> Option<u64> {
 /// A non-empty string, or an integer as its digits.
 fn text(v: Option<Scalar>) -> Option<String> {
     match v? {
-        Scalar::Str(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Scalar::Str(s) if !s.trim_ascii().is_empty() => Some(s.trim_ascii().to_owned()),
         Scalar::Num(n) => integer(n).map(digits),
         _ => None,
     }
@@ -141,7 +141,7 @@ fn port(v: Option<Scalar>) -> Option<u16> {
 fn millis(v: Option<Scalar>) -> Option<u64> {
     match v? {
         Scalar::Num(n) => (n >= 1.0 && n < 9.0e15).then_some(n as u64),
-        Scalar::Str(s) => s.trim().parse().ok().filter(|ms| *ms > 0),
+        Scalar::Str(s) => s.trim_ascii().parse().ok().filter(|ms| *ms > 0),
         _ => None,
     }
 }
@@ -167,10 +167,10 @@ fn ws_url(secure: bool, host: &str, port: Option<u16>, path: &str) -> String {
     url
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 use serde_json::Value;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 fn scalar_of(v: &Value) -> Scalar {
     match v {
         Value::String(s) => Scalar::Str(s.clone()),
@@ -180,13 +180,13 @@ fn scalar_of(v: &Value) -> Scalar {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 fn walk<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, key| v.get(key))
 }
 
 /// Settings as JSON (native tests and tools).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "std")]
 impl Source for Value {
     fn is_object(&self) -> bool {
         Value::is_object(self)
@@ -225,7 +225,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.url, "wss://push.example:443/ws");
         assert_eq!(s.auth_token, "abc");
-        assert_eq!(s.content_tokens.get("chat").map(String::as_str), Some("t1"));
+        assert_eq!(s.content_tokens.get("chat"), Some("t1"));
         assert_eq!(s.connect_timeout_ms, 5000);
     }
 
@@ -280,10 +280,10 @@ mod tests {
         let (_, tokens) =
             credentials(&json!({"contentTokens": {"a": "x", "b": 5, "c": null, "d": {"e": 1}, "f": 1.5}}));
         assert_eq!(tokens.len(), 2);
-        assert_eq!(tokens["b"], "5");
+        assert_eq!(tokens.get("b"), Some("5"));
         let (token, tokens) = credentials(&json!({"authToken": "n", "contentTokens": {"c": "t"}}));
         assert_eq!(token.as_deref(), Some("n"));
-        assert_eq!(tokens["c"], "t");
-        assert_eq!(credentials(&json!({})), (None, BTreeMap::new()));
+        assert_eq!(tokens.get("c"), Some("t"));
+        assert_eq!(credentials(&json!({})), (None, TokenMap::default()));
     }
 }

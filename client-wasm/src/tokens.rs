@@ -7,24 +7,79 @@
 //! as `join-token-channel` once the server confirms authentication.
 
 use alloc::borrow::ToOwned;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// Channel -> token, sorted by channel (the order the protocol crate's map writes). A sorted
+/// vector rather than a `BTreeMap`: a page holds a handful of tokens, and the tree's code would
+/// cost the wasm several KiB.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenMap(Vec<(String, String)>);
+
+impl TokenMap {
+    /// Sets `channel`'s token; returns the one it replaces.
+    pub fn insert(&mut self, channel: String, token: String) -> Option<String> {
+        match self.0.binary_search_by(|(c, _)| c.as_str().cmp(&channel)) {
+            Ok(at) => Some(core::mem::replace(&mut self.0[at].1, token)),
+            Err(at) => {
+                self.0.insert(at, (channel, token));
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, channel: &str) -> Option<&str> {
+        let at = self.0.binary_search_by(|(c, _)| c.as_str().cmp(channel)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(c, t)| (c, t))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, String)> for TokenMap {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(items: I) -> Self {
+        let mut map = TokenMap::default();
+        for (channel, token) in items {
+            map.insert(channel, token);
+        }
+        map
+    }
+}
+
+impl IntoIterator for TokenMap {
+    type Item = (String, String);
+    type IntoIter = alloc::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tokens {
-    all: BTreeMap<String, String>,
+    all: TokenMap,
     deferred: Vec<(String, String)>,
 }
 
 impl Tokens {
-    pub fn new(initial: BTreeMap<String, String>) -> Self {
+    pub fn new(initial: TokenMap) -> Self {
         Tokens { all: initial, deferred: Vec::new() }
     }
 
     /// Adds the tokens currently in the page settings (Drupal AJAX responses may add some).
-    pub fn merge(&mut self, from_settings: BTreeMap<String, String>) {
-        self.all.extend(from_settings);
+    pub fn merge(&mut self, from_settings: TokenMap) {
+        for (channel, token) in from_settings {
+            self.all.insert(channel, token);
+        }
     }
 
     /// Records a token joined by page code. Returns whether it is new or changed.
@@ -33,7 +88,7 @@ impl Tokens {
     }
 
     /// The tokens for an `authenticate` frame. Everything held back is included in it.
-    pub fn for_authenticate(&mut self) -> BTreeMap<String, String> {
+    pub fn for_authenticate(&mut self) -> TokenMap {
         self.deferred.clear();
         self.all.clone()
     }
@@ -50,7 +105,7 @@ impl Tokens {
     }
 
     pub fn get(&self, channel: &str) -> Option<&str> {
-        self.all.get(channel).map(String::as_str)
+        self.all.get(channel)
     }
 }
 
@@ -58,7 +113,7 @@ impl Tokens {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn map(pairs: &[(&str, &str)]) -> TokenMap {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 

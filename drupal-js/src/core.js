@@ -147,6 +147,76 @@
     }
     return this;
   };
+  // The driver of the wasm client: one WebSocket, one timer (see client-wasm/src/js.rs).
+  S._open = function (conn, url) {
+    var self = this;
+    this._close(this._conn, 'replaced');
+    var ws;
+    try {
+      ws = new WebSocket(url);
+    }
+    catch (e) {
+      window.console.error('drupal-push: cannot open ' + url, e);
+      setTimeout(function () { self._client.closed(conn, 1006); }, 0);
+      return;
+    }
+    ws.onmessage = function (event) {
+      if (typeof event.data === 'string') {
+        self._client.frame(conn, event.data);
+      }
+    };
+    ws.onclose = function (event) {
+      self._ws = null;
+      self._client.closed(conn, event.code);
+    };
+    this._ws = ws;
+    this._conn = conn;
+  };
+  S._send = function (conn, text) {
+    if (this._ws && this._conn === conn) {
+      try {
+        this._ws.send(text);
+      }
+      catch (e) {
+        window.console.warn('drupal-push: send failed', e);
+      }
+    }
+  };
+  S._close = function (conn, reason) {
+    var ws = this._ws;
+    if (ws && this._conn === conn) {
+      this._ws = null;
+      ws.onmessage = ws.onclose = null;
+      ws.close(1000, reason);
+    }
+  };
+  S._arm = function (delay) {
+    var self = this;
+    clearTimeout(this._timer);
+    if (delay >= 0) {
+      this._timer = setTimeout(function () { self._client.tick(); }, delay);
+    }
+  };
+  S._status = function (status, facade) {
+    var up = status.state === 'connected' || (facade && status.state === 'authenticating');
+    var id = status.socketId || undefined;
+    this.connected = this.socket.connected = up;
+    this.disconnected = !up;
+    this.id = this.sessionid = this.socket.sessionid = id;
+    this.state = status.state;
+    this.status = status;
+    window.dispatchEvent(new CustomEvent('drupal-push:status', {detail: status}));
+  };
+  // Going online or becoming visible cuts a reconnect backoff short.
+  function wake() {
+    var socket = push.socket;
+    if (socket && socket._client && document.visibilityState !== 'hidden') {
+      socket._client.wake();
+    }
+  }
+  window.addEventListener('online', wake);
+  document.addEventListener('visibilitychange', wake);
+
   S.connect = S.open = function () {
     this._call('reconnect', []);
     return this;
