@@ -78,8 +78,9 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
-if [ ! -x "$here/node_modules/.bin/wasm-opt" ] || [ ! -x "$here/node_modules/.bin/terser" ]; then
-  log "installing npm binaryen and terser"
+if [ ! -x "$here/node_modules/.bin/wasm-opt" ] || [ ! -x "$here/node_modules/.bin/terser" ] ||
+  [ ! -x "$here/node_modules/.bin/tsc" ]; then
+  log "installing npm binaryen, terser and typescript"
   (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
