@@ -7,11 +7,17 @@
 use std::path::{Path, PathBuf};
 
 /// The files of `drupal-js/dist/` the server serves.
-const FILES: [&str; 5] =
-    ["socket.io.js", "drupal-push.js", "drupal_push_client.js", "drupal_push_client_bg.wasm", "drupal-push.d.ts"];
+const FILES: [&str; 5] = [
+    "socket.io.js",
+    "drupal-push.js",
+    "drupal_push_client.js",
+    "drupal_push_client_bg.wasm",
+    "drupal-push.d.ts",
+];
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let drupal_js = manifest.join("..").join("drupal-js");
     let dist = drupal_js.join("dist");
     let complete = FILES.iter().all(|f| dist.join(f).is_file());
@@ -32,10 +38,13 @@ fn main() {
             code.push_str(&format!("    ({file:?}, include_bytes!({:?})),\n", path.display().to_string()));
         }
     } else {
-        println!("cargo:warning=drupal-js/dist is not built: the server will look for the browser client at run time (run drupal-js/build.sh before building to embed it)");
+        println!(
+            "cargo:warning=drupal-js/dist is not built: the server will look for the browser client at run time (run drupal-js/build.sh before building to embed it)"
+        );
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("client_assets.rs");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("client_assets.rs");
     std::fs::write(&out, code).expect("write the embedded asset list");
 }
 

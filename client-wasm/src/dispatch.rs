@@ -252,7 +252,11 @@ mod tests {
         let m = json!({"channel": "chat_1", "callback": "x"});
         assert_eq!(listeners_of(Some("chat_1"), m, None), Listeners::Channel("chat_1".into()));
         let b = json!({"broadcast": true, "channel": "nodejs_notify", "data": {}});
-        assert_eq!(listeners_of(None, b.clone(), None), Listeners::Broadcast, "a broadcast has no envelope channel");
+        assert_eq!(
+            listeners_of(None, b.clone(), None),
+            Listeners::Broadcast,
+            "a broadcast has no envelope channel"
+        );
         assert_eq!(
             listeners_of(Some("nodejs_notify"), b, None),
             Listeners::Channel("nodejs_notify".into()),

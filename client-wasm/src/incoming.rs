@@ -90,7 +90,9 @@ impl Incoming<serde_json::Value> {
     pub fn decode(text: &str) -> Self {
         match ServerFrame::decode(text) {
             Ok(frame) => match (frame.into(), drupal_push_protocol::frames::ErrorReply::decode(text)) {
-                (Incoming::Error { code, message, .. }, Ok(reply)) => Incoming::Error { code, message, id: reply.id },
+                (Incoming::Error { code, message, .. }, Ok(reply)) => {
+                    Incoming::Error { code, message, id: reply.id }
+                }
                 (incoming, _) => incoming,
             },
             Err(e) => Incoming::Invalid(e),
@@ -131,7 +133,11 @@ mod tests {
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"message","message":{"broadcast":true}}"#),
-            Incoming::Message { message: json!({"broadcast": true}), channel: None, meta: json!({"channel": null}) }
+            Incoming::Message {
+                message: json!({"broadcast": true}),
+                channel: None,
+                meta: json!({"channel": null})
+            }
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"error","code":"auth-pending","message":"m"}"#),

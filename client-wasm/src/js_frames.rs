@@ -12,7 +12,7 @@
 
 use crate::incoming::Incoming;
 use crate::js::{get, json_parse, json_stringify, set};
-use crate::out::{Out, parse_digits};
+use crate::out::{Out, parse_digits, whole};
 use alloc::string::String;
 use js_sys::Object;
 use wasm_bindgen::{JsCast, JsValue};
@@ -83,7 +83,7 @@ pub fn parse(text: &JsValue) -> Incoming<JsValue> {
 /// which would link the float parser's tables.)
 fn integer(v: &JsValue) -> Option<u64> {
     match v.as_f64() {
-        Some(n) => (n >= 0.0 && n < 9.0e15 && n == (n as u64) as f64).then_some(n as u64),
+        Some(n) => whole(n),
         None => parse_digits(&v.as_string()?),
     }
 }

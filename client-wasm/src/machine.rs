@@ -34,8 +34,8 @@ use crate::backoff::{Backoff, Rng, soon_delay};
 use crate::incoming::Incoming;
 use crate::out::{Out, Policy, digits, policy, stop_reason};
 pub use crate::status::{IoEvent, SetupEvent, State, Status};
-use crate::tokens::Tokens;
 use crate::tokens::TokenMap;
+use crate::tokens::Tokens;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -145,11 +145,25 @@ pub enum Action<M> {
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     Idle,
-    Opening { conn: u32, since: u64 },
+    Opening {
+        conn: u32,
+        since: u64,
+    },
     /// `sent`: the `authenticate` frame went out on this connection.
-    Authenticating { conn: u32, socket_id: String, sent: bool },
-    Connected { conn: u32, socket_id: String, since: u64 },
-    Waiting { until: u64, delay: u64 },
+    Authenticating {
+        conn: u32,
+        socket_id: String,
+        sent: bool,
+    },
+    Connected {
+        conn: u32,
+        socket_id: String,
+        since: u64,
+    },
+    Waiting {
+        until: u64,
+        delay: u64,
+    },
     Stopped,
 }
 
@@ -274,7 +288,9 @@ impl<M: Clone> Machine<M> {
             },
             Input::AuthenticateWith { data, id } => self.on_page_auth(now, data, id),
             Input::ConnectHandled => {
-                if let (Phase::Authenticating { sent: false, .. }, Some(data)) = (&self.phase, &self.page_auth) {
+                if let (Phase::Authenticating { sent: false, .. }, Some(data)) =
+                    (&self.phase, &self.page_auth)
+                {
                     let frame = Out::AuthenticateWith(data.clone());
                     self.auth_sent(now, frame);
                 }

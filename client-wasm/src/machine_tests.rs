@@ -423,7 +423,10 @@ fn publish(id: Option<u32>) -> Input<Value> {
 fn requests_are_sent_when_connected_and_answered_once() {
     let mut h = Harness::new();
     h.connect();
-    assert_eq!(sent(&h.feed(message(Some(7)))), [r#"{"type":"message","message":{"n":1,"type":"chat"},"id":7}"#]);
+    assert_eq!(
+        sent(&h.feed(message(Some(7)))),
+        [r#"{"type":"message","message":{"n":1,"type":"chat"},"id":7}"#]
+    );
     assert_eq!(
         sent(&h.feed(publish(Some(8)))),
         [r#"{"type":"publish","channel":"chat_1","message":{"text":"hi"},"echo":true,"id":8}"#]
@@ -502,7 +505,11 @@ fn the_facade_reconnects_and_falls_back_to_the_last_authenticate() {
     h.feed(Input::Start);
     h.hello();
     let a = h.feed(Input::ConnectHandled);
-    assert_eq!(sent(&a), [r#"{"type":"authenticate","authToken":"d7"}"#], "no emit from connect: the last one");
+    assert_eq!(
+        sent(&a),
+        [r#"{"type":"authenticate","authToken":"d7"}"#],
+        "no emit from connect: the last one"
+    );
     h.authenticated();
     let a = h.close(1006);
     assert_eq!(io(&a), [IoEvent::Disconnect { by_server: false }]);
@@ -530,7 +537,10 @@ fn the_facade_defers_joins_until_authenticated_and_stop_closes() {
     let join = Input::Join { channel: "room".into(), token: "t".into() };
     assert!(sent(&h.feed(join)).is_empty());
     h.feed(Input::AuthenticateWith { data: json!({"authToken": "a"}), id: None });
-    assert_eq!(sent(&h.authenticated()), [r#"{"type":"join-token-channel","channel":"room","contentToken":"t"}"#]);
+    assert_eq!(
+        sent(&h.authenticated()),
+        [r#"{"type":"join-token-channel","channel":"room","contentToken":"t"}"#]
+    );
     let a = h.feed(Input::Stop);
     assert!(matches!(a[0], Action::Close { .. }));
     assert_eq!(io(&a), [IoEvent::Disconnect { by_server: false }]);

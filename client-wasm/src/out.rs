@@ -14,18 +14,32 @@ use alloc::string::String;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Out<M> {
     /// `authenticate` built from the page settings (our shim).
-    Authenticate { auth_token: String, content_tokens: TokenMap },
+    Authenticate {
+        auth_token: String,
+        content_tokens: TokenMap,
+    },
     /// `authenticate` with the object the page emitted (the io facade: the module's
     /// `{authToken, contentTokens}`), sent with `type` first and its members as they are.
     AuthenticateWith(M),
     /// `join-token-channel`.
-    Join { channel: String, token: String },
+    Join {
+        channel: String,
+        token: String,
+    },
     Ping,
     Pong,
     /// A message for Drupal (`message` request).
-    Message { message: M, id: Option<u32> },
+    Message {
+        message: M,
+        id: Option<u32>,
+    },
     /// A message for the other members of a client-writable channel (`publish` request).
-    Publish { channel: String, message: M, echo: bool, id: Option<u32> },
+    Publish {
+        channel: String,
+        message: M,
+        echo: bool,
+        id: Option<u32>,
+    },
 }
 
 /// What to do after a connection closed with a code.
@@ -81,6 +95,11 @@ pub fn digits(mut n: u64) -> String {
     buf[i..].iter().map(|b| *b as char).collect()
 }
 
+/// A JS number that is a non-negative integer below 9e15 (exact in a double), as `u64`.
+pub fn whole(n: f64) -> Option<u64> {
+    ((0.0..9.0e15).contains(&n) && n == (n as u64) as f64).then_some(n as u64)
+}
+
 /// A string of decimal digits (at most 15, so that it is exact in a JS number) as a number.
 pub fn parse_digits(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -93,16 +112,20 @@ pub fn parse_digits(s: &str) -> Option<u64> {
 impl Out<serde_json::Value> {
     /// The frame's JSON text, written by the protocol crate.
     pub fn encode(&self) -> String {
+        use drupal_push_protocol::ClientFrame;
         use drupal_push_protocol::frames::{
             Authenticate, ClientMessage, ClientRequest, JoinTokenChannel, Publish,
         };
-        use drupal_push_protocol::ClientFrame;
         let id = |id: &Option<u32>| id.map(u64::from);
         match self.clone() {
             Out::Authenticate { auth_token, content_tokens } => {
                 let content_tokens = content_tokens.into_iter().collect();
-                ClientFrame::Authenticate(Authenticate { auth_token, content_tokens, extra: Default::default() })
-                    .encode()
+                ClientFrame::Authenticate(Authenticate {
+                    auth_token,
+                    content_tokens,
+                    extra: Default::default(),
+                })
+                .encode()
             }
             Out::AuthenticateWith(object) => {
                 // `type` first, then the page's members (as JSON.stringify writes them).

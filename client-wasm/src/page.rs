@@ -12,13 +12,13 @@
 //! They are called as `callback(message, meta)`.
 
 use crate::dispatch::{self, CallbackField, Listeners, MessageView, Route};
+use crate::js;
+pub(crate) use crate::js::{get, set};
 use crate::machine::Status;
 use crate::out::digits;
 use crate::settings::{PageLocation, Scalar, Source};
 use alloc::string::String;
 use alloc::vec::Vec;
-use crate::js;
-pub(crate) use crate::js::{get, set};
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -172,7 +172,6 @@ impl Page {
             call_entry(&registry, &name, kind, &JsValue::UNDEFINED);
         }
     }
-
 }
 
 /// The entries of a registry value: an array of entries, or one entry.
@@ -268,8 +267,7 @@ pub fn view_of(message: &JsValue) -> MessageView {
 /// Same rule as [`dispatch::key_of`]: strings, and non-negative integers as their digits.
 fn key_of(v: &JsValue) -> Option<String> {
     match v.as_f64() {
-        Some(f) if f >= 0.0 && f < 9.0e15 && f == (f as u64) as f64 => Some(digits(f as u64)),
-        Some(_) => None,
+        Some(f) => crate::out::whole(f).map(digits),
         None => v.as_string(),
     }
 }

@@ -8,9 +8,9 @@
 //! `connectionFailure` handlers run when the page is still not connected (default 5000 ms, as in
 //! the module).
 
-use crate::out::digits;
-use alloc::borrow::ToOwned;
+use crate::out::{digits, whole};
 use crate::tokens::TokenMap;
+use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -120,16 +120,11 @@ fn secure_flag(scheme: Option<Scalar>, secure: Option<Scalar>) -> Option<bool> {
     }
 }
 
-/// A non-negative integer below 2^53.
-fn integer(n: f64) -> Option<u64> {
-    (n >= 0.0 && n < 9.0e15 && n == (n as u64) as f64).then_some(n as u64)
-}
-
 /// A non-empty string, or an integer as its digits.
 fn text(v: Option<Scalar>) -> Option<String> {
     match v? {
         Scalar::Str(s) if !s.trim_ascii().is_empty() => Some(s.trim_ascii().to_owned()),
-        Scalar::Num(n) => integer(n).map(digits),
+        Scalar::Num(n) => whole(n).map(digits),
         _ => None,
     }
 }
@@ -140,7 +135,7 @@ fn port(v: Option<Scalar>) -> Option<u16> {
 
 fn millis(v: Option<Scalar>) -> Option<u64> {
     match v? {
-        Scalar::Num(n) => (n >= 1.0 && n < 9.0e15).then_some(n as u64),
+        Scalar::Num(n) => (1.0..9.0e15).contains(&n).then_some(n as u64),
         Scalar::Str(s) => s.trim_ascii().parse().ok().filter(|ms| *ms > 0),
         _ => None,
     }

@@ -65,8 +65,13 @@ impl Client {
     }
 
     fn run(machine: Machine<JsValue>, page: Option<Page>, socket: JsValue) -> Client {
-        let inner =
-            Inner { machine: RefCell::new(machine), page, socket, replies: RefCell::default(), next_id: Cell::new(0) };
+        let inner = Inner {
+            machine: RefCell::new(machine),
+            page,
+            socket,
+            replies: RefCell::default(),
+            next_id: Cell::new(0),
+        };
         let client = Client(Rc::new(inner));
         client.feed(Input::Start);
         client

@@ -241,7 +241,9 @@ fn frames_encoded_in_js_match_the_protocol_crate() {
     let frames: Vec<Out<Value>> = vec![
         Out::Authenticate {
             auth_token: "abc".into(),
-            content_tokens: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into_iter().collect(),
+            content_tokens: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())]
+                .into_iter()
+                .collect(),
         },
         Out::Authenticate { auth_token: "x".into(), content_tokens: Default::default() },
         Out::AuthenticateWith(json!({"authToken": "t", "contentTokens": {"c": "1"}})),
@@ -304,19 +306,32 @@ fn channel_and_broadcast_listeners_run_after_the_module_rules() {
     page.deliver(&to_js(&json!({"callback": "a"})), Some("chat_42"), &meta, Some("me"), None);
     assert_eq!(
         take_log(&f),
-        json!([["module", ["a"]], ["exact", ["a"], "chat_42", "exact"], ["prefix1", ["a"], "chat_42", "prefix1"],
-               ["prefix2", ["a"], "chat_42", "prefix2"], ["all", ["a"], "chat_42", "all"]]),
+        json!([
+            ["module", ["a"]],
+            ["exact", ["a"], "chat_42", "exact"],
+            ["prefix1", ["a"], "chat_42", "prefix1"],
+            ["prefix2", ["a"], "chat_42", "prefix2"],
+            ["all", ["a"], "chat_42", "all"]
+        ]),
         "module first (the name wrapped), then every matching key in registration order; a throwing one does not stop the rest"
     );
     let broadcast = to_js(&json!({"broadcast": true, "channel": "chat_42"}));
     page.deliver(&broadcast, None, &to_js(&json!({"channel": null})), Some("me"), None);
-    assert_eq!(take_log(&f), json!([["module", null], ["broadcast", null, null, "broadcast"]]), "broadcasts skip channel callbacks");
+    assert_eq!(
+        take_log(&f),
+        json!([["module", null], ["broadcast", null, null, "broadcast"]]),
+        "broadcasts skip channel callbacks"
+    );
     let own = to_js(&json!({"callback": "a", "clientSocketId": "me"}));
     page.deliver(&own, Some("chat_42"), &meta, Some("me"), None);
     assert_eq!(take_log(&f), json!([]), "self-skip for both");
     let presence = to_js(&json!({"presenceNotification": {"uid": 1, "event": "online"}}));
     page.deliver(&presence, None, &to_js(&json!({"channel": null})), None, None);
-    assert_eq!(take_log(&f), json!([]), "no presence callbacks registered, and no listener for server notices");
+    assert_eq!(
+        take_log(&f),
+        json!([]),
+        "no presence callbacks registered, and no listener for server notices"
+    );
     page.run_listeners(&Listeners::Channel("nope".into()), &own, &meta);
     assert_eq!(take_log(&f), json!([["all", "a", "chat_42", "all"]]), "only the star matches");
 }
@@ -331,6 +346,12 @@ fn the_facade_hands_messages_to_its_socket_listeners() {
     "#);
     let page = Page { nodejs: get(&f, "nodejs").unchecked_into(), settings: JsValue::UNDEFINED };
     let socket = get(&f, "socket");
-    page.deliver(&to_js(&json!({"n": 1})), Some("room"), &to_js(&json!({"channel": "room"})), None, Some(&socket));
+    page.deliver(
+        &to_js(&json!({"n": 1})),
+        Some("room"),
+        &to_js(&json!({"channel": "room"})),
+        None,
+        Some(&socket),
+    );
     assert_eq!(take_log(&f), json!([["fire", "message", 1], ["room", 1]]));
 }

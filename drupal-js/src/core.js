@@ -73,6 +73,20 @@
         }
       };
     };
+    // Requests (our shim and the io facade alike): a message for Drupal's
+    // hook_nodejs_message_callback handlers (its messageType, else its type, names the
+    // handler), and a publish to a client-writable channel ({echo: true} also delivers it to
+    // this page). callback(error, result) gets Drupal's answer, or {sent: N}.
+    N.sendMessage = N.sendMessage || function (message, callback) {
+      request(undefined, message, false, callback);
+    };
+    N.publish = N.publish || function (channel, message, options, callback) {
+      if (typeof options === 'function') {
+        callback = options;
+        options = undefined;
+      }
+      request(String(channel), message, Boolean(options && options.echo), callback);
+    };
     N.onBroadcast = N.onBroadcast || function (fn) {
       var entry = {callback: fn};
       N.broadcastCallbacks.push(entry);
@@ -85,6 +99,15 @@
     };
     return N;
   };
+  function request(channel, message, echo, callback) {
+    callback = typeof callback === 'function' ? callback : undefined;
+    if (push.socket) {
+      push.socket._call('request', [channel, message, echo, callback, true]);
+    }
+    else if (callback) {
+      callback({code: 'not-connected', message: 'drupal-push: not connected yet'});
+    }
+  }
   if (window.Drupal) {
     push.nodejs();
   }
@@ -122,14 +145,20 @@
       }
     });
   };
-  // Calls client[name](args...) once the socket's client exists.
+  // Calls client[name](args...) once the socket's client runs (calls wait in order).
   S._call = function (name, args) {
     var self = this;
-    push.later(function () {
-      if (self._client) {
-        self._client[name].apply(self._client, args);
-      }
-    });
+    var call = function () { self._client[name].apply(self._client, args); };
+    if (this._client) {
+      call();
+    }
+    else {
+      (this._waiting = this._waiting || []).push(call);
+    }
+  };
+  S._started = function (client) {
+    this._client = client;
+    (this._waiting || []).splice(0).forEach(function (call) { call(); });
   };
   S.emit = function (event, data, ack) {
     ack = typeof ack === 'function' ? ack : undefined;
@@ -249,7 +278,7 @@
       push.nodejs();
     }
     push.later(function (w) {
-      socket._client = w.Client.startIo(target.href, timeout, socket);
+      socket._started(w.Client.startIo(target.href, timeout, socket));
     });
     return socket;
   }

@@ -4,8 +4,8 @@
  *
  * It keeps Drupal.Nodejs when the page already has one (callbacks registered by other scripts
  * stay), installs connect, runCallbacks, runSetupHandlers, sendAuthMessage, joinTokenChannel,
- * checkConnection, sendMessage, publish and status (calls made before the wasm is loaded are
- * queued), connects once from Drupal.behaviors.nodejs, and adds the POST field
+ * checkConnection and status (core.js adds sendMessage, publish, onChannel, onBroadcast; calls
+ * made before the wasm is loaded are queued), connects once from Drupal.behaviors.nodejs, and adds the POST field
  * nodejs_client_socket_id to Drupal AJAX requests while connected. If the module's own
  * nodejs.js runs after this file, it replaces these functions and talks to core.js's `io`.
  */
@@ -32,14 +32,17 @@
     };
   }
 
+  // The socket exists from the start (requests made before connect() wait for it).
+  var socket = (push.socket = push.socket || new push.Socket());
+
   nodejs.connect = function () {
     push.later(function (wasm) {
       if (client) {
         return;
       }
-      var socket = (push.socket = push.socket || new push.Socket());
-      client = socket._client = wasm.Client.start(socket) || null;
+      client = wasm.Client.start(socket) || null;
       if (client) {
+        socket._started(client);
         patchAjax();
       }
     });
@@ -57,24 +60,12 @@
       nodejs.connect();
     }
   };
-  nodejs.joinTokenChannel = call('join');
+  nodejs.joinTokenChannel = function (channel, token) {
+    socket._call('join', [String(channel), String(token)]);
+  };
   nodejs.checkConnection = call('checkConnection', function (wasm) { wasm.runSetupHandlers('connectionFailure'); });
   nodejs.status = function () {
     return client ? client.status() : null;
-  };
-  // A message for Drupal's hook_nodejs_message_callback handlers (its messageType, else its
-  // type, names the handler); callback(error, result) gets Drupal's answer.
-  nodejs.sendMessage = function (message, callback) {
-    call('request')(undefined, message, false, callback, true);
-  };
-  // A message for the other members of a client-writable channel; options {echo: true} also
-  // delivers it to this page; callback(error, result) gets {sent: N}.
-  nodejs.publish = function (channel, message, options, callback) {
-    if (typeof options === 'function') {
-      callback = options;
-      options = undefined;
-    }
-    call('request')(String(channel), message, Boolean(options && options.echo), callback, true);
   };
   nodejs.loaded = push.loaded;
 

@@ -113,7 +113,10 @@ impl Assets {
 
 /// Reads the client files of `dir`; `None` unless all of them are there.
 fn read_dir(dir: &Path) -> Option<Vec<(&'static str, Bytes)>> {
-    FILES.iter().map(|(name, _)| std::fs::read(dir.join(name)).ok().map(|b| (*name, Bytes::from(b)))).collect()
+    FILES
+        .iter()
+        .map(|(name, _)| std::fs::read(dir.join(name)).ok().map(|b| (*name, Bytes::from(b))))
+        .collect()
 }
 
 /// `socket.io.js` with the server's WebSocket path written in.
@@ -136,7 +139,9 @@ pub fn router(config: &Config) -> Router<Arc<App>> {
     let assets = Arc::new(Assets::load(config));
     match assets.source() {
         Source::Embedded => tracing::debug!("serving the embedded browser client"),
-        Source::Directory(dir) => tracing::info!(dir = %dir.display(), "serving the browser client from a directory"),
+        Source::Directory(dir) => {
+            tracing::info!(dir = %dir.display(), "serving the browser client from a directory")
+        }
         Source::Missing => tracing::warn!(
             "no browser client to serve at {}/socket.io.js: run drupal-js/build.sh, then rebuild the server \
              (or set distDir)",
@@ -189,7 +194,8 @@ mod tests {
 
     #[test]
     fn assets_carry_types_and_content_etags() {
-        let files = vec![("socket.io.js", Bytes::from_static(b"'__DRUPAL_PUSH_WS_PATH__'")), ("x.txt", Bytes::new())];
+        let files =
+            vec![("socket.io.js", Bytes::from_static(b"'__DRUPAL_PUSH_WS_PATH__'")), ("x.txt", Bytes::new())];
         let a = Assets::new(Source::Embedded, files, "/ws");
         assert_eq!(&a.get("socket.io.js").unwrap().bytes[..], br#""/ws""#);
         assert!(a.get("x.txt").is_none(), "only the client's files");

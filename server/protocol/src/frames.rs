@@ -443,7 +443,10 @@ mod tests {
             assert_eq!(ServerFrame::decode(&text).unwrap(), ServerFrame::Error { code, message: "m".into() });
         }
         let plain = ErrorReply { code: ErrorCode::BadFrame, message: "m".into(), id: None };
-        assert_eq!(plain.encode(), ServerFrame::Error { code: ErrorCode::BadFrame, message: "m".into() }.encode());
+        assert_eq!(
+            plain.encode(),
+            ServerFrame::Error { code: ErrorCode::BadFrame, message: "m".into() }.encode()
+        );
         assert_eq!(ErrorReply::decode(&plain.encode()).unwrap(), plain);
         assert!(ErrorReply::decode(r#"{"type":"ack","id":1,"result":null}"#).is_err());
     }

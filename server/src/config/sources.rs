@@ -320,7 +320,8 @@ mod tests {
         let (c, _) = load(&cli(&["--service-key", "k", "--set", "resource=/push/io"]), env(&[])).unwrap();
         assert_eq!(c.resource, "/push/io");
         for bad in ["socket.io", "/socket.io/", "/", "/nodejs/io", "/ws"] {
-            let e = load(&cli(&["--service-key", "k", "--set", &format!("resource={bad}")]), env(&[])).unwrap_err();
+            let e = load(&cli(&["--service-key", "k", "--set", &format!("resource={bad}")]), env(&[]))
+                .unwrap_err();
             assert!(e.to_string().contains("resource:"), "{bad}: {e}");
         }
     }
