@@ -548,9 +548,9 @@ impl<M: Clone> Machine<M> {
     }
 
     fn reply(&mut self, id: u64, result: Result<M, Refusal>) {
-        if let Some(at) = self.pending.iter().position(|(p, _)| u64::from(*p) == id) {
-            let (id, _) = self.pending.swap_remove(at);
-            self.out.push(Action::Reply { id, result });
+        if self.is_pending(id) {
+            self.pending.retain(|(p, _)| u64::from(*p) != id);
+            self.out.push(Action::Reply { id: id as u32, result });
         }
     }
 

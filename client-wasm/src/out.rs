@@ -9,6 +9,7 @@
 
 use crate::tokens::TokenMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// A frame for the server. `M` is a page value (a JS object in the browser).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,17 +83,15 @@ pub fn cat(parts: &[&str]) -> String {
 
 /// The decimal digits of `n` (without linking the formatting machinery).
 pub fn digits(mut n: u64) -> String {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let mut reversed = Vec::new();
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        reversed.push(b'0' + (n % 10) as u8);
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    buf[i..].iter().map(|b| *b as char).collect()
+    reversed.iter().rev().map(|b| *b as char).collect()
 }
 
 /// A JS number that is a non-negative integer below 9e15 (exact in a double), as `u64`.

@@ -45,8 +45,9 @@ impl IoEvent {
 }
 
 /// Coarse state, for the page and for tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
+    #[default]
     Idle,
     Connecting,
     Authenticating,
@@ -71,7 +72,7 @@ impl State {
 use alloc::string::String;
 
 /// What `Drupal.Nodejs.socket` and the `drupal-push:status` event show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
     pub state: State,
     /// Socket id while a connection is up (from `hello`).

@@ -10,27 +10,33 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Channel -> token, sorted by channel (the order the protocol crate's map writes). A sorted
-/// vector rather than a `BTreeMap`: a page holds a handful of tokens, and the tree's code would
-/// cost the wasm several KiB.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Channel -> token, in insertion order. A vector rather than a `BTreeMap`: a page holds a
+/// handful of tokens, and the tree's code would cost the wasm several KiB. (The protocol crate's
+/// map sorts; the server reads either order.)
+#[derive(Debug, Clone, Default, Eq)]
 pub struct TokenMap(Vec<(String, String)>);
+
+impl PartialEq for TokenMap {
+    /// The same channels with the same tokens, in any order.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(c, t)| other.get(c) == Some(t.as_str()))
+    }
+}
 
 impl TokenMap {
     /// Sets `channel`'s token; returns the one it replaces.
     pub fn insert(&mut self, channel: String, token: String) -> Option<String> {
-        match self.0.binary_search_by(|(c, _)| c.as_str().cmp(&channel)) {
-            Ok(at) => Some(core::mem::replace(&mut self.0[at].1, token)),
-            Err(at) => {
-                self.0.insert(at, (channel, token));
+        match self.0.iter_mut().find(|(c, _)| *c == channel) {
+            Some((_, old)) => Some(core::mem::replace(old, token)),
+            None => {
+                self.0.push((channel, token));
                 None
             }
         }
     }
 
     pub fn get(&self, channel: &str) -> Option<&str> {
-        let at = self.0.binary_search_by(|(c, _)| c.as_str().cmp(channel)).ok()?;
-        Some(&self.0[at].1)
+        self.0.iter().find(|(c, _)| c == channel).map(|(_, t)| t.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {

@@ -78,12 +78,17 @@ impl Client {
     }
 
     /// Feeds one input to the machine and carries out what it decides.
+    ///
+    /// (`try_borrow*` throughout: the machine is never borrowed while page code runs, and the
+    /// panicking `borrow*` would link the formatting of their panic messages.)
     pub fn feed(&self, input: Input<JsValue>) {
-        let actions = self.0.machine.borrow_mut().handle(now(), input);
+        let Some(actions) = self.0.machine.try_borrow_mut().ok().map(|mut m| m.handle(now(), input)) else {
+            return;
+        };
         for action in actions {
             self.execute(action);
         }
-        let deadline = self.0.machine.borrow().next_deadline();
+        let deadline = self.0.machine.try_borrow().ok().and_then(|m| m.next_deadline());
         let delay = deadline.map_or(-1.0, |d| d.saturating_sub(now()) as f64);
         self.driver().arm(delay);
     }
@@ -111,7 +116,9 @@ impl Client {
         let f = callback?;
         let id = self.0.next_id.get().wrapping_add(1);
         self.0.next_id.set(id);
-        self.0.replies.borrow_mut().push((id, f, node_style));
+        if let Ok(mut replies) = self.0.replies.try_borrow_mut() {
+            replies.push((id, f, node_style));
+        }
         Some(id)
     }
 
@@ -120,11 +127,11 @@ impl Client {
     }
 
     pub fn status(&self) -> Status {
-        self.0.machine.borrow().status()
+        self.0.machine.try_borrow().map(|m| m.status()).unwrap_or_default()
     }
 
     pub fn socket_id(&self) -> Option<String> {
-        self.0.machine.borrow().socket_id().map(Into::into)
+        self.0.machine.try_borrow().ok()?.socket_id().map(Into::into)
     }
 
     /// The page whose `Drupal.Nodejs` gets messages now.
@@ -139,9 +146,9 @@ impl Client {
     fn execute(&self, action: Action<JsValue>) {
         match action {
             Action::Open { conn, url } => {
-                if let Some(page) = &self.0.page {
+                if let (Some(page), Ok(mut machine)) = (&self.0.page, self.0.machine.try_borrow_mut()) {
                     let (token, tokens) = settings::credentials(&page.settings());
-                    self.0.machine.borrow_mut().refresh(token, tokens);
+                    machine.refresh(token, tokens);
                 }
                 self.driver().open(conn, &url);
             }
@@ -195,12 +202,19 @@ impl Client {
     /// Calls the callback waiting for `id`: `callback(error, result)` node-style, else
     /// socket.io's ack style `ack(result)`, with `{error, code}` for a refusal.
     fn reply(&self, id: u32, result: Result<JsValue, Refusal>) {
-        let waiting = {
-            let mut replies = self.0.replies.borrow_mut();
-            let at = replies.iter().position(|(i, _, _)| *i == id);
-            at.map(|at| replies.swap_remove(at))
+        let Some((f, node_style)) = self.0.replies.try_borrow_mut().ok().and_then(|mut replies| {
+            let mut found = None;
+            replies.retain(|(i, f, node_style)| {
+                let hit = found.is_none() && *i == id;
+                if hit {
+                    found = Some((f.clone(), *node_style));
+                }
+                !hit
+            });
+            found
+        }) else {
+            return;
         };
-        let Some((_, f, node_style)) = waiting else { return };
         let (error, value) = match result {
             Ok(value) => (JsValue::NULL, value),
             Err(Refusal { code, message }) => {
