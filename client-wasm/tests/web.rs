@@ -271,12 +271,14 @@ fn frames_encoded_in_js_match_the_protocol_crate() {
             Out::Pong => Out::Pong,
         };
         let js = js_frames::encode(&js_frame).unwrap().as_string().unwrap();
-        // JSON.stringify keeps the page's member order; the crate's maps sort theirs.
+        // JSON.stringify keeps the page's member order and the token map's insertion order; the
+        // crate's maps sort theirs. Everything else matches byte for byte.
         let ours: Value = serde_json::from_str(&js).unwrap();
         let crates: Value = serde_json::from_str(&frame.encode()).unwrap();
         assert_eq!(ours, crates, "{js}");
         assert!(js.starts_with(r#"{"type":"#), "type first: {js}");
-        if !matches!(frame, Out::AuthenticateWith(_) | Out::Message { .. } | Out::Publish { .. }) {
+        let maps = matches!(&frame, Out::Authenticate { content_tokens, .. } if content_tokens.len() > 1);
+        if !maps && !matches!(frame, Out::AuthenticateWith(_) | Out::Message { .. } | Out::Publish { .. }) {
             assert_eq!(js, frame.encode(), "byte for byte");
         }
     }
