@@ -595,6 +595,7 @@ impl<M: Clone> Machine<M> {
             Policy::Stop => {
                 self.phase = Phase::Stopped;
                 self.failure_check_at = None;
+                self.auth_acks.clear();
                 for request in core::mem::take(&mut self.queue) {
                     self.refuse(request.id, "not-connected", "the client is stopped");
                 }
