@@ -9,7 +9,7 @@
 # Idempotent and non-interactive: installs the wasm32 target, the wasm-bindgen CLI matching
 # Cargo.lock and npm binaryen when they are missing, then prints raw and gzipped sizes.
 # Budget: what a page loads, either script + glue + wasm, gzipped (exit 1 beyond). The target
-# of issue 10 is 20 KiB; the budget is a ratchet at the size reached so far (26.1 KiB: wasm 21.4,
+# of issue 10 is 20 KiB; the budget is a ratchet at the size reached so far (25.6 KiB: wasm 20.9,
 # glue 2.4, script 1.8-2.3), to be lowered as the wasm shrinks (see client-wasm/src/lib.rs). `build.sh --sizes` prints the sizes of the current dist/ with a breakdown of the
 # wasm by function (twiggy, when installed) without building.
 set -euo pipefail
@@ -17,7 +17,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 dist="$here/dist"
-budget=$((27 * 1024))
+budget=$((26 * 1024 + 512))
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }

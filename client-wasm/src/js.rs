@@ -31,6 +31,9 @@ extern "C" {
     #[wasm_bindgen(js_namespace = Math, js_name = random)]
     pub fn random() -> f64;
 
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL_THIS: JsValue;
+
     /// The socket object of `core.js`: `Drupal.Nodejs.socket`, or what `io()` returned.
     pub type Driver;
     /// Opens a WebSocket to `url`; its frames and its close come back tagged with `conn`.
@@ -67,5 +70,5 @@ pub fn set(target: &JsValue, key: &str, value: &JsValue) {
 
 /// The global object (`window`).
 pub fn global() -> JsValue {
-    js_sys::global().into()
+    GLOBAL_THIS.with(JsValue::clone)
 }
