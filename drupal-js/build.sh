@@ -1,22 +1,62 @@
 #!/usr/bin/env bash
 # Builds the drupal-push browser client into drupal-js/dist/:
-#   drupal-push.js             the shim a Drupal page loads (Drupal.Nodejs API)
-#   drupal_push_client.js      wasm-bindgen glue (ES module, loaded by the shim)
-#   drupal_push_client_bg.wasm the client, optimised with wasm-opt -Oz
+#   socket.io.js               src/core.js: the `io` facade the module's own nodejs.js uses
+#                              (the server serves it at {resource}/socket.io.js)
+#   drupal-push.js             src/core.js + src/shim.js: our Drupal.Nodejs, for themes
+#   drupal_push_client.js      wasm-bindgen glue (ES module, loaded by either script)
+#   drupal_push_client_bg.wasm the client (no_std), optimised with wasm-opt -Oz
+#   drupal-push.d.ts           TypeScript declarations of Drupal.Nodejs and io
 # Idempotent and non-interactive: installs the wasm32 target, the wasm-bindgen CLI matching
 # Cargo.lock and npm binaryen when they are missing, then prints raw and gzipped sizes.
-# Budget: the three files together at most 60 KiB gzipped (exit 1 beyond).
+# Budget: what a page loads, either script + glue + wasm, gzipped (exit 1 beyond). The target
+# of issue 10 is 20 KiB; the budget is a ratchet at the size reached so far (25.6 KiB: wasm 20.9,
+# glue 2.4, script 1.8-2.3), to be lowered as the wasm shrinks (see client-wasm/src/lib.rs). `build.sh --sizes` prints the sizes of the current dist/ with a breakdown of the
+# wasm by function (twiggy, when installed) without building.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 dist="$here/dist"
-budget=$((60 * 1024))
+budget=$((26 * 1024 + 512))
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 
 cd "$root"
+
+gz() { gzip -9 -c "$1" | wc -c; }
+
+# Prints the sizes of both load paths and fails beyond the budget.
+report() {
+  local status=0
+  printf '%-30s %10s %10s\n' file bytes gzipped
+  for f in socket.io.js drupal-push.js drupal_push_client.js drupal_push_client_bg.wasm drupal-push.d.ts; do
+    printf '%-30s %10d %10d\n' "$f" "$(wc -c <"$dist/$f")" "$(gz "$dist/$f")"
+  done
+  local shared=$(($(gz "$dist/drupal_push_client.js") + $(gz "$dist/drupal_push_client_bg.wasm")))
+  for entry in socket.io.js drupal-push.js; do
+    local total=$((shared + $(gz "$dist/$entry")))
+    printf '%-30s %10s %10d (budget %d)\n' "page via $entry" "" "$total" "$budget"
+    if [ "$total" -gt "$budget" ]; then
+      log "over the size budget: $entry + glue + wasm = $total bytes gzipped"
+      status=1
+    fi
+  done
+  if command -v twiggy >/dev/null 2>&1 && [ -f "$unoptimised" ]; then
+    printf '\nlargest items of the wasm before wasm-opt (twiggy top):\n'
+    twiggy top -n 15 "$unoptimised" || true
+  fi
+  return $status
+}
+
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+unoptimised="$target_dir/drupal-push-client-bindgen.wasm"
+
+if [ "${1:-}" = "--sizes" ]; then
+  report
+  exit $?
+fi
 
 if command -v rustup >/dev/null 2>&1; then
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
@@ -39,12 +79,13 @@ if [ "$have" != "$want" ]; then
   cargo install wasm-bindgen-cli --version "$want"
 fi
 
-if [ ! -x "$here/node_modules/.bin/wasm-opt" ]; then
-  log "installing npm binaryen"
+if [ ! -x "$here/node_modules/.bin/wasm-opt" ] || [ ! -x "$here/node_modules/.bin/terser" ] ||
+  [ ! -x "$here/node_modules/.bin/tsc" ]; then
+  log "installing npm binaryen, terser and typescript"
   (cd "$here" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
 
-log "building the client (release, wasm32, optimised for size)"
+log "building the client (release, wasm32, no_std, optimised for size)"
 # Size settings for this build only (the workspace release profile serves the server too):
 # whole-program LTO and opt-level z roughly halve the wasm; shorter panic-location paths.
 CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
@@ -53,34 +94,27 @@ CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 CARGO_PROFILE_RELEASE_DEBUG=false \
 CARGO_PROFILE_RELEASE_PANIC=abort \
 RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=/crates --remap-path-prefix=$root=/drupal-push" \
-  cargo build -p drupal-push-client --target wasm32-unknown-unknown --release
-target_dir="$(cargo metadata --format-version 1 --no-deps |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+  cargo build -p drupal-push-client --target wasm32-unknown-unknown --release --no-default-features
 wasm="$target_dir/wasm32-unknown-unknown/release/drupal_push_client.wasm"
 
 rm -rf "$dist.tmp"
 mkdir -p "$dist.tmp"
 wasm-bindgen --target web --no-typescript --out-dir "$dist.tmp" --out-name drupal_push_client "$wasm"
+cp "$dist.tmp/drupal_push_client_bg.wasm" "$unoptimised"
 "$here/node_modules/.bin/wasm-opt" -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "$dist.tmp/drupal_push_client_bg.wasm" -o "$dist.tmp/drupal_push_client_bg.wasm"
-cp "$here/drupal-push.js" "$dist.tmp/drupal-push.js"
+# Minified with terser (npm): the glue's JSDoc comments and the scripts' comments and long names
+# are most of their bytes. `import` and `import.meta` need the module/ES2020 settings. Then
+# minify-names.js shortens the wasm's import and export names and rewrites the glue to match.
+terser="$here/node_modules/.bin/terser"
+"$terser" "$dist.tmp/drupal_push_client.js" --module --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal_push_client.js"
+node "$here/minify-names.js" "$dist.tmp"
+"$terser" "$here/src/core.js" --ecma 2020 -c passes=2 -m -o "$dist.tmp/socket.io.js"
+cat "$here/src/core.js" "$here/src/shim.js" | "$terser" --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal-push.js"
+cp "$here/drupal-push.d.ts" "$dist.tmp/drupal-push.d.ts"
 rm -rf "$dist"
 mv "$dist.tmp" "$dist"
 
-total_raw=0
-total_gz=0
-printf '%-30s %10s %10s\n' file bytes gzipped
-for f in drupal-push.js drupal_push_client.js drupal_push_client_bg.wasm; do
-  raw=$(wc -c <"$dist/$f")
-  gz=$(gzip -9 -c "$dist/$f" | wc -c)
-  total_raw=$((total_raw + raw))
-  total_gz=$((total_gz + gz))
-  printf '%-30s %10d %10d\n' "$f" "$raw" "$gz"
-done
-printf '%-30s %10d %10d (budget %d)\n' total "$total_raw" "$total_gz" "$budget"
-if [ "$total_gz" -gt "$budget" ]; then
-  log "over the size budget"
-  exit 1
-fi
+report

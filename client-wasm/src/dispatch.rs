@@ -10,10 +10,21 @@
 //!    `contentChannelNotificationCallbacks` entry;
 //! 5. else every entry of `callbacks` runs.
 //!
+//! After those rules, and whatever they decided, the listeners of drupal-push run
+//! ([`listeners`]): `Drupal.Nodejs.channelCallbacks` whose pattern matches the envelope's
+//! `channel` ([`channel_matches`]: the exact name, or a prefix ending in `*`), or, for a
+//! broadcast (no envelope channel, `broadcast` truthy), `Drupal.Nodejs.onBroadcast` functions.
+//! The self-skip of rule 1 applies to them too.
+//!
 //! This module only decides; the browser glue looks the registries up at dispatch time (so
 //! callbacks registered late are found) and calls them. [`MessageView`] is the part of a message
-//! the decision reads, built from JSON here and from a JS object by the glue.
+//! the decision reads, built from JSON here and from a JS object by the glue; it is taken before
+//! the module's rules run, since rule 2 changes the message.
 
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+#[cfg(feature = "std")]
 use serde_json::Value;
 
 /// The `callback` member of a message.
@@ -37,6 +48,46 @@ pub struct MessageView {
     pub content_channel_notification: bool,
     /// `clientSocketId` when it is a string.
     pub client_socket_id: Option<String>,
+    /// `broadcast` is truthy (Drupal published it to everyone).
+    pub broadcast: bool,
+}
+
+/// Which drupal-push listeners a delivered message reaches, after the module's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listeners {
+    /// None: the page's own message, or a server notice without a channel (presence,
+    /// `clientAuthenticated`).
+    None,
+    /// `channelCallbacks` whose pattern matches this channel.
+    Channel(String),
+    /// `onBroadcast` functions.
+    Broadcast,
+}
+
+/// Whether a `channelCallbacks` key matches `channel`: the same name, or, when the key ends in
+/// `*`, a channel starting with what comes before it (`chat_*`; `*` alone matches every
+/// channel, never a broadcast).
+pub fn channel_matches(pattern: &str, channel: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => channel.starts_with(prefix),
+        None => pattern == channel,
+    }
+}
+
+/// The listeners of a message that arrived in an envelope with this `channel`.
+pub fn listeners(channel: Option<&str>, message: &MessageView, own_socket_id: Option<&str>) -> Listeners {
+    if is_own(message, own_socket_id) {
+        return Listeners::None;
+    }
+    match channel {
+        Some(channel) => Listeners::Channel(channel.into()),
+        None if message.broadcast => Listeners::Broadcast,
+        None => Listeners::None,
+    }
+}
+
+fn is_own(message: &MessageView, own_socket_id: Option<&str>) -> bool {
+    matches!((own_socket_id, message.client_socket_id.as_deref()), (Some(own), Some(from)) if !own.is_empty() && own == from)
 }
 
 /// Where a message goes.
@@ -57,10 +108,7 @@ pub enum Route {
 
 /// Decides where `message` goes on a page whose socket id is `own_socket_id`.
 pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
-    if let (Some(own), Some(from)) = (own_socket_id, message.client_socket_id.as_deref())
-        && !own.is_empty()
-        && own == from
-    {
+    if is_own(message, own_socket_id) {
         return Route::SelfSkip;
     }
     match &message.callback {
@@ -73,6 +121,7 @@ pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
 }
 
 /// JavaScript truthiness of a JSON value.
+#[cfg(feature = "std")]
 pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -85,6 +134,7 @@ pub fn truthy(v: &Value) -> bool {
 
 /// A callback name as a property key: a string, or a non-negative integer as its digits
 /// (other values name nothing).
+#[cfg(feature = "std")]
 pub fn key_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -93,6 +143,7 @@ pub fn key_of(v: &Value) -> Option<String> {
     }
 }
 
+#[cfg(feature = "std")]
 impl MessageView {
     /// The view of a JSON message.
     pub fn from_json(message: &Value) -> Self {
@@ -108,6 +159,7 @@ impl MessageView {
             presence_notification: message.get("presenceNotification").is_some(),
             content_channel_notification: message.get("contentChannelNotification").is_some(),
             client_socket_id: message.get("clientSocketId").and_then(Value::as_str).map(str::to_owned),
+            broadcast: message.get("broadcast").is_some_and(truthy),
         }
     }
 }
@@ -174,6 +226,73 @@ mod tests {
         assert_eq!(route_of(empty, Some("")), Route::All, "empty ids never match");
         let number = json!({"clientSocketId": 5});
         assert_eq!(route_of(number, Some("5")), Route::All);
+    }
+
+    fn listeners_of(channel: Option<&str>, message: Value, own: Option<&str>) -> Listeners {
+        listeners(channel, &MessageView::from_json(&message), own)
+    }
+
+    #[test]
+    fn channel_patterns_match_exactly_or_by_prefix() {
+        assert!(channel_matches("chat_42", "chat_42"));
+        assert!(!channel_matches("chat_42", "chat_421"), "exact means exact");
+        assert!(!channel_matches("chat_4", "chat_42"));
+        assert!(channel_matches("chat_*", "chat_42"));
+        assert!(channel_matches("chat_*", "chat_"));
+        assert!(!channel_matches("chat_*", "chat"), "the prefix includes the underscore");
+        assert!(!channel_matches("chat_*", "other_chat_1"));
+        assert!(channel_matches("*", "anything"));
+        assert!(!channel_matches("chat*_", "chat_1_"), "only a trailing star is a wildcard");
+        assert!(channel_matches("chat*_", "chat*_"));
+        assert!(!channel_matches("", "chat"));
+    }
+
+    #[test]
+    fn channel_messages_reach_channel_listeners_broadcasts_reach_broadcast_ones() {
+        let m = json!({"channel": "chat_1", "callback": "x"});
+        assert_eq!(listeners_of(Some("chat_1"), m, None), Listeners::Channel("chat_1".into()));
+        let b = json!({"broadcast": true, "channel": "nodejs_notify", "data": {}});
+        assert_eq!(
+            listeners_of(None, b.clone(), None),
+            Listeners::Broadcast,
+            "a broadcast has no envelope channel"
+        );
+        assert_eq!(
+            listeners_of(Some("nodejs_notify"), b, None),
+            Listeners::Channel("nodejs_notify".into()),
+            "the envelope decides, not the message's own channel member"
+        );
+        let presence = json!({"presenceNotification": {"uid": 5, "event": "online"}});
+        assert_eq!(listeners_of(None, presence, None), Listeners::None, "server notices are not broadcasts");
+        let auth = json!({"callback": "clientAuthenticated", "data": {}});
+        assert_eq!(listeners_of(None, auth, None), Listeners::None);
+        assert_eq!(listeners_of(None, json!({"broadcast": 0}), None), Listeners::None);
+    }
+
+    #[test]
+    fn self_skip_applies_to_listeners_too() {
+        let m = json!({"channel": "c", "clientSocketId": "me", "broadcast": true});
+        assert_eq!(listeners_of(Some("c"), m.clone(), Some("me")), Listeners::None);
+        assert_eq!(listeners_of(None, m.clone(), Some("me")), Listeners::None);
+        assert_eq!(listeners_of(Some("c"), m.clone(), Some("you")), Listeners::Channel("c".into()));
+        assert_eq!(listeners_of(None, m, None), Listeners::Broadcast);
+    }
+
+    #[test]
+    fn listeners_run_whatever_the_module_rules_decided() {
+        // The module's rules and the listeners are decided from the same view, before rule 2
+        // wraps a single callback name: a named callback, a presence or content-channel
+        // notification and the fallback all leave the channel listeners in place.
+        for (m, expected) in [
+            (json!({"callback": "a"}), named(&["a"], true)),
+            (json!({"callback": ["missing"]}), named(&["missing"], false)),
+            (json!({"contentChannelNotification": true, "data": {}}), Route::ContentChannel),
+            (json!({"data": 1}), Route::All),
+        ] {
+            let view = MessageView::from_json(&m);
+            assert_eq!(route(&view, Some("me")), expected, "{m}");
+            assert_eq!(listeners(Some("room"), &view, Some("me")), Listeners::Channel("room".into()), "{m}");
+        }
     }
 
     #[test]

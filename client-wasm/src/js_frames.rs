@@ -5,31 +5,69 @@
 //! callbacks receive. See [`crate::incoming`] for why, and the browser test
 //! `frames_parsed_in_js_match_the_protocol_crate` for the agreement with the protocol crate.
 //!
-//! Client frames: the protocol crate's [`ClientFrame`] serialised by serde-wasm-bindgen into a
-//! plain JS object, then `JSON.stringify`: the same JSON as `ClientFrame::encode` (a browser
-//! test checks it byte for byte) without linking serde_json's writer and its float tables.
+//! Client frames: an [`Out`] written as a plain JS object (members in the protocol crate's
+//! order), then `JSON.stringify`: the same JSON as the crate's encoders (the browser test
+//! `frames_encoded_in_js_match_the_protocol_crate` checks it byte for byte) without linking
+//! serde.
 
 use crate::incoming::Incoming;
-use crate::page::get;
-use drupal_push_protocol::ClientFrame;
-use serde::Serialize;
-use wasm_bindgen::prelude::*;
-
-#[wasm_bindgen]
-extern "C" {
-    /// `JSON.parse` taking the JS string as it came from the WebSocket.
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
-
-    /// `JSON.stringify`, keeping the result a JS string.
-    #[wasm_bindgen(js_namespace = JSON, js_name = stringify, catch)]
-    fn json_stringify(value: &JsValue) -> Result<JsValue, JsValue>;
-}
+use crate::js::{get, json_parse, json_stringify, set};
+use crate::out::{Out, parse_digits, whole};
+use alloc::string::String;
+use js_sys::Object;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The JSON text of a client frame, as a JS string.
-pub fn encode(frame: &ClientFrame) -> Result<JsValue, JsValue> {
-    let object = frame.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?;
-    json_stringify(&object)
+pub fn encode(frame: &Out<JsValue>) -> Result<JsValue, JsValue> {
+    let o = Object::new();
+    let kind = |name: &str| set(&o, "type", &JsValue::from_str(name));
+    let text = |key: &str, value: &str| set(&o, key, &JsValue::from_str(value));
+    let id = |id: &Option<u32>| {
+        if let Some(id) = id {
+            set(&o, "id", &JsValue::from(*id));
+        }
+    };
+    match frame {
+        Out::Authenticate { auth_token, content_tokens } => {
+            kind("authenticate");
+            text("authToken", auth_token);
+            let tokens = Object::new();
+            for (channel, token) in content_tokens.iter() {
+                set(&tokens, channel, &JsValue::from_str(token));
+            }
+            set(&o, "contentTokens", &tokens);
+        }
+        Out::AuthenticateWith(data) => {
+            kind("authenticate");
+            if data.is_object() {
+                for key in Object::keys(data.unchecked_ref::<Object>()).iter() {
+                    if let Some(key) = key.as_string().filter(|k| k != "type") {
+                        set(&o, &key, &get(data, &key));
+                    }
+                }
+            }
+        }
+        Out::Join { channel, token } => {
+            kind("join-token-channel");
+            text("channel", channel);
+            text("contentToken", token);
+        }
+        Out::Ping => kind("ping"),
+        Out::Pong => kind("pong"),
+        Out::Message { message, id: i } => {
+            kind("message");
+            set(&o, "message", message);
+            id(i);
+        }
+        Out::Publish { channel, message, echo, id: i } => {
+            kind("publish");
+            text("channel", channel);
+            set(&o, "message", message);
+            set(&o, "echo", &JsValue::from_bool(*echo));
+            id(i);
+        }
+    }
+    json_stringify(&o)
 }
 
 /// Parses a text frame (a JS string).
@@ -45,8 +83,8 @@ pub fn parse(text: &JsValue) -> Incoming<JsValue> {
 /// which would link the float parser's tables.)
 fn integer(v: &JsValue) -> Option<u64> {
     match v.as_f64() {
-        Some(n) => (n >= 0.0 && n.fract() == 0.0 && n < 9.0e15).then_some(n as u64),
-        None => drupal_push_protocol::Uid::parse(&v.as_string()?).map(|uid| uid.0),
+        Some(n) => whole(n),
+        None => parse_digits(&v.as_string()?),
     }
 }
 
@@ -54,7 +92,7 @@ fn integer(v: &JsValue) -> Option<u64> {
 pub fn from_object(frame: &JsValue) -> Incoming<JsValue> {
     let text = |key: &str| get(frame, key).as_string();
     let kind = text("type").unwrap_or_default();
-    let invalid = |what: &str| Incoming::Invalid([&kind, " frame without ", what].concat());
+    let invalid = |what: &str| Incoming::Invalid(crate::out::cat(&[&kind, " frame without ", what]));
     match kind.as_str() {
         "hello" => match (text("socketId"), integer(&get(frame, "heartbeatMs"))) {
             (Some(socket_id), Some(heartbeat_ms)) => Incoming::Hello { socket_id, heartbeat_ms },
@@ -70,14 +108,30 @@ pub fn from_object(frame: &JsValue) -> Incoming<JsValue> {
         }
         "message" => match get(frame, "message") {
             m if m.is_undefined() => invalid("message"),
-            m => Incoming::Message(m),
+            message => {
+                let channel: Option<String> = text("channel");
+                let meta = Object::new();
+                set(&meta, "channel", &channel.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+                for key in ["offset", "epoch"] {
+                    let v = get(frame, key);
+                    if !v.is_undefined() {
+                        set(&meta, key, &v);
+                    }
+                }
+                Incoming::Message { message, channel, meta: meta.into() }
+            }
+        },
+        "ack" => match integer(&get(frame, "id")) {
+            Some(id) => Incoming::Ack { id, result: get(frame, "result") },
+            None => invalid("id"),
         },
         "error" => Incoming::Error {
             code: text("code").unwrap_or_else(|| "unknown".into()),
             message: text("message").unwrap_or_default(),
+            id: integer(&get(frame, "id")),
         },
         "ping" => Incoming::Ping,
         "pong" => Incoming::Pong,
-        _ => Incoming::Invalid(["unknown frame type '", &kind, "'"].concat()),
+        _ => Incoming::Invalid(crate::out::cat(&["unknown frame type '", &kind, "'"])),
     }
 }

@@ -15,15 +15,29 @@
 //! after start if the page is not connected by then, and when Drupal rejects the token (4001).
 //! Heartbeat: `ping` after `heartbeatMs` without sending, give up after `2 * heartbeatMs + 10 s`
 //! without hearing anything. Reconnects follow the close code's policy with [`Backoff`].
+//!
+//! **io facade mode** ([`Machine::for_facade`], the `socket.io.js` the module's own `nodejs.js`
+//! loads): the page authenticates, not the machine. After `hello` the machine reports
+//! [`IoEvent::Connect`] (the module answers with `emit('authenticate', …)`, which comes back as
+//! [`Input::AuthenticateWith`]); if the page did not authenticate from its `connect` listeners
+//! ([`Input::ConnectHandled`]) the last object it emitted is sent. The module runs its own setup
+//! handlers and failure check there, so the machine reports io events instead of
+//! [`SetupEvent`]s.
+//!
+//! **Requests** (`message` to Drupal, `publish` to a channel) are sent once authenticated,
+//! queued (at most [`QUEUE_MAX`]) while the client is connecting or waiting, and refused at once
+//! when it is stopped. A request with an `id` gets exactly one [`Action::Reply`]: the server's
+//! `ack` or `error`, or a local refusal (`not-connected`, `connection-lost`, `timeout` after
+//! [`REQUEST_TIMEOUT_MS`]).
 
 use crate::backoff::{Backoff, Rng, soon_delay};
 use crate::incoming::Incoming;
-pub use crate::status::{SetupEvent, State, Status};
+use crate::out::{Out, Policy, digits, policy, stop_reason};
+pub use crate::status::{IoEvent, SetupEvent, State, Status};
+use crate::tokens::TokenMap;
 use crate::tokens::Tokens;
-use drupal_push_protocol::frames::{Authenticate, JoinTokenChannel};
-use drupal_push_protocol::{ClientFrame, CloseCode, ReconnectPolicy};
-use serde_json::Map;
-use std::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// A connection authenticated for this long resets the backoff when it drops.
 pub const STABLE_MS: u64 = 5_000;
@@ -31,6 +45,33 @@ pub const STABLE_MS: u64 = 5_000;
 pub const LOST: u16 = 1006;
 /// Extra silence allowed on top of two heartbeat periods.
 pub const HEARTBEAT_GRACE_MS: u64 = 10_000;
+/// Requests held while not connected, at most.
+pub const QUEUE_MAX: usize = 64;
+/// A request still unanswered after this long gets a `timeout` refusal.
+pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// A request of the page: a message for Drupal (`channel` is `None`) or a publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request<M> {
+    pub channel: Option<String>,
+    pub message: M,
+    pub echo: bool,
+    /// Set when the page wants the answer ([`Action::Reply`] with this id).
+    pub id: Option<u32>,
+}
+
+/// Why a request failed: the server's error code and text, or a local one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl Refusal {
+    fn local(code: &str, message: &str) -> Self {
+        Refusal { code: code.into(), message: message.into() }
+    }
+}
 
 /// Something that happened. `M` is the Drupal message payload (a JS object in the browser).
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +90,15 @@ pub enum Input<M> {
     Join { channel: String, token: String },
     /// `Drupal.Nodejs.sendAuthMessage()`: (re)connect and authenticate with the current settings.
     Reauthenticate,
+    /// The page emitted `authenticate` with this object (io facade); `id` asks for an
+    /// [`Action::AuthAck`] once authenticated.
+    AuthenticateWith { data: M, id: Option<u32> },
+    /// The glue ran the page's `connect` listeners (io facade).
+    ConnectHandled,
+    /// A request of the page.
+    Request(Request<M>),
+    /// `socket.disconnect()`: close and stay disconnected.
+    Stop,
 }
 
 /// Something the glue must do.
@@ -61,17 +111,31 @@ pub enum Action<M> {
     },
     Send {
         conn: u32,
-        frame: ClientFrame,
+        frame: Out<M>,
     },
     /// Close connection `conn`; the machine has already moved on.
     Close {
         conn: u32,
         reason: &'static str,
     },
-    /// Hand a Drupal message to `Drupal.Nodejs.runCallbacks`.
-    Dispatch(M),
-    /// Run this kind of `connectionSetupHandlers`.
+    /// Hand a Drupal message to the page: the module's dispatch (`runCallbacks`, or the io
+    /// facade's `message` listeners), then channel callbacks.
+    Dispatch {
+        message: M,
+        channel: Option<String>,
+        meta: M,
+    },
+    /// Run this kind of `connectionSetupHandlers` (our shim).
     Setup(SetupEvent),
+    /// Fire this event on the io facade's socket.
+    Io(IoEvent),
+    /// The answer to the request with this id.
+    Reply {
+        id: u32,
+        result: Result<M, Refusal>,
+    },
+    /// Call the ack of the page's `authenticate` emit with this id.
+    AuthAck(u32),
     /// `console.warn`.
     Warn(String),
     /// The state changed: update `Drupal.Nodejs.socket` and tell listeners.
@@ -81,10 +145,25 @@ pub enum Action<M> {
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     Idle,
-    Opening { conn: u32, since: u64 },
-    Authenticating { conn: u32, socket_id: String },
-    Connected { conn: u32, socket_id: String, since: u64 },
-    Waiting { until: u64, delay: u64 },
+    Opening {
+        conn: u32,
+        since: u64,
+    },
+    /// `sent`: the `authenticate` frame went out on this connection.
+    Authenticating {
+        conn: u32,
+        socket_id: String,
+        sent: bool,
+    },
+    Connected {
+        conn: u32,
+        socket_id: String,
+        since: u64,
+    },
+    Waiting {
+        until: u64,
+        delay: u64,
+    },
     Stopped,
 }
 
@@ -112,10 +191,32 @@ pub struct Machine<M> {
     last_close: Option<u16>,
     failure_check_at: Option<u64>,
     failure_reported: bool,
+    /// io facade mode (see the module docs).
+    facade: bool,
+    /// io facade: the last object the page emitted with `authenticate`.
+    page_auth: Option<M>,
+    /// io facade: acks of `authenticate` emits to call once authenticated.
+    auth_acks: Vec<u32>,
+    /// io facade: `connect` was reported for some connection already.
+    connected_before: bool,
+    queue: Vec<Request<M>>,
+    /// Requests sent with an id, and when they time out.
+    pending: Vec<(u32, u64)>,
     out: Vec<Action<M>>,
 }
 
-impl<M> Machine<M> {
+impl<M: Clone> Machine<M> {
+    /// The io facade's machine: connects to `url`; the page authenticates.
+    pub fn for_facade(url: String, connect_timeout_ms: u64, seed: u64) -> Self {
+        let settings = crate::settings::Settings {
+            url,
+            auth_token: String::new(),
+            content_tokens: TokenMap::default(),
+            connect_timeout_ms,
+        };
+        Machine { facade: true, ..Machine::new(settings, seed) }
+    }
+
     pub fn new(settings: crate::settings::Settings, seed: u64) -> Self {
         Machine {
             url: settings.url,
@@ -132,13 +233,23 @@ impl<M> Machine<M> {
             last_close: None,
             failure_check_at: None,
             failure_reported: false,
+            facade: false,
+            page_auth: None,
+            auth_acks: Vec::new(),
+            connected_before: false,
+            queue: Vec::new(),
+            pending: Vec::new(),
             out: Vec::new(),
         }
     }
 
+    pub fn is_facade(&self) -> bool {
+        self.facade
+    }
+
     /// Takes the auth token and content tokens the page settings hold now (the glue calls it
     /// before opening a connection, so `authenticate` sees what Drupal AJAX added meanwhile).
-    pub fn refresh(&mut self, auth_token: Option<String>, tokens: BTreeMap<String, String>) {
+    pub fn refresh(&mut self, auth_token: Option<String>, tokens: TokenMap) {
         if let Some(token) = auth_token {
             self.auth_token = token;
         }
@@ -151,7 +262,9 @@ impl<M> Machine<M> {
         match input {
             Input::Start => {
                 if self.phase == Phase::Idle {
-                    self.failure_check_at = Some(now + self.connect_timeout_ms + 250);
+                    if !self.facade {
+                        self.failure_check_at = Some(now + self.connect_timeout_ms + 250);
+                    }
                     self.open(now);
                 }
             }
@@ -173,12 +286,33 @@ impl<M> Machine<M> {
                 }
                 _ => {}
             },
+            Input::AuthenticateWith { data, id } => self.on_page_auth(now, data, id),
+            Input::ConnectHandled => {
+                if let (Phase::Authenticating { sent: false, .. }, Some(data)) =
+                    (&self.phase, &self.page_auth)
+                {
+                    let frame = Out::AuthenticateWith(data.clone());
+                    self.auth_sent(now, frame);
+                }
+            }
+            Input::Request(request) => self.on_request(now, request),
+            Input::Stop => {
+                if let Some(conn) = self.conn() {
+                    self.out.push(Action::Close { conn, reason: "closed by the page" });
+                }
+                self.lost(now, 1000);
+                self.phase = Phase::Stopped;
+                self.failure_check_at = None;
+                for request in core::mem::take(&mut self.queue) {
+                    self.refuse(request.id, "not-connected", "the client is stopped");
+                }
+            }
         }
         let after = self.status();
         if after != before {
             self.out.push(Action::Status(after));
         }
-        std::mem::take(&mut self.out)
+        core::mem::take(&mut self.out)
     }
 
     /// When the glue must feed the next [`Input::Tick`].
@@ -189,7 +323,8 @@ impl<M> Machine<M> {
             _ => None,
         };
         let heartbeat = self.heartbeat.map(|h| (h.last_sent + h.every).min(h.dead_at()));
-        [phase, heartbeat, self.failure_check_at].into_iter().flatten().min()
+        let request = self.pending.iter().map(|(_, at)| *at).min();
+        [phase, heartbeat, self.failure_check_at, request].into_iter().flatten().min()
     }
 
     pub fn status(&self) -> Status {
@@ -241,7 +376,7 @@ impl<M> Machine<M> {
         self.out.push(Action::Open { conn, url: self.url.clone() });
     }
 
-    fn send(&mut self, now: u64, frame: ClientFrame) {
+    fn send(&mut self, now: u64, frame: Out<M>) {
         let Some(conn) = self.conn() else { return };
         if let Some(h) = &mut self.heartbeat {
             h.last_sent = now;
@@ -260,14 +395,20 @@ impl<M> Machine<M> {
                 }
                 let every = heartbeat_ms.max(1000);
                 self.heartbeat = Some(Heartbeat { every, last_sent: now, last_heard: now });
-                self.phase = Phase::Authenticating { conn, socket_id };
-                let frame = ClientFrame::Authenticate(Authenticate {
-                    auth_token: self.auth_token.clone(),
-                    content_tokens: self.tokens.for_authenticate(),
-                    positions: None,
-                    extra: Map::new(),
-                });
-                self.send(now, frame);
+                self.phase = Phase::Authenticating { conn, socket_id, sent: false };
+                if self.facade {
+                    self.out.push(Action::Io(IoEvent::Connect));
+                    if self.connected_before {
+                        self.out.push(Action::Io(IoEvent::Reconnect));
+                    }
+                    self.connected_before = true;
+                } else {
+                    let frame = Out::Authenticate {
+                        auth_token: self.auth_token.clone(),
+                        content_tokens: self.tokens.for_authenticate(),
+                    };
+                    self.auth_sent(now, frame);
+                }
             }
             Incoming::Authenticated { socket_id, uid } => {
                 if !matches!(self.phase, Phase::Authenticating { .. }) {
@@ -276,26 +417,41 @@ impl<M> Machine<M> {
                 self.phase = Phase::Connected { conn, socket_id, since: now };
                 self.uid = Some(uid);
                 self.failure_reported = false;
-                for (channel, content_token) in self.tokens.take_deferred() {
-                    let join = JoinTokenChannel { channel, content_token };
-                    self.send(now, ClientFrame::JoinTokenChannel(join));
+                for (channel, token) in self.tokens.take_deferred() {
+                    self.send(now, Out::Join { channel, token });
                 }
-                self.out.push(Action::Setup(SetupEvent::Connect));
+                for request in core::mem::take(&mut self.queue) {
+                    self.send_request(now, request);
+                }
+                if self.facade {
+                    for id in core::mem::take(&mut self.auth_acks) {
+                        self.out.push(Action::AuthAck(id));
+                    }
+                } else {
+                    self.out.push(Action::Setup(SetupEvent::Connect));
+                }
             }
-            Incoming::Message(message) => self.out.push(Action::Dispatch(message)),
-            Incoming::Error { code, message } => {
+            Incoming::Message { message, channel, meta } => {
+                self.out.push(Action::Dispatch { message, channel, meta })
+            }
+            Incoming::Ack { id, result } => self.reply(id, Ok(result)),
+            Incoming::Error { code, message, id: Some(id) } if self.is_pending(id) => {
+                self.reply(id, Err(Refusal { code, message }))
+            }
+            Incoming::Error { code, message, .. } => {
                 let text = ["drupal-push: the server refused a frame (", &code, "): ", &message];
-                self.out.push(Action::Warn(text.concat()));
+                self.out.push(Action::Warn(crate::out::cat(&text)));
             }
-            Incoming::Ping => self.send(now, ClientFrame::Pong),
+            Incoming::Ping => self.send(now, Out::Pong),
             Incoming::Pong => {}
             Incoming::Invalid(why) => {
-                self.out.push(Action::Warn(["drupal-push: ignored a frame: ", &why].concat()))
+                self.out.push(Action::Warn(crate::out::cat(&["drupal-push: ignored a frame: ", &why])))
             }
         }
     }
 
     fn on_tick(&mut self, now: u64) {
+        self.expire_requests(now);
         if self.failure_check_at.is_some_and(|at| now >= at) {
             self.failure_check_at = None;
             if !matches!(self.phase, Phase::Connected { .. }) {
@@ -315,7 +471,7 @@ impl<M> Machine<M> {
         if now >= h.dead_at() {
             self.give_up(now, conn, "heartbeat-timeout");
         } else if now >= h.last_sent + h.every {
-            self.send(now, ClientFrame::Ping);
+            self.send(now, Out::Ping);
         }
     }
 
@@ -335,43 +491,131 @@ impl<M> Machine<M> {
         let changed = self.tokens.join(channel, token);
         match self.phase {
             Phase::Connected { .. } => {
-                let join = JoinTokenChannel { channel: channel.into(), content_token: token.into() };
-                self.send(now, ClientFrame::JoinTokenChannel(join));
+                self.send(now, Out::Join { channel: channel.into(), token: token.into() });
             }
-            Phase::Authenticating { .. } if changed => self.tokens.defer(channel, token),
+            Phase::Authenticating { .. } if changed || self.facade => self.tokens.defer(channel, token),
             _ => {}
+        }
+    }
+
+    fn auth_sent(&mut self, now: u64, frame: Out<M>) {
+        if let Phase::Authenticating { sent, .. } = &mut self.phase {
+            *sent = true;
+        }
+        self.send(now, frame);
+    }
+
+    /// io facade: the page emitted `authenticate`. Sent now if this connection awaits it, else
+    /// kept for the next one (the module emits it again from every `connect` anyway).
+    fn on_page_auth(&mut self, now: u64, data: M, id: Option<u32>) {
+        let awaiting = matches!(self.phase, Phase::Authenticating { sent: false, .. });
+        self.page_auth = Some(data.clone());
+        match (&self.phase, id) {
+            (Phase::Connected { .. }, Some(id)) => self.out.push(Action::AuthAck(id)),
+            (_, Some(id)) => self.auth_acks.push(id),
+            _ => {}
+        }
+        if awaiting {
+            self.auth_sent(now, Out::AuthenticateWith(data));
+        }
+    }
+
+    fn on_request(&mut self, now: u64, request: Request<M>) {
+        match self.phase {
+            Phase::Connected { .. } => self.send_request(now, request),
+            Phase::Stopped => self.refuse(request.id, "not-connected", "the client is stopped"),
+            _ if self.queue.len() >= QUEUE_MAX => {
+                self.refuse(request.id, "not-connected", "too many requests wait for the connection")
+            }
+            _ => self.queue.push(request),
+        }
+    }
+
+    fn send_request(&mut self, now: u64, request: Request<M>) {
+        let Request { channel, message, echo, id } = request;
+        if let Some(id) = id {
+            self.pending.push((id, now + REQUEST_TIMEOUT_MS));
+        }
+        let frame = match channel {
+            Some(channel) => Out::Publish { channel, message, echo, id },
+            None => Out::Message { message, id },
+        };
+        self.send(now, frame);
+    }
+
+    fn is_pending(&self, id: u64) -> bool {
+        self.pending.iter().any(|(p, _)| u64::from(*p) == id)
+    }
+
+    fn reply(&mut self, id: u64, result: Result<M, Refusal>) {
+        if self.is_pending(id) {
+            self.pending.retain(|(p, _)| u64::from(*p) != id);
+            self.out.push(Action::Reply { id: id as u32, result });
+        }
+    }
+
+    fn refuse(&mut self, id: Option<u32>, code: &str, message: &str) {
+        if let Some(id) = id {
+            self.out.push(Action::Reply { id, result: Err(Refusal::local(code, message)) });
+        }
+    }
+
+    fn expire_requests(&mut self, now: u64) {
+        let (late, keep): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(_, at)| now >= *at);
+        self.pending = keep;
+        for (id, _) in late {
+            self.refuse(Some(id), "timeout", "no answer from the server");
         }
     }
 
     /// The current connection ended with `code`: tell the page and decide what comes next.
     fn lost(&mut self, now: u64, code: u16) {
-        if let Phase::Connected { since, .. } = self.phase {
-            if now.saturating_sub(since) >= STABLE_MS {
-                self.backoff.reset();
+        let stop = policy(code) == Policy::Stop;
+        match self.phase {
+            Phase::Connected { since, .. } => {
+                if now.saturating_sub(since) >= STABLE_MS {
+                    self.backoff.reset();
+                }
+                if !self.facade {
+                    self.out.push(Action::Setup(SetupEvent::Disconnect));
+                }
             }
-            self.out.push(Action::Setup(SetupEvent::Disconnect));
+            Phase::Opening { .. } if self.facade => self.out.push(Action::Io(IoEvent::ConnectError)),
+            _ => {}
+        }
+        if self.facade && matches!(self.phase, Phase::Authenticating { .. } | Phase::Connected { .. }) {
+            self.out.push(Action::Io(IoEvent::Disconnect { by_server: stop }));
+        }
+        for (id, _) in core::mem::take(&mut self.pending) {
+            self.refuse(Some(id), "connection-lost", "the connection closed before the answer");
         }
         self.heartbeat = None;
         self.last_close = Some(code);
-        let code = CloseCode(code);
-        match code.policy() {
-            ReconnectPolicy::Stop => {
+        match policy(code) {
+            Policy::Stop => {
                 self.phase = Phase::Stopped;
                 self.failure_check_at = None;
-                self.out.push(Action::Warn(format!(
-                    "drupal-push: the server closed the connection ({} {}); not reconnecting",
-                    code.0,
-                    code.reason()
-                )));
-                if code == CloseCode::AUTH_REJECTED {
+                self.auth_acks.clear();
+                for request in core::mem::take(&mut self.queue) {
+                    self.refuse(request.id, "not-connected", "the client is stopped");
+                }
+                let text = [
+                    "drupal-push: the server closed the connection (",
+                    &digits(code.into()),
+                    " ",
+                    stop_reason(code),
+                    "); not reconnecting",
+                ];
+                self.out.push(Action::Warn(crate::out::cat(&text)));
+                if code == 4001 && !self.facade {
                     self.report_failure();
                 }
             }
-            ReconnectPolicy::Backoff => {
+            Policy::Backoff => {
                 let delay = self.backoff.next_delay(self.rng.unit());
                 self.phase = Phase::Waiting { until: now + delay, delay };
             }
-            ReconnectPolicy::Soon => {
+            Policy::Soon => {
                 let delay = soon_delay(self.rng.unit());
                 self.phase = Phase::Waiting { until: now + delay, delay };
             }

@@ -8,7 +8,7 @@ fn settings() -> Settings {
     Settings {
         url: "ws://h:1/ws".into(),
         auth_token: "tok".into(),
-        content_tokens: [("chat".to_string(), "t1".to_string())].into(),
+        content_tokens: [("chat".to_string(), "t1".to_string())].into_iter().collect(),
         connect_timeout_ms: 5000,
     }
 }
@@ -22,6 +22,10 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         Harness { m: Machine::new(settings(), 7), now: 1_000 }
+    }
+
+    fn facade() -> Self {
+        Harness { m: Machine::for_facade("ws://h:1/ws".into(), 5000, 7), now: 1_000 }
     }
 
     fn feed(&mut self, input: Input<Value>) -> Vec<Action<Value>> {
@@ -61,6 +65,15 @@ impl Harness {
     fn close(&mut self, code: u16) -> Vec<Action<Value>> {
         let conn = self.conn();
         self.feed(Input::Closed { conn, code })
+    }
+
+    fn close_stopped(&mut self, code: u16) -> Vec<Action<Value>> {
+        self.feed(Input::Start);
+        if self.m.conn().is_none() {
+            let t = self.retry_at();
+            self.at(t, Input::Tick);
+        }
+        self.close(code)
     }
 
     fn retry_at(&self) -> u64 {
@@ -117,7 +130,9 @@ fn messages_are_dispatched_verbatim_errors_warn_and_pings_are_answered() {
     let mut h = Harness::new();
     h.connect();
     let a = h.text(r#"{"type":"message","channel":"c","message":{"callback":"x","data":{"n":1}}}"#);
-    assert_eq!(a, [Action::Dispatch(json!({"callback":"x","data":{"n":1}}))]);
+    let message = json!({"callback":"x","data":{"n":1}});
+    let meta = json!({"channel": "c"});
+    assert_eq!(a, [Action::Dispatch { message, channel: Some("c".into()), meta }]);
     let a = h.text(r#"{"type":"error","code":"invalid-content-token","message":"no"}"#);
     assert!(matches!(&a[..], [Action::Warn(w)] if w.contains("invalid-content-token") && w.contains("no")));
     assert_eq!(sent(&h.text(r#"{"type":"ping"}"#)), [r#"{"type":"pong"}"#]);
@@ -137,7 +152,7 @@ fn events_of_an_old_connection_are_ignored() {
     h.at(retry, Input::Tick);
     assert_ne!(h.conn(), old);
     assert!(h.feed(Input::Closed { conn: old, code: 4002 }).is_empty());
-    let frame = Incoming::Message(json!({}));
+    let frame = Incoming::Message { message: json!({}), channel: None, meta: json!({}) };
     assert!(h.feed(Input::Frame { conn: old, frame }).is_empty());
     assert_eq!(h.m.status().state, State::Connecting);
 }
@@ -332,7 +347,7 @@ fn joins_are_sent_deferred_or_saved_for_the_next_authenticate() {
     h.close(1006);
     let t = h.retry_at();
     h.at(t, Input::Tick);
-    h.m.refresh(Some("tok2".into()), [("ajax".to_string(), "a".to_string())].into());
+    h.m.refresh(Some("tok2".into()), [("ajax".to_string(), "a".to_string())].into_iter().collect());
     let a = h.hello();
     assert_eq!(
         sent(&a),
@@ -373,4 +388,163 @@ fn status_reports_only_changes() {
     assert!(s.retry_in_ms.is_some());
     assert_eq!(s.socket_id, None);
     assert_eq!(s.uid, None);
+}
+
+fn replies(actions: &[Action<Value>]) -> Vec<(u32, Result<Value, String>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Reply { id, result } => Some((*id, result.clone().map_err(|r| r.code))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn io(actions: &[Action<Value>]) -> Vec<IoEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Io(e) => Some(*e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn message(id: Option<u32>) -> Input<Value> {
+    Input::Request(Request { channel: None, message: json!({"type": "chat", "n": 1}), echo: false, id })
+}
+
+fn publish(id: Option<u32>) -> Input<Value> {
+    let message = json!({"text": "hi"});
+    Input::Request(Request { channel: Some("chat_1".into()), message, echo: true, id })
+}
+
+#[test]
+fn requests_are_sent_when_connected_and_answered_once() {
+    let mut h = Harness::new();
+    h.connect();
+    assert_eq!(
+        sent(&h.feed(message(Some(7)))),
+        [r#"{"type":"message","message":{"n":1,"type":"chat"},"id":7}"#]
+    );
+    assert_eq!(
+        sent(&h.feed(publish(Some(8)))),
+        [r#"{"type":"publish","channel":"chat_1","message":{"text":"hi"},"echo":true,"id":8}"#]
+    );
+    assert_eq!(sent(&h.feed(message(None))), [r#"{"type":"message","message":{"n":1,"type":"chat"}}"#]);
+    let a = h.text(r#"{"type":"ack","id":7,"result":{"ok":true}}"#);
+    assert_eq!(replies(&a), [(7, Ok(json!({"ok": true})))]);
+    assert!(h.text(r#"{"type":"ack","id":7,"result":1}"#).is_empty(), "answered once");
+    let a = h.text(r#"{"type":"error","code":"not-a-member","message":"no","id":8}"#);
+    assert_eq!(replies(&a), [(8, Err("not-a-member".into()))]);
+    let a = h.text(r#"{"type":"error","code":"rate-limited","message":"slow down"}"#);
+    assert!(matches!(&a[..], [Action::Warn(w)] if w.contains("rate-limited")), "no id: a warning");
+    let a = h.text(r#"{"type":"error","code":"rate-limited","message":"m","id":99}"#);
+    assert!(matches!(&a[..], [Action::Warn(_)]), "an unknown id: a warning");
+}
+
+#[test]
+fn requests_wait_for_the_connection_and_fail_when_it_is_lost_or_stopped() {
+    let mut h = Harness::new();
+    assert!(sent(&h.feed(message(Some(1)))).is_empty(), "idle: queued");
+    h.feed(Input::Start);
+    h.hello();
+    assert!(sent(&h.feed(publish(Some(2)))).is_empty(), "authenticating: queued");
+    let a = h.authenticated();
+    assert_eq!(sent(&a).len(), 2, "sent once authenticated: {:?}", sent(&a));
+    assert!(sent(&a)[0].contains(r#""id":1"#) && sent(&a)[1].contains(r#""id":2"#), "in order");
+    let a = h.close(1006);
+    assert_eq!(replies(&a), [(1, Err("connection-lost".into())), (2, Err("connection-lost".into()))]);
+    for i in 0..QUEUE_MAX as u32 {
+        assert!(h.feed(message(Some(100 + i))).is_empty());
+    }
+    assert_eq!(replies(&h.feed(message(Some(9)))), [(9, Err("not-connected".into()))], "queue full");
+    let a = h.close_stopped(4002);
+    assert_eq!(replies(&a).len(), QUEUE_MAX, "the queue is refused when the client stops");
+    assert!(replies(&a).iter().all(|(_, r)| r == &Err("not-connected".into())));
+    assert_eq!(replies(&h.feed(message(Some(10)))), [(10, Err("not-connected".into()))]);
+}
+
+#[test]
+fn unanswered_requests_time_out() {
+    let mut h = Harness::new();
+    h.connect();
+    let t0 = h.now;
+    h.feed(message(Some(3)));
+    assert!(h.m.next_deadline().is_some_and(|d| d <= t0 + REQUEST_TIMEOUT_MS));
+    assert!(replies(&h.at(t0 + REQUEST_TIMEOUT_MS - 1, Input::Tick)).is_empty());
+    assert_eq!(replies(&h.at(t0 + REQUEST_TIMEOUT_MS, Input::Tick)), [(3, Err("timeout".into()))]);
+    assert!(h.text(r#"{"type":"ack","id":3,"result":1}"#).is_empty(), "too late");
+}
+
+#[test]
+fn the_facade_fires_connect_at_hello_and_sends_the_pages_authenticate() {
+    let mut h = Harness::facade();
+    h.feed(Input::Start);
+    let a = h.hello();
+    assert_eq!(io(&a), [IoEvent::Connect]);
+    assert!(sent(&a).is_empty(), "the page authenticates");
+    assert!(setups(&a).is_empty(), "the module runs its own setup handlers");
+    let auth = json!({"authToken": "page", "contentTokens": {"c": "t"}});
+    let a = h.feed(Input::AuthenticateWith { data: auth.clone(), id: Some(4) });
+    assert_eq!(sent(&a), [r#"{"type":"authenticate","authToken":"page","contentTokens":{"c":"t"}}"#]);
+    assert!(sent(&h.feed(Input::ConnectHandled)).is_empty(), "already sent");
+    assert!(sent(&h.feed(Input::AuthenticateWith { data: auth, id: None })).is_empty(), "one per connection");
+    let a = h.authenticated();
+    assert!(a.contains(&Action::AuthAck(4)));
+    assert!(setups(&a).is_empty());
+    assert_eq!(h.m.status().state, State::Connected);
+}
+
+#[test]
+fn the_facade_reconnects_and_falls_back_to_the_last_authenticate() {
+    let mut h = Harness::facade();
+    // Drupal 7's attach emits authenticate right after io.connect, before any connection.
+    let early = json!({"authToken": "d7"});
+    assert!(h.feed(Input::AuthenticateWith { data: early, id: None }).is_empty());
+    h.feed(Input::Start);
+    h.hello();
+    let a = h.feed(Input::ConnectHandled);
+    assert_eq!(
+        sent(&a),
+        [r#"{"type":"authenticate","authToken":"d7"}"#],
+        "no emit from connect: the last one"
+    );
+    h.authenticated();
+    let a = h.close(1006);
+    assert_eq!(io(&a), [IoEvent::Disconnect { by_server: false }]);
+    let t = h.retry_at();
+    let a = h.at(t, Input::Tick);
+    assert!(io(&a).is_empty());
+    let a = h.close(1006);
+    assert_eq!(io(&a), [IoEvent::ConnectError], "failed before the socket was up");
+    let t = h.retry_at();
+    h.at(t, Input::Tick);
+    assert_eq!(io(&h.hello()), [IoEvent::Connect, IoEvent::Reconnect]);
+    h.feed(Input::AuthenticateWith { data: json!({"authToken": "again"}), id: None });
+    h.authenticated();
+    let a = h.close(4002);
+    assert_eq!(io(&a), [IoEvent::Disconnect { by_server: true }]);
+    assert_eq!(h.m.status().state, State::Stopped);
+    assert!(setups(&a).is_empty());
+}
+
+#[test]
+fn the_facade_defers_joins_until_authenticated_and_stop_closes() {
+    let mut h = Harness::facade();
+    h.feed(Input::Start);
+    h.hello();
+    let join = Input::Join { channel: "room".into(), token: "t".into() };
+    assert!(sent(&h.feed(join)).is_empty());
+    h.feed(Input::AuthenticateWith { data: json!({"authToken": "a"}), id: None });
+    assert_eq!(
+        sent(&h.authenticated()),
+        [r#"{"type":"join-token-channel","channel":"room","contentToken":"t"}"#]
+    );
+    let a = h.feed(Input::Stop);
+    assert!(matches!(a[0], Action::Close { .. }));
+    assert_eq!(io(&a), [IoEvent::Disconnect { by_server: false }]);
+    assert_eq!(h.m.status().state, State::Stopped);
+    assert_eq!(h.m.next_deadline(), None);
+    assert_eq!(opens(&h.feed(Input::Reauthenticate)), 1, "socket.connect() starts again");
 }

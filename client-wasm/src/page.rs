@@ -3,13 +3,24 @@
 //! Everything here looks the registries up when it needs them (so callbacks registered after
 //! start are found), calls page code with exceptions caught and logged, and writes the state
 //! the module exposed (`Drupal.Nodejs.socket`) plus a `drupal-push:status` event on `window`.
+//!
+//! Delivery ([`Page::deliver`]): the module's rules (`Drupal.Nodejs.runCallbacks`, or the io
+//! facade's `message` listeners, which are the module's own `runCallbacks`), then the
+//! listeners of drupal-push: `Drupal.Nodejs.channelCallbacks` (keys are channel names or
+//! `prefix*` patterns, values an entry `{callback}` or an array of them, as `onChannel` adds)
+//! and `Drupal.Nodejs.broadcastCallbacks` (an array of `{callback}`, as `onBroadcast` adds).
+//! They are called as `callback(message, meta)`.
 
-use crate::dispatch::{self, CallbackField, MessageView, Route};
+use crate::dispatch::{self, CallbackField, Listeners, MessageView, Route};
+use crate::js;
+pub(crate) use crate::js::{get, set};
 use crate::machine::Status;
+use crate::out::digits;
 use crate::settings::{PageLocation, Scalar, Source};
-use js_sys::{Array, Function, JSON, Object, Reflect};
+use alloc::string::String;
+use alloc::vec::Vec;
+use js_sys::{Array, Function, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::console;
 
 /// The JS objects the client works with.
 #[derive(Clone)]
@@ -18,17 +29,6 @@ pub struct Page {
     pub nodejs: Object,
     /// `drupalSettings.nodejs` (Drupal 8+) or `Drupal.settings.nodejs` (Drupal 7).
     pub settings: JsValue,
-}
-
-pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {
-    if !target.is_object() && !target.is_function() {
-        return JsValue::UNDEFINED;
-    }
-    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-pub(crate) fn set(target: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(target, &JsValue::from_str(key), value);
 }
 
 /// A new plain object with the members the nodejs module creates `Drupal.Nodejs` with.
@@ -46,7 +46,7 @@ impl Page {
     /// `window.Drupal.Nodejs` (created with the module's initial shape when missing) and the
     /// Drupal 8+ or Drupal 7 settings.
     pub fn from_window() -> Option<Page> {
-        let window: JsValue = web_sys::window()?.into();
+        let window = js::global();
         let mut drupal = get(&window, "Drupal");
         if !drupal.is_object() {
             drupal = Object::new().into();
@@ -81,17 +81,61 @@ impl Page {
         set(&tokens, channel, &JsValue::from_str(token));
     }
 
-    /// Hands a message to `Drupal.Nodejs.runCallbacks` (so page code that wraps it sees every
-    /// message), or dispatches it directly when that is not a function.
-    pub fn deliver(&self, message: &JsValue, own_socket_id: Option<&str>) {
-        let run = get(&self.nodejs, "runCallbacks");
-        match run.dyn_ref::<Function>() {
-            Some(f) => {
-                if let Err(e) = f.call1(&self.nodejs, message) {
-                    console::error_2(&"drupal-push: runCallbacks threw".into(), &e);
+    /// Delivers a message: the module's rules, then the channel or broadcast callbacks.
+    /// `facade` is the io facade's socket, whose `message` listeners stand for the module's
+    /// `runCallbacks`; without it, `Drupal.Nodejs.runCallbacks` is called (so page code that
+    /// wraps it sees every message), or the rules are applied here when it is not a function.
+    pub fn deliver(
+        &self,
+        message: &JsValue,
+        channel: Option<&str>,
+        meta: &JsValue,
+        own_socket_id: Option<&str>,
+        facade: Option<&JsValue>,
+    ) {
+        let listeners = dispatch::listeners(channel, &view_of(message), own_socket_id);
+        if let Some(socket) = facade {
+            socket.unchecked_ref::<js::Driver>().fire("message", message);
+        } else {
+            let run = get(&self.nodejs, "runCallbacks");
+            match run.dyn_ref::<Function>() {
+                Some(f) => {
+                    if let Err(e) = f.call1(&self.nodejs, message) {
+                        js::error("drupal-push: runCallbacks threw", &e);
+                    }
+                }
+                None => self.run_callbacks(message, own_socket_id),
+            }
+        }
+        self.run_listeners(&listeners, message, meta);
+    }
+
+    /// Calls the channel callbacks or broadcast callbacks [`dispatch::listeners`] chose.
+    pub fn run_listeners(&self, listeners: &Listeners, message: &JsValue, meta: &JsValue) {
+        let call = |entry: &JsValue, name: &str| {
+            if let Some(f) = get(entry, "callback").dyn_ref::<Function>()
+                && let Err(e) = f.call2(entry, message, meta)
+            {
+                js::error(&crate::out::cat(&["drupal-push: callback of \"", name, "\" threw"]), &e);
+            }
+        };
+        match listeners {
+            Listeners::None => {}
+            Listeners::Channel(channel) => {
+                let registry = get(&self.nodejs, "channelCallbacks");
+                for key in keys(&registry) {
+                    if dispatch::channel_matches(&key, channel) {
+                        for entry in entries(&get(&registry, &key)) {
+                            call(&entry, &key);
+                        }
+                    }
                 }
             }
-            None => self.run_callbacks(message, own_socket_id),
+            Listeners::Broadcast => {
+                for entry in entries(&get(&self.nodejs, "broadcastCallbacks")) {
+                    call(&entry, "onBroadcast");
+                }
+            }
         }
     }
 
@@ -128,41 +172,16 @@ impl Page {
             call_entry(&registry, &name, kind, &JsValue::UNDEFINED);
         }
     }
+}
 
-    /// Creates `Drupal.Nodejs.socket`: `connected`, `id`, `sessionid` and `socket.sessionid`
-    /// are what page code and the Drupal.ajax patch read (spec 3.5).
-    pub fn install_socket_object(&self) -> Object {
-        let existing = get(&self.nodejs, "socket");
-        if existing.is_object() && get(&existing, "drupalPush").is_truthy() {
-            return existing.unchecked_into();
-        }
-        let socket = Object::new();
-        set(&socket, "drupalPush", &JsValue::TRUE);
-        set(&socket, "connected", &JsValue::FALSE);
-        set(&socket, "socket", &Object::new());
-        set(&self.nodejs, "socket", &socket);
-        socket
-    }
-
-    /// Shows `status` on `Drupal.Nodejs.socket` and dispatches `drupal-push:status`.
-    pub fn show_status(&self, socket: &Object, status: &Status) {
-        let id = status.socket_id.as_deref().map_or(JsValue::UNDEFINED, JsValue::from_str);
-        let connected = JsValue::from_bool(status.state == crate::machine::State::Connected);
-        set(socket, "connected", &connected);
-        set(socket, "id", &id);
-        set(socket, "sessionid", &id);
-        set(&get(socket, "socket"), "sessionid", &id);
-        set(socket, "state", &JsValue::from_str(status.state.as_str()));
-        let detail = status_object(status);
-        set(socket, "status", &detail);
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let init = web_sys::CustomEventInit::new();
-        init.set_detail(&detail);
-        if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict("drupal-push:status", &init) {
-            let _ = window.dispatch_event(&event);
-        }
+/// The entries of a registry value: an array of entries, or one entry.
+fn entries(value: &JsValue) -> Vec<JsValue> {
+    if Array::is_array(value) {
+        Array::from(value).iter().collect()
+    } else if value.is_object() {
+        alloc::vec![value.clone()]
+    } else {
+        Vec::new()
     }
 }
 
@@ -181,16 +200,10 @@ pub fn status_object(status: &Status) -> JsValue {
 
 /// Where the page was loaded from, for settings that name no host or scheme.
 pub fn location() -> PageLocation {
-    let location = web_sys::window().map(|w| w.location());
-    let protocol = location.as_ref().and_then(|l| l.protocol().ok()).unwrap_or_default();
-    let hostname = location.and_then(|l| l.hostname().ok()).unwrap_or_default();
+    let location = get(&js::global(), "location");
+    let protocol = get(&location, "protocol").as_string().unwrap_or_default();
+    let hostname = get(&location, "hostname").as_string().unwrap_or_default();
     PageLocation { secure: protocol == "https:", hostname }
-}
-
-/// A JSON message as plain JS objects and arrays, as `JSON.parse` gives page code (tests).
-pub fn to_js(message: &serde_json::Value) -> JsValue {
-    let text = serde_json::to_string(message).unwrap_or_default();
-    JSON::parse(&text).unwrap_or(JsValue::NULL)
 }
 
 /// The settings object as a [`Source`].
@@ -247,14 +260,14 @@ pub fn view_of(message: &JsValue) -> MessageView {
         presence_notification: !get(message, "presenceNotification").is_undefined(),
         content_channel_notification: !get(message, "contentChannelNotification").is_undefined(),
         client_socket_id: get(message, "clientSocketId").as_string(),
+        broadcast: get(message, "broadcast").is_truthy(),
     }
 }
 
 /// Same rule as [`dispatch::key_of`]: strings, and non-negative integers as their digits.
 fn key_of(v: &JsValue) -> Option<String> {
     match v.as_f64() {
-        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Some((f as u64).to_string()),
-        Some(_) => None,
+        Some(f) => crate::out::whole(f).map(digits),
         None => v.as_string(),
     }
 }
@@ -275,7 +288,7 @@ fn call_entry(registry: &JsValue, name: &str, method: &str, arg: &JsValue) {
         return;
     };
     if let Err(e) = f.call1(&entry, arg) {
-        let what = ["drupal-push: ", method, " of \"", name, "\" threw"].concat();
-        console::error_2(&what.into(), &e);
+        let what = crate::out::cat(&["drupal-push: ", method, " of \"", name, "\" threw"]);
+        js::error(&what, &e);
     }
 }

@@ -8,8 +8,11 @@
 //! `connectionFailure` handlers run when the page is still not connected (default 5000 ms, as in
 //! the module).
 
-use serde_json::Value;
-use std::collections::BTreeMap;
+use crate::out::{digits, whole};
+use crate::tokens::TokenMap;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Default WebSocket path of the server (`wsPath` there).
 pub const DEFAULT_PATH: &str = "/ws";
@@ -23,7 +26,7 @@ pub struct Settings {
     pub url: String,
     pub auth_token: String,
     /// Content-token channel -> token, from `contentTokens`.
-    pub content_tokens: BTreeMap<String, String>,
+    pub content_tokens: TokenMap,
     pub connect_timeout_ms: u64,
 }
 
@@ -59,10 +62,9 @@ pub trait Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingSettings;
 
-impl std::fmt::Display for MissingSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)")
-    }
+impl MissingSettings {
+    pub const TEXT: &'static str =
+        "drupal-push: no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)";
 }
 
 /// Parses the `nodejs` settings object.
@@ -94,8 +96,8 @@ pub fn parse(nodejs: &impl Source, page: &PageLocation) -> Result<Settings, Miss
 /// change them after the page loaded). `contentTokens` is an object of channel -> token, or
 /// `[]` (an empty PHP array) when there is none; integers are taken as their digits, other
 /// values are skipped.
-pub fn credentials(nodejs: &impl Source) -> (Option<String>, BTreeMap<String, String>) {
-    let mut tokens = BTreeMap::new();
+pub fn credentials(nodejs: &impl Source) -> (Option<String>, TokenMap) {
+    let mut tokens = TokenMap::default();
     for (channel, token) in nodejs.entries(&["contentTokens"]) {
         if let Some(token) = text(Some(token)) {
             tokens.insert(channel, token);
@@ -113,21 +115,16 @@ fn secure_flag(scheme: Option<Scalar>, secure: Option<Scalar>) -> Option<bool> {
     match secure? {
         Scalar::Bool(b) => Some(b),
         Scalar::Num(n) => Some(n != 0.0),
-        Scalar::Str(s) => Some(!matches!(s.trim(), "" | "0" | "false")),
+        Scalar::Str(s) => Some(!matches!(s.trim_ascii(), "" | "0" | "false")),
         Scalar::Other => None,
     }
-}
-
-/// A non-negative integer below 2^53.
-fn integer(n: f64) -> Option<u64> {
-    (n >= 0.0 && n.fract() == 0.0 && n < 9.0e15).then_some(n as u64)
 }
 
 /// A non-empty string, or an integer as its digits.
 fn text(v: Option<Scalar>) -> Option<String> {
     match v? {
-        Scalar::Str(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Scalar::Num(n) => integer(n).map(|n| n.to_string()),
+        Scalar::Str(s) if !s.trim_ascii().is_empty() => Some(s.trim_ascii().to_owned()),
+        Scalar::Num(n) => whole(n).map(digits),
         _ => None,
     }
 }
@@ -138,21 +135,37 @@ fn port(v: Option<Scalar>) -> Option<u16> {
 
 fn millis(v: Option<Scalar>) -> Option<u64> {
     match v? {
-        Scalar::Num(n) => integer(n.floor()).filter(|ms| *ms > 0),
-        Scalar::Str(s) => s.trim().parse().ok().filter(|ms| *ms > 0),
+        Scalar::Num(n) => (1.0..9.0e15).contains(&n).then_some(n as u64),
+        Scalar::Str(s) => s.trim_ascii().parse().ok().filter(|ms| *ms > 0),
         _ => None,
     }
 }
 
 fn ws_url(secure: bool, host: &str, port: Option<u16>, path: &str) -> String {
-    let scheme = if secure { "wss" } else { "ws" };
-    let host =
-        if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
-    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-    let slash = if path.starts_with('/') { "" } else { "/" };
-    format!("{scheme}://{host}{port}{slash}{path}")
+    let mut url = String::from(if secure { "wss://" } else { "ws://" });
+    let bracket = host.contains(':') && !host.starts_with('[');
+    if bracket {
+        url.push('[');
+    }
+    url.push_str(host);
+    if bracket {
+        url.push(']');
+    }
+    if let Some(port) = port {
+        url.push(':');
+        url.push_str(&digits(port.into()));
+    }
+    if !path.starts_with('/') {
+        url.push('/');
+    }
+    url.push_str(path);
+    url
 }
 
+#[cfg(feature = "std")]
+use serde_json::Value;
+
+#[cfg(feature = "std")]
 fn scalar_of(v: &Value) -> Scalar {
     match v {
         Value::String(s) => Scalar::Str(s.clone()),
@@ -162,11 +175,13 @@ fn scalar_of(v: &Value) -> Scalar {
     }
 }
 
+#[cfg(feature = "std")]
 fn walk<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, key| v.get(key))
 }
 
 /// Settings as JSON (native tests and tools).
+#[cfg(feature = "std")]
 impl Source for Value {
     fn is_object(&self) -> bool {
         Value::is_object(self)
@@ -205,7 +220,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.url, "wss://push.example:443/ws");
         assert_eq!(s.auth_token, "abc");
-        assert_eq!(s.content_tokens.get("chat").map(String::as_str), Some("t1"));
+        assert_eq!(s.content_tokens.get("chat"), Some("t1"));
         assert_eq!(s.connect_timeout_ms, 5000);
     }
 
@@ -260,10 +275,10 @@ mod tests {
         let (_, tokens) =
             credentials(&json!({"contentTokens": {"a": "x", "b": 5, "c": null, "d": {"e": 1}, "f": 1.5}}));
         assert_eq!(tokens.len(), 2);
-        assert_eq!(tokens["b"], "5");
+        assert_eq!(tokens.get("b"), Some("5"));
         let (token, tokens) = credentials(&json!({"authToken": "n", "contentTokens": {"c": "t"}}));
         assert_eq!(token.as_deref(), Some("n"));
-        assert_eq!(tokens["c"], "t");
-        assert_eq!(credentials(&json!({})), (None, BTreeMap::new()));
+        assert_eq!(tokens.get("c"), Some("t"));
+        assert_eq!(credentials(&json!({})), (None, TokenMap::default()));
     }
 }

@@ -19,9 +19,35 @@ impl SetupEvent {
     }
 }
 
-/// Coarse state, for the page and for tests.
+/// Events of the io facade's socket (socket.io's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoEvent {
+    /// The WebSocket is up (`hello`): the page authenticates now.
+    Connect,
+    /// After `Connect`, on every connection but the first.
+    Reconnect,
+    /// A connection that fired `Connect` ended; `by_server` when it will not come back
+    /// (kick, logout, rejected token: socket.io's "io server disconnect").
+    Disconnect { by_server: bool },
+    /// An attempt failed before the WebSocket was up.
+    ConnectError,
+}
+
+impl IoEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoEvent::Connect => "connect",
+            IoEvent::Reconnect => "reconnect",
+            IoEvent::Disconnect { .. } => "disconnect",
+            IoEvent::ConnectError => "connect_error",
+        }
+    }
+}
+
+/// Coarse state, for the page and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
+    #[default]
     Idle,
     Connecting,
     Authenticating,
@@ -43,8 +69,10 @@ impl State {
     }
 }
 
+use alloc::string::String;
+
 /// What `Drupal.Nodejs.socket` and the `drupal-push:status` event show.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
     pub state: State,
     /// Socket id while a connection is up (from `hello`).

@@ -6,22 +6,86 @@
 //! happens while an `authenticate` is in flight (sent without that token) is held back and sent
 //! as `join-token-channel` once the server confirms authentication.
 
-use std::collections::BTreeMap;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Channel -> token, in insertion order. A vector rather than a `BTreeMap`: a page holds a
+/// handful of tokens, and the tree's code would cost the wasm several KiB. (The protocol crate's
+/// map sorts; the server reads either order.)
+#[derive(Debug, Clone, Default, Eq)]
+pub struct TokenMap(Vec<(String, String)>);
+
+impl PartialEq for TokenMap {
+    /// The same channels with the same tokens, in any order.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(c, t)| other.get(c) == Some(t.as_str()))
+    }
+}
+
+impl TokenMap {
+    /// Sets `channel`'s token; returns the one it replaces.
+    pub fn insert(&mut self, channel: String, token: String) -> Option<String> {
+        match self.0.iter_mut().find(|(c, _)| *c == channel) {
+            Some((_, old)) => Some(core::mem::replace(old, token)),
+            None => {
+                self.0.push((channel, token));
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, channel: &str) -> Option<&str> {
+        self.0.iter().find(|(c, _)| c == channel).map(|(_, t)| t.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(c, t)| (c, t))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, String)> for TokenMap {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(items: I) -> Self {
+        let mut map = TokenMap::default();
+        for (channel, token) in items {
+            map.insert(channel, token);
+        }
+        map
+    }
+}
+
+impl IntoIterator for TokenMap {
+    type Item = (String, String);
+    type IntoIter = alloc::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tokens {
-    all: BTreeMap<String, String>,
+    all: TokenMap,
     deferred: Vec<(String, String)>,
 }
 
 impl Tokens {
-    pub fn new(initial: BTreeMap<String, String>) -> Self {
+    pub fn new(initial: TokenMap) -> Self {
         Tokens { all: initial, deferred: Vec::new() }
     }
 
     /// Adds the tokens currently in the page settings (Drupal AJAX responses may add some).
-    pub fn merge(&mut self, from_settings: BTreeMap<String, String>) {
-        self.all.extend(from_settings);
+    pub fn merge(&mut self, from_settings: TokenMap) {
+        for (channel, token) in from_settings {
+            self.all.insert(channel, token);
+        }
     }
 
     /// Records a token joined by page code. Returns whether it is new or changed.
@@ -30,7 +94,7 @@ impl Tokens {
     }
 
     /// The tokens for an `authenticate` frame. Everything held back is included in it.
-    pub fn for_authenticate(&mut self) -> BTreeMap<String, String> {
+    pub fn for_authenticate(&mut self) -> TokenMap {
         self.deferred.clear();
         self.all.clone()
     }
@@ -43,11 +107,11 @@ impl Tokens {
 
     /// The joins held back, to be sent now that the socket is authenticated.
     pub fn take_deferred(&mut self) -> Vec<(String, String)> {
-        std::mem::take(&mut self.deferred)
+        core::mem::take(&mut self.deferred)
     }
 
     pub fn get(&self, channel: &str) -> Option<&str> {
-        self.all.get(channel).map(String::as_str)
+        self.all.get(channel)
     }
 }
 
@@ -55,7 +119,7 @@ impl Tokens {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn map(pairs: &[(&str, &str)]) -> TokenMap {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 

@@ -1,24 +1,29 @@
-//! The runtime glue: runs the [`Machine`] over the browser's WebSocket, one `setTimeout` for
-//! its next deadline, and the `online` / `visibilitychange` events, and carries out its actions
-//! on the [`Page`].
+//! The runtime glue: runs the [`Machine`] with the JavaScript driver of `drupal-js/src/core.js`
+//! (the socket object: it owns the WebSocket, the one timer and the `online` /
+//! `visibilitychange` listeners, and calls back [`Client::frame`], [`Client::closed`],
+//! [`Client::tick`] and [`Client::wake`]), and carries out the machine's actions on the page.
 //!
-//! The socket is `web_sys::WebSocket` with plain event handlers rather than an async stream
-//! (gloo-net): a frame goes from the `message` event straight to `JSON.parse` without being
-//! copied into wasm memory, and without an executor and channels the wasm stays within its
-//! size budget.
+//! The I/O stays in JavaScript because it is a few lines there, while web-sys bindings and
+//! wasm-bindgen closures for it would be a good part of the wasm (the payload budget, see
+//! `src/lib.rs`). A frame goes from the `message` event to `JSON.parse` without being copied
+//! into wasm memory.
 //!
 //! Every input goes through [`Client::feed`]: the machine is borrowed only while it decides,
 //! never while page code runs, so callbacks may call back into the client (for example
-//! `joinTokenChannel` from a `connect` handler).
+//! `joinTokenChannel` from a `connect` handler). The page's callbacks for requests and for the
+//! io facade's `authenticate` ack wait in `replies` under the id the machine reports back with
+//! [`Action::Reply`] / [`Action::AuthAck`].
 
-use crate::machine::{Action, Input, LOST, Machine, Status};
-use crate::page::Page;
+use crate::js::{self, Driver, set};
+use crate::machine::{Action, Input, IoEvent, Machine, Refusal, Status};
+use crate::page::{self, Page};
 use crate::{js_frames, settings};
-use std::cell::{Cell, OnceCell, RefCell};
-use std::rc::{Rc, Weak};
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, MessageEvent, WebSocket, console};
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use js_sys::{Function, Object};
+use wasm_bindgen::{JsCast, JsValue};
 
 /// A running client. Cheap to clone.
 #[derive(Clone)]
@@ -26,226 +31,206 @@ pub struct Client(Rc<Inner>);
 
 struct Inner {
     machine: RefCell<Machine<JsValue>>,
-    socket: RefCell<Option<Socket>>,
-    page: Page,
-    socket_object: js_sys::Object,
-    timer: Cell<Option<i32>>,
-    /// Feeds `Tick`; created once, re-armed after every input.
-    tick: OnceCell<Closure<dyn FnMut()>>,
-    /// Feeds `Wake` on `online` and `visibilitychange`.
-    wake: OnceCell<Closure<dyn FnMut()>>,
-}
-
-/// An open WebSocket and the handlers that feed its events, tagged with the machine's `conn`.
-struct Socket {
-    conn: u32,
-    ws: WebSocket,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// A `WebSocket` seen through a `send` that takes a JS string as it is (no round trip
-    /// through a Rust `String`).
-    type TextSocket;
-    #[wasm_bindgen(method, catch)]
-    fn send(this: &TextSocket, data: &JsValue) -> Result<(), JsValue>;
+    /// Our shim's page; the io facade looks `Drupal.Nodejs` up at each delivery instead (the
+    /// module's `nodejs.js` owns it there).
+    page: Option<Page>,
+    /// `Drupal.Nodejs.socket` (our shim) or the io facade's socket; also the I/O driver.
+    socket: JsValue,
+    /// Callbacks waiting for a reply: (id, function, node-style `(error, result)`).
+    replies: RefCell<Vec<(u32, Function, bool)>>,
+    next_id: Cell<u32>,
 }
 
 fn now() -> u64 {
-    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now()) as u64
+    js::now() as u64
+}
+
+fn seed() -> u64 {
+    (js::random() * 9_007_199_254_740_992.0) as u64
 }
 
 impl Client {
-    /// Reads the settings from `page`, installs `Drupal.Nodejs.socket` and connects.
-    pub fn start(page: Page) -> Result<Client, String> {
-        let settings = settings::parse(&page.settings(), &crate::page::location())
-            .map_err(|e| format!("drupal-push: {e}"))?;
-        let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-        let socket_object = page.install_socket_object();
-        let inner = Rc::new(Inner {
-            machine: RefCell::new(Machine::new(settings, seed)),
-            socket: RefCell::new(None),
+    /// Our shim: reads the settings from `page` and connects; `socket` becomes
+    /// `Drupal.Nodejs.socket`.
+    pub fn start(page: Page, socket: JsValue) -> Result<Client, &'static str> {
+        let settings = settings::parse(&page.settings(), &page::location())
+            .map_err(|_| settings::MissingSettings::TEXT)?;
+        set(&page.nodejs, "socket", &socket);
+        Ok(Client::run(Machine::new(settings, seed()), Some(page), socket))
+    }
+
+    /// The io facade: connects to `url` (a `ws:` or `wss:` URL) and reports to `socket`.
+    pub fn start_io(url: String, connect_timeout_ms: u64, socket: JsValue) -> Client {
+        Client::run(Machine::for_facade(url, connect_timeout_ms, seed()), None, socket)
+    }
+
+    fn run(machine: Machine<JsValue>, page: Option<Page>, socket: JsValue) -> Client {
+        let inner = Inner {
+            machine: RefCell::new(machine),
             page,
-            socket_object,
-            timer: Cell::new(None),
-            tick: OnceCell::new(),
-            wake: OnceCell::new(),
-        });
-        let weak = Rc::downgrade(&inner);
-        let _ = inner.tick.set(Closure::new(move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.timer.set(None);
-                inner.feed(Input::Tick);
-            }
-        }));
-        inner.listen(true);
-        let client = Client(inner);
+            socket,
+            replies: RefCell::default(),
+            next_id: Cell::new(0),
+        };
+        let client = Client(Rc::new(inner));
         client.feed(Input::Start);
-        Ok(client)
+        client
     }
 
     /// Feeds one input to the machine and carries out what it decides.
+    ///
+    /// (`try_borrow*` throughout: the machine is never borrowed while page code runs, and the
+    /// panicking `borrow*` would link the formatting of their panic messages.)
     pub fn feed(&self, input: Input<JsValue>) {
-        self.0.feed(input);
-    }
-
-    pub fn status(&self) -> Status {
-        self.0.machine.borrow().status()
-    }
-
-    pub fn socket_id(&self) -> Option<String> {
-        self.0.machine.borrow().socket_id().map(str::to_owned)
-    }
-
-    pub fn page(&self) -> &Page {
-        &self.0.page
-    }
-
-    /// Closes the socket and stops the timer and listeners, without telling the page (used by
-    /// tests that run several clients in one page).
-    pub fn shutdown(&self) {
-        self.0.close_any("shutdown");
-        if let Some(handle) = self.0.timer.take()
-            && let Some(w) = web_sys::window()
-        {
-            w.clear_timeout_with_handle(handle);
-        }
-        self.0.listen(false);
-    }
-}
-
-impl Inner {
-    fn feed(self: &Rc<Self>, input: Input<JsValue>) {
-        let actions = self.machine.borrow_mut().handle(now(), input);
+        let Some(actions) = self.0.machine.try_borrow_mut().ok().map(|mut m| m.handle(now(), input)) else {
+            return;
+        };
         for action in actions {
             self.execute(action);
         }
-        self.rearm();
+        let deadline = self.0.machine.try_borrow().ok().and_then(|m| m.next_deadline());
+        let delay = deadline.map_or(-1.0, |d| d.saturating_sub(now()) as f64);
+        self.driver().arm(delay);
     }
 
-    fn execute(self: &Rc<Self>, action: Action<JsValue>) {
+    /// A text frame (a JS string) arrived on connection `conn`.
+    pub fn frame(&self, conn: u32, text: &JsValue) {
+        self.feed(Input::Frame { conn, frame: js_frames::parse(text) });
+    }
+
+    pub fn closed(&self, conn: u32, code: u16) {
+        self.feed(Input::Closed { conn, code });
+    }
+
+    pub fn tick(&self) {
+        self.feed(Input::Tick);
+    }
+
+    /// The browser went online or the tab became visible.
+    pub fn wake(&self) {
+        self.feed(Input::Wake);
+    }
+
+    /// Keeps `callback` for the reply to a new request id; `None` without a callback.
+    pub fn reply_id(&self, callback: Option<Function>, node_style: bool) -> Option<u32> {
+        let f = callback?;
+        let id = self.0.next_id.get().wrapping_add(1);
+        self.0.next_id.set(id);
+        if let Ok(mut replies) = self.0.replies.try_borrow_mut() {
+            replies.push((id, f, node_style));
+        }
+        Some(id)
+    }
+
+    pub fn is_facade(&self) -> bool {
+        self.0.page.is_none()
+    }
+
+    pub fn status(&self) -> Status {
+        self.0.machine.try_borrow().map(|m| m.status()).unwrap_or_default()
+    }
+
+    pub fn socket_id(&self) -> Option<String> {
+        self.0.machine.try_borrow().ok()?.socket_id().map(Into::into)
+    }
+
+    /// The page whose `Drupal.Nodejs` gets messages now.
+    pub fn page(&self) -> Option<Page> {
+        self.0.page.clone().or_else(Page::from_window)
+    }
+
+    fn driver(&self) -> &Driver {
+        self.0.socket.unchecked_ref()
+    }
+
+    fn execute(&self, action: Action<JsValue>) {
         match action {
-            Action::Open { conn, url } => self.open(conn, &url),
+            Action::Open { conn, url } => {
+                if let (Some(page), Ok(mut machine)) = (&self.0.page, self.0.machine.try_borrow_mut()) {
+                    let (token, tokens) = settings::credentials(&page.settings());
+                    machine.refresh(token, tokens);
+                }
+                self.driver().open(conn, &url);
+            }
             Action::Send { conn, frame } => match js_frames::encode(&frame) {
-                Ok(text) => self.send(conn, &text),
-                Err(e) => console::error_2(&"drupal-push: cannot encode a frame".into(), &e),
+                Ok(text) => self.driver().send(conn, &text),
+                Err(e) => js::error("drupal-push: cannot encode a frame", &e),
             },
-            Action::Close { conn, reason } => {
-                if self.socket.borrow().as_ref().is_some_and(|s| s.conn == conn) {
-                    self.close_any(reason);
+            Action::Close { conn, reason } => self.driver().close(conn, reason),
+            Action::Dispatch { message, channel, meta } => {
+                let own = self.socket_id();
+                let facade = self.is_facade().then_some(&self.0.socket);
+                if let Some(page) = self.page() {
+                    page.deliver(&message, channel.as_deref(), &meta, own.as_deref(), facade);
                 }
             }
-            Action::Dispatch(message) => {
-                let own = self.machine.borrow().socket_id().map(str::to_owned);
-                self.page.deliver(&message, own.as_deref());
+            Action::Setup(event) => {
+                if let Some(page) = &self.0.page {
+                    page.run_setup_handlers(event.as_str());
+                }
             }
-            Action::Setup(event) => self.page.run_setup_handlers(event.as_str()),
-            Action::Warn(text) => console::warn_1(&text.into()),
-            Action::Status(status) => self.page.show_status(&self.socket_object, &status),
+            Action::Io(event) => {
+                if event == IoEvent::Connect {
+                    self.show(&self.status());
+                }
+                let arg = match event {
+                    IoEvent::Disconnect { by_server: true } => JsValue::from_str("io server disconnect"),
+                    IoEvent::Disconnect { by_server: false } => JsValue::from_str("transport close"),
+                    IoEvent::ConnectError => js_sys::Error::new("drupal-push: could not connect").into(),
+                    _ => JsValue::UNDEFINED,
+                };
+                self.driver().fire(event.as_str(), &arg);
+                if event == IoEvent::Connect {
+                    self.feed(Input::ConnectHandled);
+                }
+            }
+            Action::Reply { id, result } => self.reply(id, result),
+            Action::AuthAck(id) => {
+                let ok = Object::new();
+                set(&ok, "result", &"success".into());
+                self.reply(id, Ok(ok.into()));
+            }
+            Action::Warn(text) => js::warn(&text),
+            Action::Status(status) => self.show(&status),
         }
     }
 
-    fn open(self: &Rc<Self>, conn: u32, url: &str) {
-        let (token, tokens) = settings::credentials(&self.page.settings());
-        self.machine.borrow_mut().refresh(token, tokens);
-        self.close_any("replaced");
-        let ws = match WebSocket::new(url) {
-            Ok(ws) => ws,
-            Err(e) => {
-                console::error_2(&format!("drupal-push: cannot open {url}").into(), &e);
-                return self.later(Input::Closed { conn, code: LOST });
+    fn show(&self, status: &Status) {
+        self.driver().status(&page::status_object(status), self.is_facade());
+    }
+
+    /// Calls the callback waiting for `id`: `callback(error, result)` node-style, else
+    /// socket.io's ack style `ack(result)`, with `{error, code}` for a refusal.
+    fn reply(&self, id: u32, result: Result<JsValue, Refusal>) {
+        let Some((f, node_style)) = self.0.replies.try_borrow_mut().ok().and_then(|mut replies| {
+            let mut found = None;
+            replies.retain(|(i, f, node_style)| {
+                let hit = found.is_none() && *i == id;
+                if hit {
+                    found = Some((f.clone(), *node_style));
+                }
+                !hit
+            });
+            found
+        }) else {
+            return;
+        };
+        let (error, value) = match result {
+            Ok(value) => (JsValue::NULL, value),
+            Err(Refusal { code, message }) => {
+                let e = Object::new();
+                set(&e, "code", &code.into());
+                set(&e, if node_style { "message" } else { "error" }, &message.into());
+                (e.into(), JsValue::UNDEFINED)
             }
         };
-        let weak = Rc::downgrade(self);
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(inner) = weak.upgrade() else { return };
-            let data = event.data();
-            if data.is_string() {
-                inner.feed(Input::Frame { conn, frame: js_frames::parse(&data) });
-            } else {
-                console::warn_1(&"drupal-push: ignored a binary frame".into());
-            }
-        });
-        let weak: Weak<Inner> = Rc::downgrade(self);
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |event: CloseEvent| {
-            if let Some(inner) = weak.upgrade() {
-                inner.feed(Input::Closed { conn, code: event.code() });
-            }
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        *self.socket.borrow_mut() = Some(Socket { conn, ws, _on_message: on_message, _on_close: on_close });
-    }
-
-    fn send(&self, conn: u32, text: &JsValue) {
-        let slot = self.socket.borrow();
-        let Some(socket) = slot.as_ref().filter(|s| s.conn == conn) else { return };
-        if let Err(e) = socket.ws.unchecked_ref::<TextSocket>().send(text) {
-            console::warn_2(&"drupal-push: send failed".into(), &e);
-        }
-    }
-
-    /// Closes the current socket, if any; its events are not reported any more.
-    fn close_any(&self, reason: &str) {
-        let Some(socket) = self.socket.borrow_mut().take() else { return };
-        socket.ws.set_onmessage(None);
-        socket.ws.set_onclose(None);
-        let _ = socket.ws.close_with_code_and_reason(1000, reason);
-    }
-
-    /// Feeds `input` from a fresh task (when feeding it now would re-enter the machine).
-    fn later(self: &Rc<Self>, input: Input<JsValue>) {
-        let weak = Rc::downgrade(self);
-        let mut input = Some(input);
-        let f = Closure::once_into_js(move || {
-            if let (Some(inner), Some(input)) = (weak.upgrade(), input.take()) {
-                inner.feed(input);
-            }
-        });
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(f.unchecked_ref(), 0);
-        }
-    }
-
-    /// Arms the one timer for the machine's next deadline.
-    fn rearm(self: &Rc<Self>) {
-        let Some(window) = web_sys::window() else { return };
-        if let Some(handle) = self.timer.take() {
-            window.clear_timeout_with_handle(handle);
-        }
-        let Some(deadline) = self.machine.borrow().next_deadline() else { return };
-        let delay = deadline.saturating_sub(now()).min(i32::MAX as u64) as i32;
-        let Some(tick) = self.tick.get() else { return };
-        let handle = window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(tick.as_ref().unchecked_ref(), delay);
-        self.timer.set(handle.ok());
-    }
-
-    /// `online` and a tab becoming visible cut a pending backoff short. `on == false` removes
-    /// the listeners again.
-    fn listen(self: &Rc<Self>, on: bool) {
-        let Some(window) = web_sys::window() else { return };
-        let weak = Rc::downgrade(self);
-        let wake = self.wake.get_or_init(|| {
-            Closure::new(move || {
-                let visible = web_sys::window()
-                    .and_then(|w| w.document())
-                    .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
-                if let (true, Some(inner)) = (visible, weak.upgrade()) {
-                    inner.feed(Input::Wake);
-                }
-            })
-        });
-        let f: &js_sys::Function = wake.as_ref().unchecked_ref();
-        let document = window.document();
-        if on {
-            let _ = window.add_event_listener_with_callback("online", f);
-            document.map(|d| d.add_event_listener_with_callback("visibilitychange", f));
+        let called = if node_style {
+            f.call2(&JsValue::NULL, &error, &value)
         } else {
-            let _ = window.remove_event_listener_with_callback("online", f);
-            document.map(|d| d.remove_event_listener_with_callback("visibilitychange", f));
+            f.call1(&JsValue::NULL, if error.is_null() { &value } else { &error })
+        };
+        if let Err(e) = called {
+            js::error("drupal-push: a reply callback threw", &e);
         }
     }
 }

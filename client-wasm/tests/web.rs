@@ -6,17 +6,15 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
-use drupal_push_client::dispatch::MessageView;
+use drupal_push_client::dispatch::{Listeners, MessageView};
 use drupal_push_client::incoming::Incoming;
 use drupal_push_client::js_frames;
-use drupal_push_client::machine::State;
+use drupal_push_client::out::Out;
 use drupal_push_client::page::{self, Page};
 use drupal_push_client::settings::{self, PageLocation};
-use drupal_push_client::web::Client;
-use js_sys::{Function, JSON, Promise, Reflect};
+use js_sys::{Function, JSON, Reflect};
 use serde_json::{Value, json};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -32,6 +30,11 @@ fn get(v: &JsValue, key: &str) -> JsValue {
 
 fn json_of(v: &JsValue) -> Value {
     serde_json::from_str(&String::from(JSON::stringify(v).unwrap())).unwrap()
+}
+
+/// A JSON value as plain JS objects and arrays, as `JSON.parse` gives page code.
+fn to_js(message: &Value) -> JsValue {
+    JSON::parse(&message.to_string()).unwrap()
 }
 
 /// A `Drupal.Nodejs`-shaped object whose callbacks log into `fixture.log`.
@@ -69,7 +72,7 @@ fn take_log(f: &JsValue) -> Value {
 #[wasm_bindgen_test]
 fn single_callback_is_wrapped_and_called_with_its_entry_as_this() {
     let (page, f) = fixture();
-    let m = page::to_js(&json!({"callback": "a", "data": {"n": 1}}));
+    let m = to_js(&json!({"callback": "a", "data": {"n": 1}}));
     page.run_callbacks(&m, None);
     assert_eq!(take_log(&f), json!([["a", ["a"], true]]));
     assert_eq!(json_of(&get(&m, "callback")), json!(["a"]), "the message object itself is changed");
@@ -79,23 +82,23 @@ fn single_callback_is_wrapped_and_called_with_its_entry_as_this() {
 fn a_throwing_callback_does_not_stop_the_others() {
     let (page, f) = fixture();
     page.run_callbacks(
-        &page::to_js(&json!({"callback": ["bad", "missing", "notAFunction", "b"], "data": {"n": 2}})),
+        &to_js(&json!({"callback": ["bad", "missing", "notAFunction", "b"], "data": {"n": 2}})),
         None,
     );
     assert_eq!(take_log(&f), json!([["b", 2]]));
-    page.run_callbacks(&page::to_js(&json!({"data": {"n": 3}})), None);
+    page.run_callbacks(&to_js(&json!({"data": {"n": 3}})), None);
     assert_eq!(take_log(&f), json!([["a", null, true], ["b", 3]]), "fallback: every callback");
 }
 
 #[wasm_bindgen_test]
 fn presence_content_channel_and_self_skip() {
     let (page, f) = fixture();
-    page.run_callbacks(&page::to_js(&json!({"presenceNotification": {"uid": 5, "event": "online"}})), None);
+    page.run_callbacks(&to_js(&json!({"presenceNotification": {"uid": 5, "event": "online"}})), None);
     let content =
         json!({"channel": "c", "contentChannelNotification": true, "data": {"uid": 7, "type": "disconnect"}});
-    page.run_callbacks(&page::to_js(&content), None);
+    page.run_callbacks(&to_js(&content), None);
     assert_eq!(take_log(&f), json!([["p", "online"], ["c", 7]]));
-    let own = page::to_js(&json!({"callback": "b", "clientSocketId": "me"}));
+    let own = to_js(&json!({"callback": "b", "clientSocketId": "me"}));
     page.run_callbacks(&own, Some("me"));
     assert_eq!(take_log(&f), json!([]));
     page.run_callbacks(&own, Some("other"));
@@ -110,13 +113,13 @@ fn callbacks_registered_later_are_found() {
         "nodejs.callbacks.late = {callback(m) { log.push(['late']); }};",
     );
     late.call2(&JsValue::NULL, &page.nodejs, &get(&f, "log")).unwrap();
-    page.run_callbacks(&page::to_js(&json!({"callback": "late"})), None);
+    page.run_callbacks(&to_js(&json!({"callback": "late"})), None);
     assert_eq!(take_log(&f), json!([["late"]]));
 }
 
 #[wasm_bindgen_test]
 fn messages_reach_callbacks_as_plain_objects() {
-    let m = page::to_js(&json!({"data": {"subject": "Hi", "list": [1, {"x": true}]}}));
+    let m = to_js(&json!({"data": {"subject": "Hi", "list": [1, {"x": true}]}}));
     let data = get(&m, "data");
     assert!(!data.is_instance_of::<js_sys::Map>());
     assert_eq!(get(&data, "subject").as_string().as_deref(), Some("Hi"));
@@ -133,7 +136,7 @@ fn the_js_view_of_a_message_matches_the_json_one() {
         json!({"callback": {"a": "b"}, "clientSocketId": "s"}),
         json!({"clientSocketId": 5}),
     ] {
-        assert_eq!(page::view_of(&page::to_js(&m)), MessageView::from_json(&m), "{m}");
+        assert_eq!(page::view_of(&to_js(&m)), MessageView::from_json(&m), "{m}");
     }
 }
 
@@ -153,7 +156,7 @@ fn joined_tokens_are_stored_in_the_settings_even_over_an_empty_php_array() {
     page.store_token("chat", "secret");
     assert_eq!(json_of(&get(&settings, "contentTokens")), json!({"chat": "secret"}));
     let (token, tokens) = settings::credentials(&page.settings());
-    assert_eq!((token.as_deref(), tokens["chat"].as_str()), (Some("t"), "secret"));
+    assert_eq!((token.as_deref(), tokens.get("chat")), (Some("t"), Some("secret")));
 }
 
 #[wasm_bindgen_test]
@@ -183,7 +186,7 @@ fn settings_read_from_js_match_settings_read_from_json() {
         json!({"nodejs": {"scheme": "http", "host": "::1", "port": 8080}, "authToken": 7}),
         json!({}),
     ] {
-        let js = page::to_js(&settings);
+        let js = to_js(&settings);
         let from_js = settings::parse(&page::JsSource(&js), &page).unwrap();
         assert_eq!(from_js, settings::parse(&settings, &page).unwrap(), "{settings}");
     }
@@ -202,15 +205,22 @@ fn frames_parsed_in_js_match_the_protocol_crate() {
         r#"{"type":"message","message":{"presenceNotification":{"uid":5,"event":"online"}}}"#,
         r#"{"type":"error","code":"bad-frame","message":"invalid frame"}"#,
         r#"{"type":"error","code":"invalid-content-token","message":"no such token"}"#,
+        r#"{"type":"error","code":"rate-limited","message":"slow down","id":7}"#,
+        r#"{"type":"message","channel":"chat_1","message":{"text":"hi","senderUid":5,"senderSocketId":"s"},"offset":3,"epoch":"e1"}"#,
+        r#"{"type":"ack","id":8,"result":{"sent":2}}"#,
+        r#"{"type":"ack","id":9,"result":null}"#,
         r#"{"type":"ping"}"#,
         r#"{"type":"pong"}"#,
     ];
     for text in frames {
         let from_js = match js_frames::parse(&JsValue::from_str(text)) {
-            Incoming::Message(m) => Incoming::Message(json_of(&m)),
+            Incoming::Message { message, channel, meta } => {
+                Incoming::Message { message: json_of(&message), channel, meta: json_of(&meta) }
+            }
+            Incoming::Ack { id, result } => Incoming::Ack { id, result: json_of(&result) },
             Incoming::Hello { socket_id, heartbeat_ms } => Incoming::Hello { socket_id, heartbeat_ms },
             Incoming::Authenticated { socket_id, uid } => Incoming::Authenticated { socket_id, uid },
-            Incoming::Error { code, message } => Incoming::Error { code, message },
+            Incoming::Error { code, message, id } => Incoming::Error { code, message, id },
             Incoming::Ping => Incoming::Ping,
             Incoming::Pong => Incoming::Pong,
             Incoming::Invalid(why) => Incoming::Invalid(why),
@@ -223,92 +233,127 @@ fn frames_parsed_in_js_match_the_protocol_crate() {
     }
 }
 
-/// The browser writes exactly the JSON the protocol crate's golden tests pin.
+/// The browser writes exactly the JSON the protocol crate's encoders write, for every frame the
+/// client sends.
 #[wasm_bindgen_test]
 fn frames_encoded_in_js_match_the_protocol_crate() {
-    use drupal_push_protocol::ClientFrame;
-    use drupal_push_protocol::frames::{Authenticate, JoinTokenChannel};
-    let mut extra = serde_json::Map::new();
-    extra.insert("n".into(), json!([1.5, -2, 1e21, "é\u{1}\"\\", null, {"k": true}]));
-    let frames = [
-        ClientFrame::Authenticate(Authenticate {
+    let odd = json!({"n": [1.5, -2, 1e21, "é\u{1}\"\\", null, {"k": true}], "type": "chat"});
+    let frames: Vec<Out<Value>> = vec![
+        Out::Authenticate {
             auth_token: "abc".into(),
-            content_tokens: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into(),
-            positions: None,
-            extra: serde_json::Map::new(),
-        }),
-        ClientFrame::Authenticate(Authenticate {
-            auth_token: "x".into(),
-            content_tokens: Default::default(),
-            positions: None,
-            extra,
-        }),
-        ClientFrame::JoinTokenChannel(JoinTokenChannel { channel: "c".into(), content_token: "t".into() }),
-        ClientFrame::Ping,
-        ClientFrame::Pong,
+            content_tokens: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())]
+                .into_iter()
+                .collect(),
+        },
+        Out::Authenticate { auth_token: "x".into(), content_tokens: Default::default() },
+        Out::AuthenticateWith(json!({"authToken": "t", "contentTokens": {"c": "1"}})),
+        Out::AuthenticateWith(json!({"authToken": "t", "contentTokens": []})),
+        Out::Join { channel: "c".into(), token: "t".into() },
+        Out::Ping,
+        Out::Pong,
+        Out::Message { message: odd.clone(), id: Some(7) },
+        Out::Message { message: json!({"messageType": "x"}), id: None },
+        Out::Publish { channel: "chat_1".into(), message: odd, echo: false, id: Some(4_000_000_000) },
+        Out::Publish { channel: "c".into(), message: json!({}), echo: true, id: None },
     ];
     for frame in frames {
-        let js = js_frames::encode(&frame).unwrap().as_string().unwrap();
-        assert_eq!(js, frame.encode());
-    }
-}
-
-async fn sleep(ms: i32) {
-    let p = Promise::new(&mut |resolve, _| {
-        let w = web_sys::window().unwrap();
-        w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
-    });
-    JsFuture::from(p).await.unwrap();
-}
-
-async fn wait_for(what: &str, timeout_ms: i32, cond: impl Fn() -> bool) {
-    let mut waited = 0;
-    while !cond() {
-        assert!(waited < timeout_ms, "timed out after {timeout_ms} ms waiting for {what}");
-        sleep(25).await;
-        waited += 25;
+        let js_frame = match &frame {
+            Out::AuthenticateWith(m) => Out::AuthenticateWith(to_js(m)),
+            Out::Message { message, id } => Out::Message { message: to_js(message), id: *id },
+            Out::Publish { channel, message, echo, id } => {
+                Out::Publish { channel: channel.clone(), message: to_js(message), echo: *echo, id: *id }
+            }
+            Out::Authenticate { auth_token, content_tokens } => {
+                Out::Authenticate { auth_token: auth_token.clone(), content_tokens: content_tokens.clone() }
+            }
+            Out::Join { channel, token } => Out::Join { channel: channel.clone(), token: token.clone() },
+            Out::Ping => Out::Ping,
+            Out::Pong => Out::Pong,
+        };
+        let js = js_frames::encode(&js_frame).unwrap().as_string().unwrap();
+        // JSON.stringify keeps the page's member order and the token map's insertion order; the
+        // crate's maps sort theirs. Everything else matches byte for byte.
+        let ours: Value = serde_json::from_str(&js).unwrap();
+        let crates: Value = serde_json::from_str(&frame.encode()).unwrap();
+        assert_eq!(ours, crates, "{js}");
+        assert!(js.starts_with(r#"{"type":"#), "type first: {js}");
+        let maps = matches!(&frame, Out::Authenticate { content_tokens, .. } if content_tokens.len() > 1);
+        if !maps && !matches!(frame, Out::AuthenticateWith(_) | Out::Message { .. } | Out::Publish { .. }) {
+            assert_eq!(js, frame.encode(), "byte for byte");
+        }
     }
 }
 
 #[wasm_bindgen_test]
-async fn an_unreachable_server_reports_failure_and_backs_off() {
-    let (mut page, f) = fixture();
-    page.settings = js("return {client: {scheme: 'http', host: '127.0.0.1', port: 45987}, \
-                        authToken: 'x', connectTimeout: 300};");
-    let events = js(
-        "const e = []; window.addEventListener('drupal-push:status', ev => e.push(ev.detail.state)); return e;",
+fn channel_and_broadcast_listeners_run_after_the_module_rules() {
+    let f = js(r#"
+        const log = [];
+        const rec = (name) => ({callback(m, meta) { log.push([name, m.callback, meta.channel, this.tag]); }, tag: name});
+        const nodejs = {
+          callbacks: {a: {callback(m) { log.push(['module', m.callback]); }}},
+          presenceCallbacks: {}, contentChannelNotificationCallbacks: {}, connectionSetupHandlers: {},
+          channelCallbacks: {
+            'chat_42': rec('exact'),
+            'chat_*': [rec('prefix1'), {callback() { throw new Error('listener boom'); }}, rec('prefix2')],
+            'other': rec('other'),
+            '*': rec('all'),
+          },
+          broadcastCallbacks: [rec('broadcast')],
+          runCallbacks: null,
+        };
+        return {nodejs, log};
+    "#);
+    let page = Page { nodejs: get(&f, "nodejs").unchecked_into(), settings: JsValue::UNDEFINED };
+    let meta = to_js(&json!({"channel": "chat_42", "offset": 3}));
+    page.deliver(&to_js(&json!({"callback": "a"})), Some("chat_42"), &meta, Some("me"), None);
+    assert_eq!(
+        take_log(&f),
+        json!([
+            ["module", ["a"]],
+            ["exact", ["a"], "chat_42", "exact"],
+            ["prefix1", ["a"], "chat_42", "prefix1"],
+            ["prefix2", ["a"], "chat_42", "prefix2"],
+            ["all", ["a"], "chat_42", "all"]
+        ]),
+        "module first (the name wrapped), then every matching key in registration order; a throwing one does not stop the rest"
     );
-    let client = Client::start(page.clone()).unwrap();
-    let socket = get(&page.nodejs, "socket");
-    assert!(socket.is_object(), "Drupal.Nodejs.socket is installed");
-    wait_for("connectionFailure", 3000, || json_of(&get(&f, "log")).to_string().contains("failure")).await;
-    wait_for("a second attempt", 5000, || client.status().attempts >= 2).await;
-    let states = json_of(&events);
-    assert!(states.as_array().unwrap().iter().any(|s| s == "waiting"), "{states}");
-    assert_eq!(get(&socket, "connected"), JsValue::FALSE);
-    assert!(get(&socket, "sessionid").is_undefined());
-    let log = take_log(&f);
-    assert_eq!(log, json!([["failure"]]), "no connect or disconnect: {log}");
-    client.shutdown();
-    assert!(matches!(client.status().state, State::Waiting | State::Connecting));
+    let broadcast = to_js(&json!({"broadcast": true, "channel": "chat_42"}));
+    page.deliver(&broadcast, None, &to_js(&json!({"channel": null})), Some("me"), None);
+    assert_eq!(
+        take_log(&f),
+        json!([["module", null], ["broadcast", null, null, "broadcast"]]),
+        "broadcasts skip channel callbacks"
+    );
+    let own = to_js(&json!({"callback": "a", "clientSocketId": "me"}));
+    page.deliver(&own, Some("chat_42"), &meta, Some("me"), None);
+    assert_eq!(take_log(&f), json!([]), "self-skip for both");
+    let presence = to_js(&json!({"presenceNotification": {"uid": 1, "event": "online"}}));
+    page.deliver(&presence, None, &to_js(&json!({"channel": null})), None, None);
+    assert_eq!(
+        take_log(&f),
+        json!([]),
+        "no presence callbacks registered, and no listener for server notices"
+    );
+    page.run_listeners(&Listeners::Channel("nope".into()), &own, &meta);
+    assert_eq!(take_log(&f), json!([["all", "a", "chat_42", "all"]]), "only the star matches");
 }
 
 #[wasm_bindgen_test]
-async fn going_online_cuts_the_backoff_short() {
-    let (mut page, _f) = fixture();
-    page.settings = js("return {client: {scheme: 'http', host: '127.0.0.1', port: 45988}, authToken: 'x'};");
-    let client = Client::start(page).unwrap();
-    wait_for("a backoff wait of at least 400 ms", 20_000, || {
-        let s = client.status();
-        s.state == State::Waiting && s.retry_in_ms.is_some_and(|ms| ms >= 400)
-    })
-    .await;
-    let before = client.status().attempts;
-    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
-    let after = client.status();
-    assert_eq!(after.attempts, before + 1, "reconnected at once, not after the backoff");
-    assert_eq!(after.state, State::Connecting);
-    client.shutdown();
-    web_sys::window().unwrap().dispatch_event(&web_sys::Event::new("online").unwrap()).unwrap();
-    assert_eq!(client.status().attempts, before + 1, "a shut-down client no longer listens");
+fn the_facade_hands_messages_to_its_socket_listeners() {
+    let f = js(r#"
+        const log = [];
+        const socket = {_fire(event, arg) { log.push(['fire', event, arg.n]); }};
+        const nodejs = {callbacks: {}, channelCallbacks: {room: {callback(m) { log.push(['room', m.n]); }}}, broadcastCallbacks: []};
+        return {nodejs, socket, log};
+    "#);
+    let page = Page { nodejs: get(&f, "nodejs").unchecked_into(), settings: JsValue::UNDEFINED };
+    let socket = get(&f, "socket");
+    page.deliver(
+        &to_js(&json!({"n": 1})),
+        Some("room"),
+        &to_js(&json!({"channel": "room"})),
+        None,
+        Some(&socket),
+    );
+    assert_eq!(take_log(&f), json!([["fire", "message", 1], ["room", 1]]));
 }

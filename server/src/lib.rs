@@ -16,6 +16,7 @@
 
 mod api;
 mod backend;
+mod client_assets;
 pub mod config;
 mod conn;
 mod demo;
@@ -81,6 +82,7 @@ fn app(state: Arc<App>) -> Router {
     let c = &state.config;
     let mut router =
         Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade::upgrade));
+    router = router.merge(client_assets::router(c));
     if c.public_status {
         router = router.merge(status::router());
     }

@@ -2,7 +2,8 @@
 # Browser tests of drupal-push, non-interactive; installs what is missing first:
 #   Debian chromium + chromium-driver (never a downloaded browser), npm playwright-core,
 #   the wasm toolchain (through drupal-js/build.sh, which also builds drupal-js/dist/).
-# Then: the server binary, the client's wasm-bindgen-test tests in headless Chromium, and the
+# Then: the TypeScript declarations, the server binary, the client's wasm-bindgen-test tests in
+# headless Chromium, and the
 # end-to-end tests (node --test) against the real server and a fake Drupal.
 set -euo pipefail
 
@@ -20,13 +21,16 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y --no-install-recommends chromium chromium-driver
 fi
 
-if [ ! -d "$here/node_modules/playwright-core" ]; then
-  step "installing playwright-core"
+if [ ! -d "$here/node_modules/playwright-core" ] || [ ! -d "$here/node_modules/jquery" ]; then
+  step "installing playwright-core and jquery"
   (cd "$here" && npm ci --no-audit --no-fund)
 fi
 
 step "building drupal-js/dist (wasm client, glue, shim)"
 "$root/drupal-js/build.sh"
+
+step "type-checking drupal-push.d.ts against an example (tsc --noEmit)"
+"$root/drupal-js/node_modules/.bin/tsc" -p "$root/drupal-js/tsconfig.json"
 
 step "building the server"
 cd "$root"

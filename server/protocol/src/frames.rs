@@ -1,9 +1,18 @@
 //! The browser <-> server WebSocket frames: one JSON object per text frame, tagged by `type`.
 //!
-//! Client -> server: [`ClientFrame`]. Server -> client: [`ServerFrame`]; Drupal messages travel
-//! verbatim as the `message` member of a `{"type":"message"}` envelope, which also has room for
-//! the channel it was published to and, later, a per-channel `offset` and `epoch`.
-//! The server encodes message envelopes once per publish with [`encode_message`].
+//! Client -> server: [`ClientFrame`], plus the requests of an authenticated client
+//! ([`ClientRequest`]: a message for Drupal, a publish to a client-writable channel). Server ->
+//! client: [`ServerFrame`]; Drupal messages travel verbatim as the `message` member of a
+//! `{"type":"message"}` envelope, which also has room for the channel it was published to and,
+//! later, a per-channel `offset` and `epoch`. The server encodes message envelopes once per
+//! publish with [`encode_message`]. Requests are answered with [`ServerFrame::Ack`] or an
+//! [`ErrorReply`] carrying the request's `id`.
+//!
+//! [`ClientRequest`] and [`ErrorReply`] stand beside [`ClientFrame`] and
+//! [`ServerFrame::Error`] rather than inside them so that a server which does not handle
+//! requests yet keeps compiling and answers them with `bad-frame`; a server that handles them
+//! decodes with [`ClientRequest::decode`] when [`ClientFrame::decode`] does not know the `type`
+//! (see [`ClientRequest::is_request`]).
 
 use crate::names::{SocketId, Uid};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -94,6 +103,109 @@ impl ClientFrame {
     }
 }
 
+/// A request of an authenticated client (PROTOCOL.md, "Client requests").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ClientRequest {
+    /// A message for Drupal's `/nodejs/message` handler.
+    Message(ClientMessage),
+    /// A message for the other members of a client-writable channel.
+    Publish(Publish),
+}
+
+/// `{"type":"message","message":{…},"id":7}`: `message` goes to Drupal, whose handler is named
+/// by the message's `messageType` (else its `type`); with an `id`, Drupal's JSON answer comes
+/// back as `{"type":"ack","id":7,"result":…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientMessage {
+    pub message: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+/// `{"type":"publish","channel":"chat_1","message":{…},"echo":false,"id":8}`: `message` goes to
+/// the other members of `channel` (to the sender too when `echo`), with [`SENDER_UID`] and
+/// [`SENDER_SOCKET_ID`] set by the server; with an `id`, the ack's result is `{"sent":N}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publish {
+    pub channel: String,
+    pub message: Value,
+    /// Deliver to the sender's own socket too. Optional on the wire (default `false`).
+    #[serde(default)]
+    pub echo: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+/// Member the server sets in a client-published Drupal message: the sender's uid.
+pub const SENDER_UID: &str = "senderUid";
+/// Member the server sets in a client-published Drupal message: the sender's socket id. (Not
+/// `clientSocketId`, which the module's `runCallbacks` uses to skip a page's own messages.)
+pub const SENDER_SOCKET_ID: &str = "senderSocketId";
+
+impl ClientRequest {
+    /// The `type` values of requests.
+    pub const TYPES: [&'static str; 2] = ["message", "publish"];
+
+    /// Whether a frame's `type` names a request (for a server that decodes [`ClientFrame`]
+    /// first).
+    pub fn is_request(kind: &str) -> bool {
+        Self::TYPES.contains(&kind)
+    }
+
+    /// Parses a text frame; the error says what is wrong with it.
+    pub fn decode(text: &str) -> Result<ClientRequest, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid request: {e}"))
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("requests always serialize")
+    }
+
+    /// The request's `id`, for the answer.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            ClientRequest::Message(m) => m.id,
+            ClientRequest::Publish(p) => p.id,
+        }
+    }
+}
+
+/// `{"type":"error","code":"…","message":"…","id":7}`: the refusal of a frame; `id` is that of
+/// the refused request, when it had one. Decodes as [`ServerFrame::Error`] too (which ignores
+/// the `id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ErrorReplyOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    reply: &'a ErrorReply,
+}
+
+impl ErrorReply {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(&ErrorReplyOut { kind: "error", reply: self })
+            .expect("error replies always serialize")
+    }
+
+    /// Parses an `error` frame (its `type` must be `error`).
+    pub fn decode(text: &str) -> Result<ErrorReply, String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid error frame: {e}"))?;
+        if value.get("type").and_then(Value::as_str) != Some("error") {
+            return Err("not an error frame".into());
+        }
+        serde_json::from_value(value).map_err(|e| format!("invalid error frame: {e}"))
+    }
+}
+
 /// A frame sent by the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
@@ -125,6 +237,9 @@ pub enum ServerFrame {
     Ping,
     /// Answer to the client's `ping`.
     Pong,
+    /// Success of a client request that had an `id`: Drupal's JSON answer to a `message`,
+    /// `{"sent":N}` for a `publish`.
+    Ack { id: u64, result: Value },
 }
 
 /// The envelope of a Drupal message as decoded by clients.
@@ -166,6 +281,23 @@ pub enum ErrorCode {
     AuthPending,
     /// `join-token-channel` with a token the server does not know (or that expired).
     InvalidContentToken,
+    /// A `message` request, but this server forwards no client messages (`clientMessages`).
+    ClientMessagesDisabled,
+    /// A `message` request whose type is not in the server's `clientMessages` list.
+    MessageTypeNotAllowed,
+    /// A `message` request of a type the server itself sends Drupal (`authenticate`,
+    /// `userOnline`, `userOffline`).
+    ReservedMessageType,
+    /// More requests than the per-socket rate limit allows; the request was dropped.
+    RateLimited,
+    /// A request whose message is larger than the server allows.
+    MessageTooLarge,
+    /// Drupal could not be asked, or its answer was not usable.
+    BackendUnavailable,
+    /// A `publish` to a channel the socket is not a member of.
+    NotAMember,
+    /// A `publish` to a channel that is not client-writable.
+    ChannelNotWritable,
     /// Any code a newer server sends that this client does not know.
     #[serde(other)]
     Unknown,
@@ -366,6 +498,76 @@ mod tests {
         assert_eq!(env.message, serde_json::from_str::<Value>(body).unwrap());
         assert_eq!(env.channel.as_deref(), Some("c"));
         assert_eq!(encode_message(&raw("{}"), None), r#"{"type":"message","message":{}}"#);
+    }
+
+    #[test]
+    fn golden_client_requests() {
+        let text = r#"{"type":"message","message":{"text":"hi","type":"chat"},"id":7}"#;
+        let m = ClientRequest::decode(text).unwrap();
+        assert_eq!(
+            m,
+            ClientRequest::Message(ClientMessage {
+                message: serde_json::json!({"type": "chat", "text": "hi"}),
+                id: Some(7)
+            })
+        );
+        assert_eq!(m.encode(), text);
+        assert_eq!(m.id(), Some(7));
+        let no_id = r#"{"type":"message","message":{"messageType":"x"}}"#;
+        assert_eq!(ClientRequest::decode(no_id).unwrap().encode(), no_id);
+
+        let text = r#"{"type":"publish","channel":"chat_1","message":{"text":"hi"},"echo":false,"id":8}"#;
+        let p = ClientRequest::decode(text).unwrap();
+        let ClientRequest::Publish(publish) = &p else { panic!("not publish") };
+        assert_eq!((publish.channel.as_str(), publish.echo, publish.id), ("chat_1", false, Some(8)));
+        assert_eq!(p.encode(), text);
+        let short = ClientRequest::decode(r#"{"type":"publish","channel":"c","message":1}"#).unwrap();
+        assert_eq!(short.encode(), r#"{"type":"publish","channel":"c","message":1,"echo":false}"#);
+        let echo = r#"{"type":"publish","channel":"c","message":{},"echo":true}"#;
+        assert_eq!(ClientRequest::decode(echo).unwrap().encode(), echo);
+
+        assert!(ClientRequest::is_request("message") && ClientRequest::is_request("publish"));
+        assert!(!ClientRequest::is_request("authenticate"));
+        let e = ClientFrame::decode(text).unwrap_err();
+        assert!(e.contains("unknown variant `publish`"), "{e}");
+        let e = ClientRequest::decode(r#"{"type":"publish","message":{}}"#).unwrap_err();
+        assert!(e.contains("channel"), "{e}");
+        let e = ClientRequest::decode(r#"{"type":"message","message":{},"id":-1}"#).unwrap_err();
+        assert!(e.contains("invalid"), "{e}");
+    }
+
+    #[test]
+    fn golden_acks_and_errors_with_ids() {
+        let ack = ServerFrame::Ack { id: 7, result: serde_json::json!({"n": [1], "status": "ok"}) };
+        assert_eq!(ack.encode(), r#"{"type":"ack","id":7,"result":{"n":[1],"status":"ok"}}"#);
+        assert_eq!(ServerFrame::decode(&ack.encode()).unwrap(), ack);
+        let sent = ServerFrame::Ack { id: 8, result: serde_json::json!({"sent": 2}) };
+        assert_eq!(sent.encode(), r#"{"type":"ack","id":8,"result":{"sent":2}}"#);
+
+        let codes = [
+            (ErrorCode::ClientMessagesDisabled, "client-messages-disabled"),
+            (ErrorCode::MessageTypeNotAllowed, "message-type-not-allowed"),
+            (ErrorCode::ReservedMessageType, "reserved-message-type"),
+            (ErrorCode::RateLimited, "rate-limited"),
+            (ErrorCode::MessageTooLarge, "message-too-large"),
+            (ErrorCode::BackendUnavailable, "backend-unavailable"),
+            (ErrorCode::NotAMember, "not-a-member"),
+            (ErrorCode::ChannelNotWritable, "channel-not-writable"),
+        ];
+        for (code, name) in codes {
+            let reply = ErrorReply { code, message: "m".into(), id: Some(7) };
+            let text = reply.encode();
+            assert_eq!(text, format!(r#"{{"type":"error","code":"{name}","message":"m","id":7}}"#));
+            assert_eq!(ErrorReply::decode(&text).unwrap(), reply);
+            assert_eq!(ServerFrame::decode(&text).unwrap(), ServerFrame::Error { code, message: "m".into() });
+        }
+        let plain = ErrorReply { code: ErrorCode::BadFrame, message: "m".into(), id: None };
+        assert_eq!(
+            plain.encode(),
+            ServerFrame::Error { code: ErrorCode::BadFrame, message: "m".into() }.encode()
+        );
+        assert_eq!(ErrorReply::decode(&plain.encode()).unwrap(), plain);
+        assert!(ErrorReply::decode(r#"{"type":"ack","id":1,"result":null}"#).is_err());
     }
 
     #[test]

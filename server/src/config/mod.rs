@@ -94,6 +94,11 @@ pub struct Config {
     /// Path of the WebSocket endpoint.
     #[serde(deserialize_with = "lenient_string")]
     pub ws_path: String,
+    /// Where the browser client is served: `{resource}/socket.io.js` (the `io` facade the
+    /// module's own nodejs.js loads, from the module's `resource` setting), and beside it the
+    /// rest of the client (`drupal-push.js`, glue, wasm). The original's key of that name.
+    #[serde(deserialize_with = "lenient_string")]
+    pub resource: String,
     #[serde(deserialize_with = "lenient_string")]
     pub ssl_key_path: String,
     #[serde(deserialize_with = "lenient_string")]
@@ -228,6 +233,21 @@ impl Config {
                 "wsPath: {:?} must start with '/' and not end with one, like \"/ws\"",
                 self.ws_path
             ));
+        }
+        if !self.resource.starts_with('/') || self.resource.len() < 2 || self.resource.ends_with('/') {
+            return Err(format!(
+                "resource: {:?} must start with '/' and not end with one, like \"/socket.io\"",
+                self.resource
+            ));
+        }
+        if format!("{}/", self.resource).starts_with(&self.base_auth_path) {
+            return Err(format!(
+                "resource: {:?} lies under baseAuthPath {:?}, which needs the service key",
+                self.resource, self.base_auth_path
+            ));
+        }
+        if self.resource == self.ws_path {
+            return Err(format!("resource: {:?} is also wsPath; give them different paths", self.resource));
         }
         if format!("{}/", self.ws_path).starts_with(&self.base_auth_path) {
             return Err(format!(

@@ -8,7 +8,6 @@ use serde_json::Value;
 
 /// Keys the original read in older versions and 1.0.13 ignores; accepted with a warning.
 const LEGACY_KEYS: &[&str] = &[
-    "resource",
     "transports",
     "jsMinification",
     "jsEtag",
@@ -155,7 +154,8 @@ settings = {
         assert_eq!(v["backend"]["host"], "drupal.example.org");
         assert_eq!(v["port"], 8080);
         assert!(v.get("transports").is_none() && v.get("publishUrl").is_none());
-        assert_eq!(warnings.len(), 7, "{warnings:?}");
+        assert_eq!(v["resource"], "/socket.io", "resource is ours again: where socket.io.js is served");
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
     }
 
     #[test]

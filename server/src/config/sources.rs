@@ -64,6 +64,7 @@ fn defaults() -> Value {
         "bodyParserJsonLimit": "1mb",
         "baseAuthPath": "/nodejs/",
         "wsPath": "/ws",
+        "resource": "/socket.io",
         "sslKeyPath": "",
         "sslCertPath": "",
         "sslCAPath": "",
@@ -314,6 +315,18 @@ mod tests {
         assert_eq!(c.base_auth_path, "/nodejs/");
         assert_eq!(c.backend_url(), "http://localhost:80/nodejs/message");
         assert_eq!(c.body_parser_json_limit, 1024 * 1024);
+        assert_eq!(c.resource, "/socket.io");
+    }
+
+    #[test]
+    fn resource_is_validated() {
+        let (c, _) = load(&cli(&["--service-key", "k", "--set", "resource=/push/io"]), env(&[])).unwrap();
+        assert_eq!(c.resource, "/push/io");
+        for bad in ["socket.io", "/socket.io/", "/", "/nodejs/io", "/ws"] {
+            let e = load(&cli(&["--service-key", "k", "--set", &format!("resource={bad}")]), env(&[]))
+                .unwrap_err();
+            assert!(e.to_string().contains("resource:"), "{bad}: {e}");
+        }
     }
 
     #[test]

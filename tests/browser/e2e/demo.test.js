@@ -72,3 +72,39 @@ test('the demo page connects, publishes through its form and shows what arrives'
   assert.deepEqual(alice.consoleLines, []);
   assert.deepEqual(bob.consoleLines, []);
 });
+
+test('channel callbacks on the demo page: exact channel, prefix, broadcast', async () => {
+  const page = await demoPage(5);
+  await page.evaluate(() => {
+    const seen = (window.__seen = []);
+    const note = (name) => (message, meta) => seen.push([name, meta.channel, message.data && message.data.subject]);
+    window.__stopDemo = Drupal.Nodejs.onChannel('demo', note('demo'));
+    Drupal.Nodejs.onChannel('nodejs_*', note('nodejs_*'));
+    Drupal.Nodejs.channelCallbacks.nodejs_user_5 = {callback: note('registry')};
+    Drupal.Nodejs.onBroadcast(note('broadcast'));
+  });
+  const publish = (body) => page.evaluate((b) => fetch('/demo/publish', {method: 'POST',
+    headers: {'Content-Type': 'application/json'}, body: JSON.stringify(b)}).then((r) => r.json()), body);
+  assert.equal((await publish({channel: 'demo', data: {subject: 'one'}})).status, 'success');
+  await publish({channel: 'nodejs_user_5', callback: 'nodejsNotify', data: {subject: 'two'}});
+  await publish({broadcast: true, channel: 'nodejs_notify', data: {subject: 'three'}});
+  await publish({channel: 'nodejs_ajax_broadcast', data: {subject: 'four'}});
+  const seen = await h.waitFor('four deliveries', async () => {
+    const s = await page.evaluate(() => window.__seen);
+    return s.some((e) => e[2] === 'four') ? s : null;
+  });
+  assert.deepEqual(seen, [
+    ['demo', 'demo', 'one'],
+    ['nodejs_*', 'nodejs_user_5', 'two'],
+    ['registry', 'nodejs_user_5', 'two'],
+    ['broadcast', null, 'three'],
+    ['nodejs_*', 'nodejs_ajax_broadcast', 'four'],
+  ]);
+  await page.evaluate(() => window.__stopDemo());
+  await publish({channel: 'demo', data: {subject: 'five'}});
+  await publish({channel: 'nodejs_user_5', data: {subject: 'six'}});
+  await h.waitFor('six', async () => (await page.evaluate(() => window.__seen)).some((e) => e[2] === 'six'));
+  assert.ok(!(await page.evaluate(() => window.__seen)).some((e) => e[2] === 'five'), 'unregistered');
+  assert.deepEqual(page.consoleLines, []);
+  await page.close();
+});

@@ -106,3 +106,26 @@ test('content tokens joined later are re-sent after a reconnect', async () => {
   assert.equal(got.message.data, 'still in the room');
   await page.close();
 });
+
+test('an unreachable server: connectionFailure once, backoff, and going online cuts the wait short', async () => {
+  const closed = require('node:net').createServer();
+  await new Promise((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = closed.address().port;
+  await new Promise((resolve) => closed.close(resolve));
+  const settings = {client: {scheme: 'http', host: '127.0.0.1', port, path: '/ws'}, authToken: 'x', connectTimeout: 300};
+  const page = await h.openPage(stack.browser, stack.server, settings);
+  await h.waitForEvents(page, 'setup', 'connectionFailure');
+  const waiting = await h.waitFor('a backoff wait of at least 400 ms', async () => {
+    const s = await h.socketState(page);
+    return s.state === 'waiting' && s.status.retryInMs >= 400 ? s : null;
+  }, 30000);
+  const attempts = await page.evaluate(() => {
+    window.dispatchEvent(new Event('online'));
+    return Drupal.Nodejs.socket.status.attempts;
+  });
+  assert.equal(attempts, waiting.status.attempts + 1, 'reconnected at once, not after the backoff');
+  assert.equal((await h.events(page, 'setup', 'connectionFailure')).length, 1);
+  assert.equal((await h.events(page, 'setup', 'connect')).length, 0);
+  assert.equal((await h.socketState(page)).connected, false);
+  await page.close();
+});

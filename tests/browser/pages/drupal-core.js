@@ -16,3 +16,5 @@ Drupal.Ajax.prototype.beforeSerialize = function (element, options) {
   options.data = options.data || {};
   options.data['ajax_page_state[theme]'] = 'test';
 };
+/* The module's nodejs.js patches Drupal.ajax.prototype (Drupal 7's name). */
+Drupal.ajax = Drupal.Ajax;

@@ -2,8 +2,9 @@
 (function () {
   var events = (window.__events = []);
   var record = function (kind, name) {
-    return function (message) {
-      events.push({kind: kind, name: name, message: JSON.parse(JSON.stringify(message)), at: Date.now()});
+    return function (message, meta) {
+      events.push({kind: kind, name: name, message: JSON.parse(JSON.stringify(message)),
+        meta: meta && JSON.parse(JSON.stringify(meta)), at: Date.now()});
     };
   };
   var N = Drupal.Nodejs;
@@ -14,6 +15,13 @@
   N.callbacks.clientJoinedTokenChannel = {callback: record('callback', 'clientJoinedTokenChannel')};
   N.presenceCallbacks.p = {callback: record('presence', 'p')};
   N.contentChannelNotificationCallbacks.c = {callback: record('content', 'c')};
+  // drupal-push's listeners (our shim and socket.io.js both add them to Drupal.Nodejs).
+  if (N.onChannel) {
+    N.onChannel('chan_exact', record('channel', 'exact'));
+    N.onChannel('chan_*', record('channel', 'prefix'));
+    N.channelCallbacks.nodejs_user_9 = {callback: record('channel', 'own-user')};
+    N.onBroadcast(record('broadcast', 'b'));
+  }
   N.connectionSetupHandlers.h = {
     connect: function () { events.push({kind: 'setup', name: 'connect', at: Date.now()}); },
     disconnect: function () { events.push({kind: 'setup', name: 'disconnect', at: Date.now()}); },

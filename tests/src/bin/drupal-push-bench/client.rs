@@ -213,7 +213,7 @@ impl Client {
                 self.fleet.note_error(format!("error frame {code:?}: {message}"));
                 None
             }
-            Ok(ServerFrame::Message(_) | ServerFrame::Pong | ServerFrame::Joined { .. }) => None,
+            Ok(ServerFrame::Message(_) | ServerFrame::Pong | ServerFrame::Joined { .. } | ServerFrame::Ack { .. }) => None,
             Err(e) => {
                 self.fleet.note_error(e);
                 None
