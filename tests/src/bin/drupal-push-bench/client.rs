@@ -213,7 +213,12 @@ impl Client {
                 self.fleet.note_error(format!("error frame {code:?}: {message}"));
                 None
             }
-            Ok(ServerFrame::Message(_) | ServerFrame::Pong | ServerFrame::Joined { .. } | ServerFrame::Ack { .. }) => None,
+            Ok(
+                ServerFrame::Message(_)
+                | ServerFrame::Pong
+                | ServerFrame::Joined { .. }
+                | ServerFrame::Ack { .. },
+            ) => None,
             Err(e) => {
                 self.fleet.note_error(e);
                 None
