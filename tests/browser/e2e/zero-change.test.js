@@ -110,13 +110,16 @@ test('user message, broadcast without callback, channel message; Drupal.ajax pat
   await h.waitForEvents(page, 'callback', 'b');
   const [b] = await h.waitForEvents(page, 'broadcast', 'b');
   assert.deepEqual(b.message, broadcast);
-  assert.deepEqual(b.meta, {channel: null});
+  assert.equal(b.meta.channel, null);
+  assert.equal(typeof b.meta.offset, 'number', 'the broadcast stream is recorded');
 
   const channel = {channel: 'chan_exact', data: {text: 'room'}};
   await stack.server.api('POST', 'publish', channel);
   const [exact] = await h.waitForEvents(page, 'channel', 'exact');
   const [prefix] = await h.waitForEvents(page, 'channel', 'prefix');
-  assert.deepEqual(exact.meta, {channel: 'chan_exact'});
+  assert.equal(exact.meta.channel, 'chan_exact');
+  assert.equal(typeof exact.meta.offset, 'number', 'meta carries the stream position');
+  assert.equal(typeof exact.meta.epoch, 'string');
   assert.deepEqual(prefix.message, channel);
   await stack.server.api('POST', 'publish', {channel: 'chan_room', callback: 'a', data: 2});
   const prefixed = await h.waitForEvents(page, 'channel', 'prefix', 2);
