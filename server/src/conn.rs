@@ -15,13 +15,14 @@ use crate::hub::{AuthRecord, ConnId, Hub};
 use crate::outbox::{Batch, Outbox};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use drupal_push_protocol::backend::AuthenticateRequest;
 use drupal_push_protocol::frames::Authenticate;
 use drupal_push_protocol::{ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, SocketId};
 use futures_util::SinkExt;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,12 +34,18 @@ const MAX_AUTH_TOKEN_LEN: usize = 512;
 /// How long to wait for the client's close reply after sending ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-/// `GET {wsPath}`: upgrades and hands the socket to a tracked connection task.
+/// `GET {wsPath}`: checks the handshake ([`crate::admission`]), upgrades and hands the socket
+/// to a tracked connection task.
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(app): State<Arc<App>>,
 ) -> Response {
+    let client = match app.admission.admit_upgrade(peer, &headers) {
+        Ok(client) => client,
+        Err(refused) => return refused.into_response(),
+    };
     let c = &app.config;
     let tracker = app.tracker.clone();
     ws.read_buffer_size(c.ws_read_buffer_size)
@@ -46,7 +53,7 @@ pub async fn upgrade(
         .max_message_size(c.max_frame_size)
         .max_frame_size(c.max_frame_size)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| tracker.track_future(run(socket, peer, app)))
+        .on_upgrade(move |socket| tracker.track_future(run(socket, peer, client, app)))
 }
 
 type AuthFuture = Pin<Box<dyn Future<Output = Result<AuthRecord, BackendError>> + Send>>;
@@ -73,8 +80,8 @@ impl Drop for Registration {
     }
 }
 
-async fn run(mut ws: WebSocket, peer: SocketAddr, app: Arc<App>) {
-    let reg = match app.hub.register(peer.ip()) {
+async fn run(mut ws: WebSocket, peer: SocketAddr, client: IpAddr, app: Arc<App>) {
+    let reg = match app.hub.register(client) {
         Ok(r) => r,
         Err(code) => {
             tracing::warn!(%peer, "connection refused: connection limit reached");
@@ -82,10 +89,11 @@ async fn run(mut ws: WebSocket, peer: SocketAddr, app: Arc<App>) {
             return;
         }
     };
-    let span = tracing::info_span!("conn", socket = %reg.socket_id, %peer);
+    let span = tracing::info_span!("conn", socket = %reg.socket_id, %peer, %client);
     let guard = Registration { hub: app.hub.clone(), id: reg.id };
     let conn = Connection {
         app,
+        client,
         id: reg.id,
         socket_id: reg.socket_id,
         outbox: reg.outbox,
@@ -105,6 +113,8 @@ async fn run(mut ws: WebSocket, peer: SocketAddr, app: Arc<App>) {
 
 struct Connection {
     app: Arc<App>,
+    /// The client's address (behind a trusted proxy: from `X-Forwarded-For`).
+    client: IpAddr,
     id: ConnId,
     socket_id: SocketId,
     outbox: Arc<Outbox>,
@@ -253,6 +263,9 @@ impl Connection {
         let hub = &self.app.hub;
         if let Some(record) = hub.cached_auth(&auth.auth_token) {
             return self.complete_auth(&auth.auth_token, record, &auth.content_tokens, false);
+        }
+        if !self.app.admission.allow_auth(self.client) {
+            return Some(End::Close(CloseCode::RATE_LIMITED));
         }
         let backend = self.app.backend.clone();
         let request = AuthenticateRequest::new(&auth, self.socket_id.clone());

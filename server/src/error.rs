@@ -9,7 +9,9 @@ pub enum BackendError {
     Unreachable(String),
     #[error("backend did not answer in time (backend.timeoutMs)")]
     Timeout,
-    #[error("backend busy: no request slot freed in time (backend.concurrency)")]
+    #[error(
+        "backend busy: backend.queueLength authentications already wait for one of the backend.concurrency request slots"
+    )]
     Busy,
     #[error(
         "backend answered HTTP {status} redirecting to {location:?}: point backend.* at the final address"

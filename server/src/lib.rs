@@ -7,18 +7,27 @@
 //! which hands every socket its frames through a bounded [`outbox`].
 //!
 //! Start reading at [`run`] and [`app`]; [`config`] says what can be set; [`demo`] is the
-//! built-in demo backend and pages; [`status`] the public status page.
+//! built-in demo backend and pages; [`status`] the public status page. Operations: [`admission`]
+//! (origin allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices
+//! to Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`].
 
+pub mod admission;
 pub mod api;
 pub mod backend;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod drain;
 pub mod error;
 pub mod hub;
 pub mod ids;
+pub mod limits;
+pub mod logging;
+pub mod notices;
+pub mod origin;
 pub mod outbox;
 pub mod presence;
+pub mod proxy;
 pub mod status;
 pub mod tls;
 
@@ -26,7 +35,6 @@ use axum::Router;
 use axum::routing::get;
 use backend::Backend;
 use config::Config;
-use drupal_push_protocol::CloseCode;
 use hub::{Hub, HubSettings};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,6 +51,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub hub: Hub,
     pub backend: Backend,
+    /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
+    pub admission: admission::Admission,
     /// Connection tasks, so shutdown can wait for them (axum does not track upgraded sockets).
     pub tracker: TaskTracker,
     pub started: Instant,
@@ -60,7 +70,7 @@ impl App {
     }
 }
 
-/// How long shutdown waits for connections to close after telling them to.
+/// How long shutdown waits for connections to close after the drain told them to.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The HTTP application: backend API, WebSocket endpoint, status, demo and static files.
@@ -84,6 +94,7 @@ pub fn build_state(
 ) -> Result<Arc<App>, String> {
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
     let backend = Backend::new(&config, url)?;
+    let admission = admission::Admission::new(&config)?;
     let settings = HubSettings {
         outbox: outbox::Limits { max_frames: config.max_queued_messages, max_bytes: config.max_queued_bytes },
         presence_grace: config.presence_grace(),
@@ -99,6 +110,7 @@ pub fn build_state(
         config: Arc::new(config),
         hub,
         backend,
+        admission,
         tracker: TaskTracker::new(),
         started: Instant::now(),
         local,
@@ -106,13 +118,26 @@ pub fn build_state(
     }))
 }
 
-/// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1001
-/// (clients reconnect soon) and waits up to 10 s for the connections to finish.
+/// Serves on `listener` until `shutdown` completes, then drains: closes every WebSocket with
+/// 1001 (clients reconnect soon) spread over `drainWindowMs`, and waits up to 10 s more for the
+/// connections to finish.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     debug: Option<DebugSwitch>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    run_until(listener, config, debug, shutdown, std::future::pending()).await
+}
+
+/// [`run`], where `hurry` completing during the drain closes the remaining sockets at once
+/// (the binary's second SIGTERM).
+pub async fn run_until(
+    listener: TcpListener,
+    config: Config,
+    debug: Option<DebugSwitch>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hurry: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let state = build_state(config, local, debug).map_err(std::io::Error::other)?;
@@ -123,11 +148,12 @@ pub async fn run(
         "drupal-push serving"
     );
     let router = app(state.clone());
-    let hub = state.hub.clone();
+    let draining = state.clone();
+    // The HTTP API keeps serving during the drain; the listener closes when it is over.
     let stop = async move {
         shutdown.await;
-        tracing::info!("shutting down: closing connections with 1001");
-        hub.close_all(CloseCode::GOING_AWAY);
+        draining.admission.start_draining();
+        drain::drain(&draining.hub, draining.config.drain_window(), hurry).await;
     };
     if state.config.scheme == config::Scheme::Https {
         tls::serve(listener, router, &state.config, stop).await?;

@@ -37,6 +37,9 @@ async fn data(State(app): State<Arc<App>>) -> Response {
         "channels": s.channels,
         "tokenChannels": s.token_channels,
         "cachedAuthTokens": s.cached_auth_tokens,
+        "backendQueuedAuthentications": app.backend.queued(),
+        "backendPendingNotices": app.backend.notices().pending(),
+        "draining": app.admission.is_draining(),
     });
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -112,7 +112,16 @@ impl Hub {
         let (r, effects) = {
             let mut st = self.lock();
             let r = f(&mut st);
-            (r, std::mem::take(&mut st.effects))
+            let effects = std::mem::take(&mut st.effects);
+            // Backend notices are handed over under the lock, so they reach the notifier in the
+            // order they were decided (an `userOffline` never before its `userOnline`); `notify`
+            // only queues.
+            for e in &effects {
+                if let Effect::Backend(m) = e {
+                    self.inner.notifier.notify(m.clone());
+                }
+            }
+            (r, effects)
         };
         for e in effects {
             self.start(e);
@@ -122,7 +131,7 @@ impl Hub {
 
     fn start(&self, effect: Effect) {
         match effect {
-            Effect::Backend(m) => self.inner.notifier.notify(m),
+            Effect::Backend(_) => {}
             Effect::OfflineTimer { uid, timer_id } => {
                 let hub = self.clone();
                 let due = Instant::now() + self.inner.settings.presence_grace;
@@ -309,6 +318,11 @@ impl Hub {
         for c in st.conns.values() {
             c.outbox.close(code);
         }
+    }
+
+    /// The outboxes of every connection, for a drain that closes them one by one.
+    pub fn outboxes(&self) -> Vec<Arc<Outbox>> {
+        self.lock().conns.values().map(|c| c.outbox.clone()).collect()
     }
 
     pub fn connection_count(&self) -> usize {
