@@ -57,6 +57,8 @@ struct Inner {
     answers: HashMap<String, Answer>,
     received: Vec<BackendMessage>,
     bad_keys: usize,
+    online_delay: Duration,
+    offline_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -130,9 +132,26 @@ impl FakeDrupal {
         self.shared.inner.lock().expect("lock").answers.insert(token.to_owned(), answer);
     }
 
+    /// Makes `userOnline` and `userOffline` take this long each before they are recorded and
+    /// answered (a busy Drupal writing its presence table).
+    pub fn delay_notices(&self, online: Duration, offline: Duration) {
+        let mut inner = self.shared.inner.lock().expect("lock");
+        inner.online_delay = online;
+        inner.offline_delay = offline;
+    }
+
     /// Every message received so far.
     pub fn messages(&self) -> Vec<BackendMessage> {
         self.shared.inner.lock().expect("lock").received.clone()
+    }
+
+    /// Numbers of `userOnline` and `userOffline` received (without copying the messages).
+    pub fn notice_counts(&self) -> (usize, usize) {
+        let inner = self.shared.inner.lock().expect("lock");
+        let online = inner.received.iter().filter(|m| matches!(m, BackendMessage::UserOnline { .. })).count();
+        let offline =
+            inner.received.iter().filter(|m| matches!(m, BackendMessage::UserOffline { .. })).count();
+        (online, offline)
     }
 
     /// Number of `authenticate` calls received.
@@ -143,6 +162,11 @@ impl FakeDrupal {
     /// Requests that carried a wrong service key.
     pub fn bad_key_calls(&self) -> usize {
         self.shared.inner.lock().expect("lock").bad_keys
+    }
+
+    /// Whether `message` has been received.
+    pub fn has_received(&self, message: &BackendMessage) -> bool {
+        self.shared.inner.lock().expect("lock").received.contains(message)
     }
 
     /// Waits until a received message satisfies `pred`, failing after [`crate::WAIT`].
@@ -177,7 +201,16 @@ async fn handle(State(s): State<Shared>, Form(form): Form<HashMap<String, String
             let a = s.inner.lock().expect("lock").answers.get(&req.auth_token).cloned();
             Some((a.unwrap_or(Answer::Invalid), req.clone()))
         }
-        _ => None,
+        BackendMessage::UserOnline { .. } => {
+            let delay = s.inner.lock().expect("lock").online_delay;
+            tokio::time::sleep(delay).await;
+            None
+        }
+        BackendMessage::UserOffline { .. } => {
+            let delay = s.inner.lock().expect("lock").offline_delay;
+            tokio::time::sleep(delay).await;
+            None
+        }
     };
     s.inner.lock().expect("lock").received.push(message);
     s.changed.notify_waiters();

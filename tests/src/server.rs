@@ -101,6 +101,15 @@ impl TestServer {
             .expect("server task")
     }
 
+    /// `GET /status.json`: the public counters.
+    pub async fn status(&self) -> Value {
+        let resp = tokio::time::timeout(crate::WAIT, self.http.get(self.url("/status.json")).send())
+            .await
+            .expect("status answers in time")
+            .expect("status call");
+        resp.json().await.expect("status is JSON")
+    }
+
     /// `POST /nodejs/{path}` with the service key and a JSON body, the way Drupal 8+ does.
     pub async fn post(&self, path: &str, body: Value) -> Value {
         self.call(reqwest::Method::POST, path, Some(body.to_string()), Some(SERVICE_KEY), None).await.1
