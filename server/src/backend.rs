@@ -23,7 +23,7 @@ use drupal_push_protocol::backend::{
     FORM_SERVICE_KEY_FIELD,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
@@ -47,6 +47,8 @@ struct Inner {
     /// Authentications waiting for a slot now, and at most.
     queued: AtomicUsize,
     queue_length: usize,
+    /// Set while the queue refuses, so that a storm logs one line, not one per client.
+    refusing: AtomicBool,
     /// Authentication calls in flight, by auth token.
     flights: Mutex<HashMap<String, Flight>>,
     notices: NoticeQueues,
@@ -78,6 +80,7 @@ impl Backend {
                 slots: Semaphore::new(b.concurrency),
                 queued: AtomicUsize::new(0),
                 queue_length: b.queue_length,
+                refusing: AtomicBool::new(false),
                 flights: Mutex::default(),
                 notices: NoticeQueues::default(),
             }),
@@ -106,8 +109,15 @@ impl Backend {
         }
         if inner.queued.fetch_add(1, Ordering::Relaxed) >= inner.queue_length {
             inner.queued.fetch_sub(1, Ordering::Relaxed);
+            if !inner.refusing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    queue_length = inner.queue_length,
+                    "backend queue full: new authentications are closed with 4100 until it drains"
+                );
+            }
             return Err(BackendError::Busy);
         }
+        inner.refusing.store(false, Ordering::Relaxed);
         struct Leave<'a>(&'a AtomicUsize);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {

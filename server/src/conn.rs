@@ -289,6 +289,11 @@ impl Connection {
                 tracing::info!(token = %redact(&token), "authentication refused by Drupal");
                 Some(End::Close(CloseCode::AUTH_REJECTED))
             }
+            Err(e @ BackendError::Busy) => {
+                // The backend client logs a full queue once; one line per refused client would flood.
+                tracing::debug!(error = %e, "authentication refused: backend queue full");
+                Some(End::Close(e.close_code()))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, backend = self.app.backend.url(), "authentication failed: backend trouble");
                 Some(End::Close(e.close_code()))
