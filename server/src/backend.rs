@@ -169,7 +169,10 @@ impl Backend {
 
     /// Asks Drupal whether the client's auth token is a valid session (spec 2.4). A call for a
     /// token that is already being asked about waits for that call's answer instead. The call
-    /// runs in its own task, so the others still get the answer when the first client leaves.
+    /// runs in its own task, so the others still get the answer when the first client leaves;
+    /// it runs to its end even when all of them left, because the usual reason to leave during
+    /// a slow call is a reload, and the reloaded page then joins the call instead of queueing
+    /// again (the queue bound still holds: a call is queued once).
     pub async fn authenticate(&self, request: AuthenticateRequest) -> Result<AuthRecord, BackendError> {
         let mut flight = {
             let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
