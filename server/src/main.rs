@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
+        for w in &warnings {
+            eprintln!("drupal-push: warning: {w}");
+        }
         println!(
             "configuration OK: listening on {}:{}, backend {}",
             config.host,
