@@ -1,25 +1,36 @@
 //! The HTTP client for Drupal's `/nodejs/message` callback (spec 2): `authenticate` for new
 //! auth tokens, `userOnline`/`userOffline` notices. Requests are form-encoded (`messageJson`,
 //! `serviceKey`), optionally with HTTP basic auth, over http or https (certificate checks per
-//! `backend.strictSSL`). Every request has a timeout; at most `backend.concurrency` run at once
-//! and the rest wait their turn. Redirects are not followed: they mean a misconfigured
-//! `backend.*` (spec 7.18), and the error says where Drupal pointed.
+//! `backend.strictSSL`). Redirects are not followed: they mean a misconfigured `backend.*`
+//! (spec 7.18), and the error says where Drupal pointed.
+//!
+//! Under load: at most `backend.concurrency` requests run at once. Authentications that find
+//! every slot busy wait in a queue of at most `backend.queueLength`, for as long as it takes
+//! (only the request itself has a timeout, `backend.timeoutMs`); one more than the queue holds
+//! is refused at once, so its client backs off (close 4100) instead of waiting without bound.
+//! Concurrent authentications of one auth token (tabs of one session, a reconnect storm) make
+//! one Drupal call and share its answer. Presence notices are queued per user in
+//! [`crate::notices`] and do not count against the queue. The REST API never waits on any of
+//! this: only WebSocket authentication and the notices call Drupal.
 
 use crate::config::Config;
 use crate::error::BackendError;
+use crate::notices::NoticeQueues;
 use base64::Engine;
 use drupal_push_protocol::backend::{
     AuthAnswer, AuthAnswerError, AuthenticateRequest, BackendMessage, FORM_MESSAGE_FIELD,
     FORM_SERVICE_KEY_FIELD,
 };
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
-/// Notices waiting for a free request slot at most; beyond it they are dropped (and logged),
-/// so a dead backend cannot make the server accumulate tasks.
-const MAX_WAITING_NOTICES: usize = 10_000;
+/// The shared answer of one authentication call.
+type AuthResult = Result<Arc<AuthAnswer>, BackendError>;
+/// Where the followers of a call wait for its answer (`None` until it arrives).
+type Flight = watch::Receiver<Option<AuthResult>>;
 
 #[derive(Clone)]
 pub struct Backend {
@@ -32,8 +43,14 @@ struct Inner {
     service_key: String,
     authorization: Option<String>,
     slots: Semaphore,
-    timeout: Duration,
-    waiting_notices: AtomicUsize,
+    /// Authentications waiting for a slot now, and at most.
+    queued: AtomicUsize,
+    queue_length: usize,
+    /// Set while the queue refuses, so that a storm logs one line, not one per client.
+    refusing: AtomicBool,
+    /// Authentication calls in flight, by auth token.
+    flights: Mutex<HashMap<String, Flight>>,
+    notices: NoticeQueues,
 }
 
 impl Backend {
@@ -60,8 +77,11 @@ impl Backend {
                 service_key: config.service_key.clone(),
                 authorization,
                 slots: Semaphore::new(b.concurrency),
-                timeout,
-                waiting_notices: AtomicUsize::new(0),
+                queued: AtomicUsize::new(0),
+                queue_length: b.queue_length,
+                refusing: AtomicBool::new(false),
+                flights: Mutex::default(),
+                notices: NoticeQueues::default(),
             }),
         })
     }
@@ -70,13 +90,58 @@ impl Backend {
         &self.inner.url
     }
 
-    /// Posts one message and returns the body of a 200 answer.
-    pub async fn post(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
+    /// The per-user queues of presence notices.
+    pub fn notices(&self) -> &NoticeQueues {
+        &self.inner.notices
+    }
+
+    /// Authentications waiting for a request slot now.
+    pub fn queued(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// A request slot, waiting in the bounded queue when all are busy.
+    async fn queued_slot(&self) -> Result<SemaphorePermit<'_>, BackendError> {
         let inner = &self.inner;
-        let _slot = tokio::time::timeout(inner.timeout, inner.slots.acquire())
-            .await
-            .map_err(|_| BackendError::Busy)?
-            .map_err(|_| BackendError::Busy)?;
+        if let Ok(slot) = inner.slots.try_acquire() {
+            return Ok(slot);
+        }
+        if inner.queued.fetch_add(1, Ordering::Relaxed) >= inner.queue_length {
+            inner.queued.fetch_sub(1, Ordering::Relaxed);
+            if !inner.refusing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    queue_length = inner.queue_length,
+                    "backend queue full: new authentications are closed with 4100 until it drains"
+                );
+            }
+            return Err(BackendError::Busy);
+        }
+        inner.refusing.store(false, Ordering::Relaxed);
+        struct Leave<'a>(&'a AtomicUsize);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _in_queue = Leave(&inner.queued);
+        inner.slots.acquire().await.map_err(|_| BackendError::Busy)
+    }
+
+    /// Posts one presence notice, waiting for a slot as long as it takes.
+    pub async fn post_notice(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
+        let _slot = self.inner.slots.acquire().await.map_err(|_| BackendError::Busy)?;
+        self.send(message).await
+    }
+
+    /// Posts one message through the bounded queue and returns the body of a 200 answer.
+    pub async fn post(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
+        let _slot = self.queued_slot().await?;
+        self.send(message).await
+    }
+
+    /// Sends one request (the caller holds a slot).
+    async fn send(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
+        let inner = &self.inner;
         let json = message.to_json();
         let form =
             [(FORM_MESSAGE_FIELD, json.as_str()), (FORM_SERVICE_KEY_FIELD, inner.service_key.as_str())];
@@ -101,8 +166,43 @@ impl Backend {
         resp.bytes().await.map_err(|e| classify(&inner.url, e))
     }
 
-    /// Asks Drupal whether the client's auth token is a valid session (spec 2.4).
+    /// Asks Drupal whether the client's auth token is a valid session (spec 2.4). A call for a
+    /// token that is already being asked about waits for that call's answer instead. The call
+    /// runs in its own task, so the others still get the answer when the first client leaves;
+    /// it runs to its end even when all of them left, because the usual reason to leave during
+    /// a slow call is a reload, and the reloaded page then joins the call instead of queueing
+    /// again (the queue bound still holds: a call is queued once).
     pub async fn authenticate(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
+        let mut flight = {
+            let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+            match flights.get(&request.auth_token) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(request.auth_token.clone(), rx.clone());
+                    tokio::spawn(self.clone().fly(request, tx));
+                    rx
+                }
+            }
+        };
+        let answer = flight.wait_for(Option::is_some).await.map_err(|_| {
+            BackendError::Unreachable("the authentication call ended without an answer".into())
+        })?;
+        match answer.as_ref().expect("waited for an answer") {
+            Ok(record) => Ok(AuthAnswer::clone(record)),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// One authentication call; publishes its answer, then retires the flight.
+    async fn fly(self, request: AuthenticateRequest, answer: watch::Sender<Option<AuthResult>>) {
+        let token = request.auth_token.clone();
+        let result = self.ask(request).await.map(Arc::new);
+        answer.send_replace(Some(result));
+        self.inner.flights.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+    }
+
+    async fn ask(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
         let body = self.post(&BackendMessage::Authenticate(request)).await?;
         match AuthAnswer::parse(&body) {
             Ok(a) => Ok(a),
@@ -134,20 +234,9 @@ pub trait BackendNotifier: Send + Sync + 'static {
 }
 
 impl BackendNotifier for Backend {
-    /// Sends `userOnline`/`userOffline` in the background; Drupal's answer is not needed.
+    /// Queues `userOnline`/`userOffline` behind the user's earlier notices (see
+    /// [`crate::notices`]); Drupal's answer is not needed.
     fn notify(&self, message: BackendMessage) {
-        let inner = &self.inner;
-        if inner.waiting_notices.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING_NOTICES {
-            inner.waiting_notices.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(?message, "backend notice dropped: too many notices wait for the backend");
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.post(&message).await {
-                tracing::warn!(error = %e, ?message, "backend notice failed");
-            }
-            this.inner.waiting_notices.fetch_sub(1, Ordering::Relaxed);
-        });
+        self.inner.notices.push(self, message);
     }
 }

@@ -12,7 +12,9 @@ pub enum BackendError {
     Unreachable(String),
     #[error("backend did not answer in time (backend.timeoutMs)")]
     Timeout,
-    #[error("backend busy: no request slot freed in time (backend.concurrency)")]
+    #[error(
+        "backend busy: backend.queueLength authentications already wait for one of the backend.concurrency request slots"
+    )]
     Busy,
     #[error(
         "backend answered HTTP {status} redirecting to {location:?}: point backend.* at the final address"
@@ -81,6 +83,8 @@ pub enum StartError {
     BackendClient(String),
     #[error("{0}")]
     Tls(String),
+    #[error("{0}")]
+    Admission(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -76,6 +76,8 @@ pub struct Counts {
 
 struct Shared {
     key: String,
+    /// How long `userOnline` and `userOffline` take before they are counted and answered.
+    notice_delays: Mutex<(Duration, Duration)>,
     rule: Rule,
     record: bool,
     scripted: Mutex<HashMap<String, Answer>>,
@@ -101,6 +103,7 @@ impl FakeDrupal {
         FakeDrupal {
             shared: Arc::new(Shared {
                 key: service_key.to_owned(),
+                notice_delays: Mutex::default(),
                 rule,
                 record,
                 scripted: Mutex::default(),
@@ -124,6 +127,11 @@ impl FakeDrupal {
     /// Scripts the answer for `token`.
     pub fn answer(&self, token: &str, answer: Answer) {
         lock(&self.shared.scripted).insert(token.to_owned(), answer);
+    }
+
+    /// Makes `userOnline` and `userOffline` take this long each (a busy Drupal).
+    pub fn delay_notices(&self, online: Duration, offline: Duration) {
+        *lock(&self.shared.notice_delays) = (online, offline);
     }
 
     pub fn counts(&self) -> &Counts {
@@ -182,10 +190,14 @@ async fn handle(State(fake): State<FakeDrupal>, Form(form): Form<HashMap<String,
             Some(req.clone())
         }
         BackendMessage::UserOnline { .. } => {
+            let delay = lock(&s.notice_delays).0;
+            tokio::time::sleep(delay).await;
             s.counts.online.fetch_add(1, Relaxed);
             None
         }
         BackendMessage::UserOffline { .. } => {
+            let delay = lock(&s.notice_delays).1;
+            tokio::time::sleep(delay).await;
             s.counts.offline.fetch_add(1, Relaxed);
             None
         }

@@ -12,21 +12,33 @@
 //!
 //! Start reading at [`run`] and [`app`]; [`config`] says what can be set; [`demo`] is the
 //! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
-//! and the benchmark); [`status`] the public status page.
+//! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
+//! allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices to
+//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`].
 
+// The configuration defaults are one `json!` literal with many keys.
+#![recursion_limit = "256"]
+
+mod admission;
 mod api;
 mod backend;
 mod client_assets;
 pub mod config;
 mod conn;
 mod demo;
+mod drain;
 mod engine;
 mod error;
 pub mod fake_drupal;
 mod hub;
 mod ids;
+mod limits;
+pub mod logging;
 mod node;
+mod notices;
+mod origin;
 mod outbox;
+mod proxy;
 mod status;
 pub mod tls;
 
@@ -34,7 +46,6 @@ use axum::Router;
 use axum::routing::get;
 use backend::Backend;
 use config::Config;
-use drupal_push_protocol::CloseCode;
 use engine::{Engine, MemoryEngine};
 pub use error::StartError;
 use hub::{ConnLimits, Hub};
@@ -57,6 +68,8 @@ pub(crate) struct App {
     pub engine: Arc<dyn Engine>,
     pub backend: Backend,
     pub outbox_limits: outbox::Limits,
+    /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
+    pub admission: admission::Admission,
     /// Connection tasks, so shutdown can wait for them (axum does not track upgraded sockets).
     pub tracker: TaskTracker,
     pub started: Instant,
@@ -74,7 +87,7 @@ impl App {
     }
 }
 
-/// How long shutdown waits for connections to close after telling them to.
+/// How long shutdown waits for connections to close after the drain told them to.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The HTTP application: backend API, WebSocket endpoint, status, demo and static files.
@@ -100,6 +113,7 @@ fn build_state(
 ) -> Result<Arc<App>, StartError> {
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
     let backend = Backend::new(&config, url).map_err(StartError::BackendClient)?;
+    let admission = admission::Admission::new(&config).map_err(StartError::Admission)?;
     let hub = Hub::new(ConnLimits {
         max_connections: config.max_connections,
         max_per_address: config.max_connections_per_address,
@@ -121,6 +135,7 @@ fn build_state(
         hub,
         engine: Arc::new(engine),
         backend,
+        admission,
         tracker: TaskTracker::new(),
         started: Instant::now(),
         local,
@@ -128,13 +143,26 @@ fn build_state(
     }))
 }
 
-/// Serves on `listener` until `shutdown` completes, then closes every WebSocket with 1001
-/// (clients reconnect soon) and waits up to 10 s for the connections to finish.
+/// Serves on `listener` until `shutdown` completes, then drains: closes every WebSocket with
+/// 1001 (clients reconnect soon) spread over `drainWindowMs`, and waits up to 10 s more for the
+/// connections to finish.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     debug: Option<DebugSwitch>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    run_until(listener, config, debug, shutdown, std::future::pending()).await
+}
+
+/// [`run`], where `hurry` completing during the drain closes the remaining sockets at once
+/// (the binary's second SIGTERM).
+pub async fn run_until(
+    listener: TcpListener,
+    config: Config,
+    debug: Option<DebugSwitch>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hurry: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let local = listener.local_addr()?;
     let state = build_state(config, local, debug)?;
@@ -145,11 +173,12 @@ pub async fn run(
         "drupal-push serving"
     );
     let router = app(state.clone());
-    let hub = state.hub.clone();
+    let draining = state.clone();
+    // The HTTP API keeps serving during the drain; the listener closes when it is over.
     let stop = async move {
         shutdown.await;
-        tracing::info!("shutting down: closing connections with 1001");
-        hub.close_all(CloseCode::GOING_AWAY);
+        draining.admission.start_draining();
+        drain::drain(&draining.hub, draining.config.drain_window(), hurry).await;
     };
     if state.config.scheme == config::Scheme::Https {
         tls::serve(listener, router, &state.config, stop).await?;

@@ -1,12 +1,10 @@
 //! The `drupal-push` binary: reads the configuration, sets up logging, binds, prints the
-//! listening line on stdout and serves until SIGINT/SIGTERM.
+//! listening line on stdout and serves until SIGINT/SIGTERM (a second one cuts the drain short).
 
 use anyhow::Context;
 use clap::Parser;
 use drupal_push_server::config::{self, Cli};
 use std::process::ExitCode;
-use std::sync::Arc;
-use tracing_subscriber::{EnvFilter, reload};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +16,9 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
+        for w in &warnings {
+            eprintln!("drupal-push: warning: {w}");
+        }
         println!(
             "configuration OK: listening on {}:{}, backend {}",
             config.host,
@@ -35,24 +36,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn filter(debug: bool) -> EnvFilter {
-    let default = if debug { "drupal_push_server=debug,info" } else { "info" };
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
-}
-
 fn serve(config: config::Config, warnings: Vec<String>) -> anyhow::Result<()> {
-    use tracing_subscriber::prelude::*;
-    let (layer, handle) = reload::Layer::new(filter(config.debug));
-    tracing_subscriber::registry()
-        .with(layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .init();
+    let switch = drupal_push_server::logging::init(config.log_format, config.debug);
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let switch: drupal_push_server::DebugSwitch = Arc::new(move |on| {
-        let _ = handle.reload(filter(on));
-    });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let addr = config.bind_addr().map_err(anyhow::Error::msg)?;
@@ -64,7 +52,8 @@ fn serve(config: config::Config, warnings: Vec<String>) -> anyhow::Result<()> {
             println!("demo page: {scheme}://{local}/   status: {scheme}://{local}/status");
             println!("demo service key (NodejsServiceKey header): {}", config.service_key);
         }
-        drupal_push_server::run(listener, config, Some(switch), shutdown_signal()).await?;
+        let (first, second) = signals()?;
+        drupal_push_server::run_until(listener, config, Some(switch), first, second).await?;
         tracing::info!("stopped");
         Ok(())
     })
@@ -81,20 +70,31 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener
     socket.listen(4096)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// The first SIGTERM or SIGINT starts the drain; a second one closes the rest at once.
+fn signals() -> std::io::Result<(impl Future<Output = ()>, impl Future<Output = ()>)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        next_signal(&mut term, &mut int).await;
+        tracing::info!("signal received: draining (send it again to close every connection at once)");
+        let _ = first_tx.send(());
+        next_signal(&mut term, &mut int).await;
+        let _ = second_tx.send(());
+    });
+    let wait = |rx: tokio::sync::oneshot::Receiver<()>| async move {
+        if rx.await.is_err() {
+            std::future::pending::<()>().await;
         }
     };
+    Ok((wait(first_rx), wait(second_rx)))
+}
+
+async fn next_signal(term: &mut tokio::signal::unix::Signal, int: &mut tokio::signal::unix::Signal) {
     tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        _ = term.recv() => {},
+        _ = int.recv() => {},
     }
 }

@@ -57,6 +57,9 @@ async fn data(State(app): State<Arc<App>>) -> Response {
         "rssBytes": rss_bytes(),
         "sockets": s.sockets,
         "preAuthSockets": s.pre_auth_sockets,
+        "backendQueuedAuthentications": app.backend.queued(),
+        "backendPendingNotices": app.backend.notices().pending(),
+        "draining": app.admission.is_draining(),
     });
     match app.engine.stats().await {
         Ok(e) => {

@@ -145,6 +145,19 @@ impl TestClient {
         drop(self);
     }
 
+    /// Waits up to `limit` for `authenticated` and `clientAuthenticated` after
+    /// [`TestClient::authenticate`]; `Err(close code)` when the server closed instead.
+    pub async fn await_auth(&mut self, limit: std::time::Duration) -> Result<(), Option<u16>> {
+        match self.next_event_within(limit).await {
+            Event::Frame(ServerFrame::Authenticated { .. }) => {}
+            Event::Closed(code) => return Err(code),
+            Event::Frame(other) => panic!("expected authenticated, got {other:?}"),
+        }
+        let m = self.next_message().await;
+        assert_eq!(m["callback"], "clientAuthenticated", "{m}");
+        Ok(())
+    }
+
     pub async fn join_token_channel(&mut self, channel: &str, token: &str) {
         self.send(&ClientFrame::JoinTokenChannel(JoinTokenChannel {
             channel: channel.into(),
@@ -179,9 +192,15 @@ impl TestClient {
 
     /// The next frame or close, answering and skipping server pings.
     pub async fn next_event(&mut self) -> Event {
+        self.next_event_within(crate::WAIT).await
+    }
+
+    /// [`TestClient::next_event`], failing after `limit` instead of [`crate::WAIT`].
+    pub async fn next_event_within(&mut self, limit: std::time::Duration) -> Event {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let next =
-                tokio::time::timeout(crate::WAIT, self.ws.next()).await.expect("a frame arrives in time");
+                tokio::time::timeout_at(deadline, self.ws.next()).await.expect("a frame arrives in time");
             match next {
                 Some(Ok(Message::Text(t))) => {
                     let frame = ServerFrame::decode(&t).expect("server frames decode");

@@ -8,6 +8,7 @@ use drupal_push_server::fake_drupal::FakeDrupal as Core;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 /// A running fake Drupal; stops when dropped.
 pub struct FakeDrupal {
@@ -72,9 +73,26 @@ impl FakeDrupal {
         self.core.answer(token, answer);
     }
 
+    /// Makes `userOnline` and `userOffline` take this long each before they are recorded and
+    /// answered (a busy Drupal writing its presence table).
+    pub fn delay_notices(&self, online: Duration, offline: Duration) {
+        self.core.delay_notices(online, offline);
+    }
+
     /// Every message received so far.
     pub fn messages(&self) -> Vec<BackendMessage> {
         self.core.messages()
+    }
+
+    /// Numbers of `userOnline` and `userOffline` received.
+    pub fn notice_counts(&self) -> (usize, usize) {
+        let c = self.core.counts();
+        (c.online.load(Relaxed) as usize, c.offline.load(Relaxed) as usize)
+    }
+
+    /// Whether `message` has been received.
+    pub fn has_received(&self, message: &BackendMessage) -> bool {
+        self.core.messages().contains(message)
     }
 
     /// Number of `authenticate` calls received.

@@ -22,8 +22,13 @@ pub use server::TestServer;
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Waits until `cond` holds, polling every 10 ms, failing the test after [`WAIT`].
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_until_within(WAIT, what, cond).await
+}
+
+/// [`wait_until`] with another limit.
+pub async fn wait_until_within(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
     while !cond() {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -32,7 +32,8 @@ pub fn settings(pairs: &[(&str, &str)]) -> Vec<String> {
 }
 
 impl TestServer {
-    /// A server with default settings, except a short presence grace (300 ms) to keep tests fast.
+    /// A server with default settings, except a short presence grace (300 ms), backend timeout
+    /// (2 s) and no drain window (every socket closed at once on shutdown), to keep tests fast.
     pub async fn start(drupal: &FakeDrupal) -> TestServer {
         Self::start_with(drupal, &[]).await
     }
@@ -52,6 +53,7 @@ impl TestServer {
             ("backend.port", port.as_str()),
             ("presenceGraceMs", "300"),
             ("backend.timeoutMs", "2000"),
+            ("drainWindowMs", "0"),
         ];
         pairs.extend_from_slice(extra);
         let cli = Cli {
@@ -97,6 +99,15 @@ impl TestServer {
             .await
             .expect("shutdown finishes in time")
             .expect("server task")
+    }
+
+    /// `GET /status.json`: the public counters.
+    pub async fn status(&self) -> Value {
+        let resp = tokio::time::timeout(crate::WAIT, self.http.get(self.url("/status.json")).send())
+            .await
+            .expect("status answers in time")
+            .expect("status call");
+        resp.json().await.expect("status is JSON")
     }
 
     /// `POST /nodejs/{path}` with the service key and a JSON body, the way Drupal 8+ does.

@@ -77,7 +77,8 @@ async fn leaving_while_drupal_is_still_asked_crashes_nothing() {
     }
     // The server keeps serving, and the answers arriving for gone sockets change nothing.
     let mut ok = TestClient::connect_auth(&s.ws_url(), "ok").await;
-    d.wait_for("all slow authentications", |_| d.auth_calls() >= 6).await;
+    // The five slow ones share calls in flight for their token (at least one), plus "ok".
+    d.wait_for("the slow and the ok authentication", |_| d.auth_calls() >= 2).await;
     let deadline = tokio::time::Instant::now() + drupal_push_tests::WAIT;
     loop {
         let h = s.get("health/check").await;

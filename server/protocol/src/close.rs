@@ -33,6 +33,8 @@ impl CloseCode {
     pub const HEARTBEAT_TIMEOUT: CloseCode = CloseCode(4103);
     /// The server holds as many connections as it is configured for (in all, or from this address).
     pub const TOO_MANY_CONNECTIONS: CloseCode = CloseCode(4104);
+    /// The client's address sent more authentications than the server's per-address rate allows.
+    pub const RATE_LIMITED: CloseCode = CloseCode(4105);
 
     /// What a client should do after the server closed with this code.
     pub fn policy(self) -> ReconnectPolicy {
@@ -58,6 +60,7 @@ impl CloseCode {
             4102 => "auth-timeout",
             4103 => "heartbeat-timeout",
             4104 => "too-many-connections",
+            4105 => "rate-limited",
             _ => "closed",
         }
     }
@@ -87,6 +90,7 @@ mod tests {
         assert_eq!(CloseCode::BACKEND_UNAVAILABLE.policy(), ReconnectPolicy::Backoff);
         assert_eq!(CloseCode::SLOW_CONSUMER.policy(), ReconnectPolicy::Backoff);
         assert_eq!(CloseCode::HEARTBEAT_TIMEOUT.policy(), ReconnectPolicy::Backoff);
+        assert_eq!(CloseCode::RATE_LIMITED.policy(), ReconnectPolicy::Backoff);
         assert_eq!(CloseCode::GOING_AWAY.policy(), ReconnectPolicy::Soon);
         assert_eq!(CloseCode(1006).policy(), ReconnectPolicy::Backoff);
         assert_eq!(CloseCode(1000).policy(), ReconnectPolicy::Backoff);

@@ -7,11 +7,15 @@
 //! names the key it is about. Sources are merged as JSON trees in [`sources`]; the JS object
 //! literal of `nodejs.config.js` is read by [`nodejs_js`].
 
+mod lenient;
 mod nodejs_js;
 mod sources;
+#[cfg(test)]
+mod tests;
 
 pub use sources::{Cli, LoadError, load};
 
+use lenient::{lenient_f64, string_list};
 use serde::{Deserialize, Deserializer};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -46,6 +50,16 @@ impl ContentTokenStatus {
     }
 }
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (coloured only on a terminal).
+    Text,
+    /// One JSON object per line, for journald, Loki, Elasticsearch and friends.
+    Json,
+}
+
 /// Where Drupal's `/nodejs/message` callback lives and how to call it (spec 2.1).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -68,6 +82,9 @@ pub struct BackendConfig {
     pub timeout_ms: u64,
     /// Backend requests in flight at most; more wait their turn.
     pub concurrency: usize,
+    /// `authenticate` calls waiting for a free request slot at most; one more is refused at once
+    /// (close 4100, the client backs off). 0: refuse whenever every slot is busy.
+    pub queue_length: usize,
 }
 
 /// All settings. Field docs say what each key does; defaults are in `sources::defaults()`.
@@ -146,6 +163,27 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections from one IP address at most (0: no limit; behind a proxy all share one).
     pub max_connections_per_address: usize,
+    /// Page origins allowed to open a WebSocket (`https://www.example.com`, `https://*.example.com`,
+    /// `http://localhost:*`, `*`). Empty: every origin, with a start-up warning.
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_origins: Vec<String>,
+    /// Addresses or CIDR ranges of reverse proxies whose `X-Forwarded-For` names the client.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// New WebSocket connections per second one client address may open (0: no limit).
+    #[serde(deserialize_with = "lenient_f64")]
+    pub connection_rate_per_address: f64,
+    /// How many connections one address may open at once before the rate applies.
+    pub connection_burst_per_address: u32,
+    /// Authentications per second one client address may send to Drupal (0: no limit).
+    #[serde(deserialize_with = "lenient_f64")]
+    pub auth_rate_per_address: f64,
+    /// How many authentications one address may send at once before the rate applies.
+    pub auth_burst_per_address: u32,
+    /// On SIGTERM, close the WebSockets with 1001 spread over this many milliseconds.
+    pub drain_window_ms: u64,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
     /// Serve this directory at `/` (a demo or test page). Empty: serve nothing.
     #[serde(deserialize_with = "lenient_string")]
     pub static_dir: String,
@@ -183,6 +221,9 @@ impl Config {
     }
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+    pub fn drain_window(&self) -> Duration {
+        Duration::from_millis(self.drain_window_ms)
     }
 
     /// The address to bind: `localhost` means the IPv4 loopback, `""` every address.
@@ -304,6 +345,7 @@ impl Config {
         if self.ws_read_buffer_size < 256 {
             return Err("wsReadBufferSize: must be at least 256 bytes".into());
         }
+        self.validate_admission()?;
         if self.scheme == Scheme::Https {
             for (key, path) in [("sslKeyPath", &self.ssl_key_path), ("sslCertPath", &self.ssl_cert_path)] {
                 if path.is_empty() {
@@ -322,6 +364,42 @@ impl Config {
         Ok(())
     }
 
+    /// The origin, proxy, rate-limit and drain settings.
+    fn validate_admission(&self) -> Result<(), String> {
+        crate::origin::Origins::parse(&self.allowed_origins)?;
+        crate::proxy::TrustedProxies::parse(&self.trusted_proxies)?;
+        let limits = [
+            (
+                "connectionRatePerAddress",
+                self.connection_rate_per_address,
+                "connectionBurstPerAddress",
+                self.connection_burst_per_address,
+            ),
+            (
+                "authRatePerAddress",
+                self.auth_rate_per_address,
+                "authBurstPerAddress",
+                self.auth_burst_per_address,
+            ),
+        ];
+        for (rate_key, rate, burst_key, burst) in limits {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(format!("{rate_key}: {rate} must be a number of at least 0 (0: no limit)"));
+            }
+            if rate > 0.0 && burst == 0 {
+                return Err(format!("{burst_key}: must be at least 1 when {rate_key} is set"));
+            }
+        }
+        if self.drain_window_ms > MAX_DRAIN_WINDOW_MS {
+            return Err(format!(
+                "drainWindowMs: {} is over 10 minutes; a service manager kills the process long before \
+                 (systemd waits 90 s by default)",
+                self.drain_window_ms
+            ));
+        }
+        Ok(())
+    }
+
     pub fn static_dir(&self) -> Option<PathBuf> {
         (!self.static_dir.is_empty()).then(|| PathBuf::from(&self.static_dir))
     }
@@ -330,6 +408,9 @@ impl Config {
         (!self.dist_dir.is_empty()).then(|| PathBuf::from(&self.dist_dir))
     }
 }
+
+/// Longest accepted `drainWindowMs`.
+const MAX_DRAIN_WINDOW_MS: u64 = 600_000;
 
 /// Accepts a string, or a number/bool written where a string was meant (env vars, CLI).
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -76,8 +76,9 @@ fn defaults() -> Value {
             "messagePath": "nodejs/message",
             "strictSSL": true,
             "httpAuth": "",
-            "timeoutMs": 5000,
-            "concurrency": 64
+            "timeoutMs": 30000,
+            "concurrency": 64,
+            "queueLength": 5000
         },
         "contentTokenStatus": "success",
         "authTimeoutMs": 10000,
@@ -97,6 +98,14 @@ fn defaults() -> Value {
         "wsReadBufferSize": 1024,
         "maxConnections": 0,
         "maxConnectionsPerAddress": 0,
+        "allowedOrigins": [],
+        "trustedProxies": ["127.0.0.1", "::1"],
+        "connectionRatePerAddress": 200,
+        "connectionBurstPerAddress": 4000,
+        "authRatePerAddress": 100,
+        "authBurstPerAddress": 2000,
+        "drainWindowMs": 5000,
+        "logFormat": "text",
         "staticDir": "",
         "distDir": "",
         "publicStatus": true,
@@ -132,6 +141,14 @@ pub fn load(
     }
     if config.demo {
         apply_demo(&mut config)?;
+    }
+    if config.allowed_origins.is_empty() && !config.demo {
+        warnings.push(
+            "allowedOrigins: not set, so pages on any site may open WebSocket connections here; \
+             set it to your site's origins, e.g. allowedOrigins = [\"https://www.example.com\"] \
+             (or [\"*\"] to allow every origin without this warning)"
+                .into(),
+        );
     }
     config.validate().map_err(LoadError)?;
     Ok((config, warnings))
@@ -376,10 +393,11 @@ mod tests {
         assert_eq!((c.port, c.backend.port), (8111, 8888));
         assert_eq!(c.backend_url(), "http://localhost:8888/drupal/nodejs/message");
         let js_path = dir.join("nodejs.config.js");
-        std::fs::write(&js_path, "settings = {serviceKey: 't', port: 8111, backend: {port: 8888, basePath: '', messagePath: '/nodejs/message'}, jsEtag: true};").unwrap();
+        std::fs::write(&js_path, "settings = {serviceKey: 't', port: 8111, backend: {port: 8888, basePath: '', messagePath: '/nodejs/message'}, jsEtag: true, allowedOrigins: ['https://*.example.org']};").unwrap();
         let (c, warnings) = load(&cli(&[js_path.to_str().unwrap()]), env(&[])).unwrap();
         assert_eq!(c.backend_url(), "http://localhost:8888/nodejs/message");
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(c.allowed_origins, ["https://*.example.org"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
         std::fs::write(&toml_path, "serviceKey = \"t\"\nsurprise = 1\n").unwrap();
         let e = load(&cli(&[toml_path.to_str().unwrap()]), env(&[])).unwrap_err();
         assert!(e.to_string().contains("unknown field `surprise`"), "{e}");

@@ -35,6 +35,8 @@ const MAX_AUTH_TOKEN_LEN: usize = 512;
 pub(super) enum LookupError {
     Backend(BackendError),
     Engine(EngineError),
+    /// `authRatePerAddress` exceeded.
+    RateLimited,
 }
 
 type Lookup = Pin<Box<dyn Future<Output = Result<Arc<AuthRecord>, LookupError>> + Send>>;
@@ -80,9 +82,14 @@ impl Connection {
         let token: Arc<str> = Arc::from(auth.auth_token.as_str());
         let request = AuthenticateRequest::new(&auth, self.socket_id.clone());
         let (engine, backend, key) = (self.app.engine.clone(), self.app.backend.clone(), token.clone());
+        let (app, client) = (self.app.clone(), self.client);
         let lookup: Lookup = Box::pin(async move {
             if let Some(record) = engine.cached_auth(&key).await.map_err(LookupError::Engine)? {
                 return Ok(record);
+            }
+            // Only authentications that reach Drupal count against the per-address rate.
+            if !app.admission.allow_auth(client) {
+                return Err(LookupError::RateLimited);
             }
             let answer = backend.authenticate(request).await.map_err(LookupError::Backend)?;
             let record = Arc::new(AuthRecord::from(answer));
@@ -108,6 +115,12 @@ impl Connection {
             Err(LookupError::Backend(BackendError::InvalidToken)) => {
                 tracing::info!(token = %crate::ids::redact(&token), "authentication refused by Drupal");
                 Some(End::Close(CloseCode::AUTH_REJECTED))
+            }
+            Err(LookupError::RateLimited) => Some(End::Close(CloseCode::RATE_LIMITED)),
+            Err(LookupError::Backend(e @ BackendError::Busy)) => {
+                // The backend client logs a full queue once; one line per refused client would flood.
+                tracing::debug!(error = %e, "authentication refused: backend queue full");
+                Some(End::Close(e.close_code()))
             }
             Err(LookupError::Backend(e)) => {
                 tracing::warn!(error = %e, backend = self.app.backend.url(), "authentication failed: backend trouble");

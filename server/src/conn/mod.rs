@@ -26,7 +26,7 @@ use codec::{Incoming, Reader};
 use drupal_push_protocol::{ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, SocketId};
 use socket::Socket;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -49,9 +49,10 @@ enum End {
 }
 
 /// Serves one upgraded connection until it ends.
-pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, app: Arc<App>) {
+/// `client` is the client's address (behind a trusted proxy: from `X-Forwarded-For`).
+pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: IpAddr, app: Arc<App>) {
     let outbox = Arc::new(Outbox::new(socket, app.outbox_limits));
-    let (id, socket_id) = match app.hub.register(peer.ip(), outbox.clone()) {
+    let (id, socket_id) = match app.hub.register(client, outbox.clone()) {
         Ok(r) => r,
         Err(code) => {
             tracing::warn!(%peer, "connection refused: connection limit reached");
@@ -59,8 +60,9 @@ pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, app: Arc
             return;
         }
     };
-    let span = tracing::info_span!("conn", socket = %socket_id, %peer);
+    let span = tracing::info_span!("conn", socket = %socket_id, %peer, %client);
     let mut conn = Connection {
+        client,
         reader: Reader::new(app.config.max_frame_size),
         app,
         id,
@@ -75,6 +77,8 @@ pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, app: Arc
 
 struct Connection {
     app: Arc<App>,
+    /// The client's address, for per-address limits.
+    client: IpAddr,
     id: ConnId,
     socket_id: SocketId,
     outbox: Arc<Outbox>,
@@ -117,9 +121,11 @@ impl Connection {
         let timer = tokio::time::sleep_until(started + cfg.auth_timeout());
         tokio::pin!(timer);
         loop {
+            // `authTimeoutMs` is the time to send `authenticate`; once sent, a slow Drupal may
+            // take as long as it needs while the client stays alive (`heartbeatTimeoutMs`).
             let dead_at = match self.phase {
-                auth::Phase::Authenticated => last_rx + cfg.heartbeat_timeout(),
-                _ => started + cfg.auth_timeout(),
+                auth::Phase::AwaitingAuth => started + cfg.auth_timeout(),
+                _ => last_rx + cfg.heartbeat_timeout(),
             };
             // Ping when either direction has been quiet for an interval (at most once per
             // interval), so a client that only answers pings stays alive on a busy channel.
@@ -168,8 +174,8 @@ impl Connection {
                     let now = Instant::now();
                     if now >= dead_at {
                         return End::Close(match self.phase {
-                            auth::Phase::Authenticated => CloseCode::HEARTBEAT_TIMEOUT,
-                            _ => CloseCode::AUTH_TIMEOUT,
+                            auth::Phase::AwaitingAuth => CloseCode::AUTH_TIMEOUT,
+                            _ => CloseCode::HEARTBEAT_TIMEOUT,
                         });
                     }
                     if stalled_since.is_some_and(|s| now >= s + cfg.write_timeout()) {

@@ -1,6 +1,7 @@
 //! The WebSocket opening handshake (RFC 6455 section 4.2) on `GET {wsPath}`: checks the
-//! request, answers 101 with the accept key, and hands the raw connection to a tracked
-//! connection task once hyper lets go of it.
+//! request and its admission ([`crate::admission`]: draining, origin, per-address rate),
+//! answers 101 with the accept key, and hands the raw connection to a tracked connection task
+//! once hyper lets go of it.
 
 use super::socket::Socket;
 use crate::App;
@@ -78,11 +79,15 @@ pub async fn upgrade(
             return e.into_response();
         }
     };
+    let client = match app.admission.admit_upgrade(peer, req.headers()) {
+        Ok(client) => client,
+        Err(refused) => return refused.into_response(),
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = app.tracker.clone();
     tracker.spawn(async move {
         match on_upgrade.await.map_err(std::io::Error::other).and_then(Socket::from_upgraded) {
-            Ok((socket, early)) => super::run(socket, early, peer, app).await,
+            Ok((socket, early)) => super::run(socket, early, peer, client, app).await,
             Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
         }
     });

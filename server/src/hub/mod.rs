@@ -248,6 +248,11 @@ impl Hub {
         out
     }
 
+    /// The outboxes of every connection, for a drain that closes them one by one.
+    pub fn outboxes(&self) -> Vec<Arc<Outbox>> {
+        self.lock().conns.outboxes().cloned().collect()
+    }
+
     /// Closes every connection with `code` (server shutdown).
     pub fn close_all(&self, code: CloseCode) {
         for outbox in self.lock().conns.outboxes() {

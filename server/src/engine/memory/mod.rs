@@ -104,10 +104,21 @@ impl MemoryEngine {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` under the lock; returns its result and the effects it asked for.
+    /// Runs `f` under the lock; returns its result and the effects it asked for. Drupal notices
+    /// are handed to the node before the lock is released, so they reach it in the order they
+    /// were decided (an `userOffline` never before its `userOnline`); handing over only queues.
     fn with<R>(&self, f: impl FnOnce(&mut State, &mut Vec<Effect>) -> R) -> (R, Vec<Effect>) {
         let mut effects = Vec::new();
-        let r = f(&mut self.lock(), &mut effects);
+        let mut state = self.lock();
+        let r = f(&mut state, &mut effects);
+        effects.retain(|e| match e {
+            Effect::Backend(message) => {
+                self.node().notify_backend(message.clone());
+                false
+            }
+            _ => true,
+        });
+        drop(state);
         (r, effects)
     }
 
@@ -123,7 +134,7 @@ impl MemoryEngine {
                             self.apply_changes(changes).await;
                         }
                     }
-                    Effect::Backend(message) => self.node().notify_backend(message),
+                    Effect::Backend(_) => {}
                     Effect::Notice(stream, message) => {
                         self.deliver(stream, Arc::from(message)).await;
                     }

@@ -63,7 +63,10 @@ impl Target {
         let (program, args, config, channel) = match kind {
             Kind::Ours => {
                 let config = format!(
-                    "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"{SERVICE_KEY}\"\n\n[backend]\nscheme = \"http\"\n\
+                    "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"{SERVICE_KEY}\"\n\
+                     # One load generator is one address: no per-address limits; no drain window.\n\
+                     connectionRatePerAddress = 0\nauthRatePerAddress = 0\ndrainWindowMs = 0\n\
+                     allowedOrigins = [\"*\"]\n\n[backend]\nscheme = \"http\"\n\
                      host = \"127.0.0.1\"\nport = {}\n",
                     backend.port()
                 );

@@ -1,0 +1,120 @@
+//! Who may open a WebSocket and ask Drupal: the checks in front of the upgrade (draining,
+//! [`origin`](crate::origin) allow-list, per-address connection rate) and the per-address
+//! authentication rate, for a client address found through [`proxy`](crate::proxy).
+//!
+//! Entry points: [`Admission::admit_upgrade`] (one call in the upgrade handler) and
+//! [`Admission::allow_auth`] (before an authentication goes to Drupal). Refusals are plain
+//! HTTP answers before the upgrade: 503 while draining (the client reconnects, to another
+//! node), 403 for a foreign origin, 429 for too many connections from one address.
+
+use crate::config::Config;
+use crate::limits::{RateLimit, Verdict};
+use crate::origin::Origins;
+use crate::proxy::TrustedProxies;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+pub struct Admission {
+    origins: Origins,
+    proxies: TrustedProxies,
+    connections: Option<RateLimit>,
+    auths: Option<RateLimit>,
+    draining: AtomicBool,
+}
+
+impl Admission {
+    pub fn new(config: &Config) -> Result<Admission, String> {
+        Ok(Admission {
+            origins: Origins::parse(&config.allowed_origins)?,
+            proxies: TrustedProxies::parse(&config.trusted_proxies)?,
+            connections: RateLimit::new(
+                config.connection_rate_per_address,
+                config.connection_burst_per_address,
+            ),
+            auths: RateLimit::new(config.auth_rate_per_address, config.auth_burst_per_address),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Checks a WebSocket handshake from `peer`: `Ok(client address)` or why it is refused.
+    pub fn admit_upgrade(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<IpAddr, Refusal> {
+        if self.is_draining() {
+            return Err(Refusal::Draining);
+        }
+        let client = self.proxies.client_ip(peer.ip(), headers);
+        if let Some(origin) = headers.get(header::ORIGIN)
+            && !self.origins.allows_all()
+        {
+            let text = String::from_utf8_lossy(origin.as_bytes());
+            if !self.origins.allows(&text) {
+                tracing::warn!(origin = %text, %client, "websocket refused: origin not in allowedOrigins");
+                return Err(Refusal::Origin(text.into_owned()));
+            }
+        }
+        if let Some(limit) = &self.connections
+            && let Verdict::Refused { first } = limit.check(client, Instant::now())
+        {
+            if first {
+                tracing::warn!(%client, "websocket refused: connectionRatePerAddress exceeded (logged once per burst)");
+            }
+            return Err(Refusal::TooManyConnections);
+        }
+        Ok(client)
+    }
+
+    /// Whether `client` may send one more authentication to Drupal now.
+    pub fn allow_auth(&self, client: IpAddr) -> bool {
+        let Some(limit) = &self.auths else { return true };
+        match limit.check(client, Instant::now()) {
+            Verdict::Allowed => true,
+            Verdict::Refused { first } => {
+                if first {
+                    tracing::warn!(%client, "authentication refused: authRatePerAddress exceeded (logged once per burst)");
+                }
+                false
+            }
+        }
+    }
+
+    /// From now on new WebSockets are refused with 503 (shutdown has begun).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a WebSocket handshake is refused; answered as plain HTTP before the upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 503: shutdown has begun; reconnect (to another node).
+    Draining,
+    /// 403: the page's origin is not in `allowedOrigins`.
+    Origin(String),
+    /// 429: `connectionRatePerAddress` exceeded.
+    TooManyConnections,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let retry = [(header::RETRY_AFTER, "1")];
+        match self {
+            Refusal::Draining => {
+                (StatusCode::SERVICE_UNAVAILABLE, retry, "the server is shutting down").into_response()
+            }
+            Refusal::Origin(origin) => {
+                (StatusCode::FORBIDDEN, format!("origin {origin} is not allowed (allowedOrigins)"))
+                    .into_response()
+            }
+            Refusal::TooManyConnections => {
+                (StatusCode::TOO_MANY_REQUESTS, retry, "too many connections from this address")
+                    .into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The operations keys (backend queue, origins, proxies, rate limits, drain, log format) from
+//! every source, and their validation errors naming the key.
+
+use super::{LogFormat, load};
+use crate::config::Cli;
+use clap::Parser;
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::parse_from(std::iter::once("drupal-push").chain(args.iter().copied()))
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn defaults_and_the_origin_warning() {
+    let (c, warnings) = load(&cli(&["--service-key", "k"]), env(&[])).unwrap();
+    assert_eq!(c.backend.timeout_ms, 30_000);
+    assert_eq!(c.backend.queue_length, 5000);
+    assert!(c.allowed_origins.is_empty());
+    assert_eq!(c.trusted_proxies, ["127.0.0.1", "::1"]);
+    assert_eq!((c.connection_rate_per_address, c.connection_burst_per_address), (200.0, 4000));
+    assert_eq!((c.auth_rate_per_address, c.auth_burst_per_address), (100.0, 2000));
+    assert_eq!(c.drain_window_ms, 5000);
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert!(warnings.iter().any(|w| w.starts_with("allowedOrigins: not set")), "{warnings:?}");
+    let (_, warnings) = load(&cli(&["--service-key", "k", "--set", "allowedOrigins=*"]), env(&[])).unwrap();
+    assert!(warnings.is_empty(), "an explicit \"*\" is a decision: {warnings:?}");
+}
+
+#[test]
+fn env_and_set_take_lists_and_fractions() {
+    let (c, _) = load(
+        &cli(&["--set", "allowedOrigins=https://a.example, https://*.b.example", "--set", "logFormat=json"]),
+        env(&[
+            ("DRUPAL_PUSH_SERVICE_KEY", "k"),
+            ("DRUPAL_PUSH_TRUSTED_PROXIES", "10.0.0.0/8 192.168.0.1"),
+            ("DRUPAL_PUSH_AUTH_RATE_PER_ADDRESS", "0.5"),
+            ("DRUPAL_PUSH_BACKEND__QUEUE_LENGTH", "7"),
+            ("DRUPAL_PUSH_DRAIN_WINDOW_MS", "0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.allowed_origins, ["https://a.example", "https://*.b.example"]);
+    assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "192.168.0.1"]);
+    assert_eq!(c.auth_rate_per_address, 0.5);
+    assert_eq!(c.backend.queue_length, 7);
+    assert_eq!(c.drain_window_ms, 0);
+    assert_eq!(c.log_format, LogFormat::Json);
+}
+
+#[test]
+fn toml_takes_arrays_and_floats() {
+    let dir = std::env::temp_dir().join(format!("drupal-push-cfg-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ops.toml");
+    std::fs::write(
+        &path,
+        "serviceKey = \"k\"\nallowedOrigins = [\"https://www.example.com\"]\nconnectionRatePerAddress = 2.5\n\
+         logFormat = \"json\"\n[backend]\nqueueLength = 0\ntimeoutMs = 45000\n",
+    )
+    .unwrap();
+    let (c, warnings) = load(&cli(&[path.to_str().unwrap()]), env(&[])).unwrap();
+    assert_eq!(c.allowed_origins, ["https://www.example.com"]);
+    assert_eq!(c.connection_rate_per_address, 2.5);
+    assert_eq!((c.backend.queue_length, c.backend.timeout_ms), (0, 45_000));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    for (set, key) in [
+        ("allowedOrigins=www.example.com", "allowedOrigins[0]"),
+        ("trustedProxies=127.0.0.1,proxy.local", "trustedProxies[1]"),
+        ("connectionRatePerAddress=fast", "connectionRatePerAddress"),
+        ("authRatePerAddress=-1", "authRatePerAddress"),
+        ("authBurstPerAddress=0", "authBurstPerAddress"),
+        ("connectionBurstPerAddress=-3", "connectionBurstPerAddress"),
+        ("drainWindowMs=3600000", "drainWindowMs"),
+        ("logFormat=xml", "logFormat"),
+        ("backend.queueLength=many", "backend.queueLength"),
+        ("backend.timeoutMs=0", "backend.timeoutMs"),
+    ] {
+        let e = load(&cli(&["--service-key", "k", "--set", set]), env(&[])).unwrap_err().to_string();
+        assert!(e.contains(key), "{set}: {e}");
+    }
+    // A rate of 0 is no limit, and then the burst does not matter.
+    load(
+        &cli(&["--service-key", "k", "--set", "authRatePerAddress=0", "--set", "authBurstPerAddress=0"]),
+        env(&[]),
+    )
+    .unwrap();
+}

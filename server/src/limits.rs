@@ -1,0 +1,154 @@
+//! Per-address rate limits: token buckets keyed by the client's IP address, for new WebSocket
+//! connections (`connectionRatePerAddress`, `connectionBurstPerAddress`) and for
+//! authentications that go to Drupal (`authRatePerAddress`, `authBurstPerAddress`).
+//!
+//! A bucket holds up to `burst` tokens and refills at `rate` per second; each event takes one.
+//! An address nobody has seen for a while has a full bucket, which is the same as no bucket:
+//! such entries are dropped whenever the table has doubled since the last sweep, so memory
+//! stays proportional to the addresses active in the last `burst / rate` seconds. Past
+//! [`MAX_TRACKED`] addresses at once (an attack from a huge address range) new addresses are let
+//! through untracked rather than evicting others: the limit protects against one noisy address,
+//! and the global `maxConnections` is the bound for the rest. The table uses std's SipHash, so
+//! chosen addresses cannot degrade it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Most addresses tracked at once.
+pub const MAX_TRACKED: usize = 1_000_000;
+/// The table size below which no sweep happens.
+const MIN_SWEEP: usize = 1024;
+
+/// What a limiter says about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Refused; `first` is true for the first refusal since the address was last allowed, so
+    /// callers can log once per burst instead of once per event.
+    Refused {
+        first: bool,
+    },
+}
+
+/// One token bucket per address.
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    table: Mutex<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    buckets: HashMap<IpAddr, Bucket>,
+    sweep_at: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    refusing: bool,
+}
+
+impl RateLimit {
+    /// A limiter of `rate` events per second with bursts of `burst`; `None` when `rate` is 0
+    /// (no limit).
+    pub fn new(rate: f64, burst: u32) -> Option<RateLimit> {
+        (rate > 0.0).then(|| RateLimit {
+            rate,
+            burst: f64::from(burst.max(1)),
+            table: Mutex::new(Table { buckets: HashMap::new(), sweep_at: MIN_SWEEP }),
+        })
+    }
+
+    /// Takes a token for `ip` at `now`.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Verdict {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.buckets.len() >= table.sweep_at {
+            self.sweep(&mut table, now);
+        }
+        let full = Bucket { tokens: self.burst, at: now, refusing: false };
+        if table.buckets.len() >= MAX_TRACKED && !table.buckets.contains_key(&ip) {
+            return Verdict::Allowed;
+        }
+        let bucket = table.buckets.entry(ip).or_insert(full);
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            bucket.refusing = false;
+            Verdict::Allowed
+        } else {
+            let first = !bucket.refusing;
+            bucket.refusing = true;
+            Verdict::Refused { first }
+        }
+    }
+
+    /// Drops the buckets that have refilled completely.
+    fn sweep(&self, table: &mut Table, now: Instant) {
+        let (rate, burst) = (self.rate, self.burst);
+        table
+            .buckets
+            .retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
+        table.sweep_at = (table.buckets.len() * 2).max(MIN_SWEEP);
+    }
+
+    /// Addresses tracked now.
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.table.lock().unwrap_or_else(|p| p.into_inner()).buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::from(n.to_be_bytes())
+    }
+
+    #[test]
+    fn zero_rate_is_no_limit() {
+        assert!(RateLimit::new(0.0, 10).is_none());
+    }
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let l = RateLimit::new(2.0, 3).unwrap();
+        let t = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(l.check(ip(1), t), Verdict::Allowed);
+        }
+        assert_eq!(l.check(ip(1), t), Verdict::Refused { first: true });
+        assert_eq!(l.check(ip(1), t), Verdict::Refused { first: false });
+        assert_eq!(l.check(ip(2), t), Verdict::Allowed, "another address has its own bucket");
+        let later = t + Duration::from_millis(500);
+        assert_eq!(l.check(ip(1), later), Verdict::Allowed, "one token refilled in 0.5 s at 2/s");
+        assert_eq!(l.check(ip(1), later), Verdict::Refused { first: true });
+        let much_later = t + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert_eq!(l.check(ip(1), much_later), Verdict::Allowed, "refills up to the burst");
+        }
+        assert_eq!(l.check(ip(1), much_later), Verdict::Refused { first: true });
+    }
+
+    #[test]
+    fn refilled_buckets_are_swept() {
+        let l = RateLimit::new(10.0, 1).unwrap();
+        let t = Instant::now();
+        for n in 0..MIN_SWEEP as u32 {
+            l.check(ip(n), t);
+        }
+        assert_eq!(l.tracked(), MIN_SWEEP);
+        // A second later every bucket is full again; the next new address triggers the sweep.
+        l.check(ip(u32::MAX), t + Duration::from_secs(1));
+        assert_eq!(l.tracked(), 1);
+    }
+}
