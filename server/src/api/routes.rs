@@ -7,6 +7,7 @@ use crate::config::COMPAT_VERSION;
 use crate::hub::Target;
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use drupal_push_protocol::backend::is_truthy;
 use drupal_push_protocol::{ChannelName, Uid};
@@ -144,7 +145,9 @@ pub async fn debug_toggle(State(app): AppState, body: JsonBody) -> Response {
 }
 
 /// Route 13: `content/token`: stores the token record Drupal sends for a content-token channel.
-pub async fn content_token(State(app): AppState, body: JsonBody) -> Response {
+/// The `status` of the answer follows `contentTokenStatus`; with `auto`, a request without a
+/// `Content-Type` header (Drupal 7) gets `ok`, any other `success`.
+pub async fn content_token(State(app): AppState, headers: HeaderMap, body: JsonBody) -> Response {
     let record = body.members();
     let channel = record.get("channel").filter(|v| is_truthy(v)).and_then(as_text);
     let token = record.get("token").filter(|v| is_truthy(v)).and_then(as_text);
@@ -153,7 +156,8 @@ pub async fn content_token(State(app): AppState, body: JsonBody) -> Response {
         return error(MISSING);
     }
     app.hub.set_content_token(&channel, &token, record);
-    Json(json!({"status": app.config.content_token_status.as_str()})).into_response()
+    let status = app.config.content_token_status.answer(headers.contains_key(header::CONTENT_TYPE));
+    Json(json!({"status": status})).into_response()
 }
 
 /// Route 12: `content/token/users`.

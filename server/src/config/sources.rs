@@ -78,7 +78,7 @@ fn defaults() -> Value {
             "timeoutMs": 5000,
             "concurrency": 64
         },
-        "contentTokenStatus": "success",
+        "contentTokenStatus": "auto",
         "authTimeoutMs": 10000,
         "heartbeatIntervalMs": 25000,
         "heartbeatTimeoutMs": 60000,
@@ -368,6 +368,28 @@ mod tests {
         let e = load(&cli(&[toml_path.to_str().unwrap()]), env(&[])).unwrap_err();
         assert!(e.to_string().contains("unknown field `surprise`"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn content_token_status_defaults_to_auto() {
+        use crate::config::ContentTokenStatus;
+        let (c, _) = load(&cli(&["--service-key", "k"]), env(&[])).unwrap();
+        assert_eq!(c.content_token_status, ContentTokenStatus::Auto);
+        assert_eq!(
+            (c.content_token_status.answer(false), c.content_token_status.answer(true)),
+            ("ok", "success")
+        );
+        for (setting, answer) in [("ok", "ok"), ("success", "success")] {
+            let (c, _) = load(
+                &cli(&["--service-key", "k", "--set", &format!("contentTokenStatus={setting}")]),
+                env(&[]),
+            )
+            .unwrap();
+            assert_eq!(
+                (c.content_token_status.answer(false), c.content_token_status.answer(true)),
+                (answer, answer)
+            );
+        }
     }
 
     #[test]
