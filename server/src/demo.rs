@@ -40,6 +40,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/demo/publish", post(publish))
         .route("/demo/kick/{uid}", post(kick))
         .route("/demo/content-message", post(content_message))
+        .layer(axum::middleware::map_response(api::json_errors))
 }
 
 /// The uid a demo token stands for; `None` for a rejected token.

@@ -360,3 +360,18 @@ async fn body_limit_is_configurable() {
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("2048-byte limit"), "{v}");
 }
+
+/// Found by the `rest` fuzz target: axum's own answers under `/nodejs/` were not JSON (an empty
+/// 405 for a method a route does not take, a plain-text 400 for a path segment that is not
+/// UTF-8 once percent-decoded).
+#[tokio::test]
+async fn router_errors_are_json_too() {
+    let (_d, s) = TestServer::with_fake_drupal().await;
+    let (status, v) = s.call(Method::GET, "publish", None, Some(SERVICE_KEY), None).await;
+    assert_eq!((status, v), (405, json!({"error": "Method Not Allowed."})));
+    let (status, v) = s.call(Method::DELETE, "user/kick/5", None, Some(SERVICE_KEY), None).await;
+    assert_eq!((status, v), (405, json!({"error": "Method Not Allowed."})));
+    let (status, v) = s.call(Method::GET, "user/kick/%FF", None, Some(SERVICE_KEY), None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("Invalid URL")), "{v}");
+}

@@ -10,7 +10,7 @@
 mod nodejs_js;
 mod sources;
 
-pub use sources::{Cli, LoadError, load};
+pub use sources::{Cli, FileFormat, LoadError, load, load_file_text};
 
 use serde::{Deserialize, Deserializer};
 use std::net::IpAddr;
