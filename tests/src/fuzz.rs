@@ -111,7 +111,7 @@ pub fn parse_requests(data: &[u8]) -> Vec<FuzzRequest> {
 
 /// A server in demo mode (so the demo routes are exercised too) and the requests of `data` sent
 /// one after the other to its router. Every answer must have a status below 500; every answer
-/// under `/nodejs/`, from a demo route and from `/status.json` must be JSON.
+/// under `/nodejs/` and from a demo route, and `/status.json`'s data, must be JSON.
 ///
 /// Building the server state costs more than a request (its backend HTTP client loads the
 /// system's TLS roots), so each thread keeps one state for [`REST_STATE_REUSE`] inputs: an
@@ -195,7 +195,10 @@ async fn check_response(method: &Method, path: &str, response: axum::response::R
     // An unknown path outside the API gets the original's plain `Not Found.` (spec 1.1), also
     // under `/demo/`.
     let demo_route = path.starts_with("/demo/") && status != StatusCode::NOT_FOUND;
-    let json_route = path.starts_with("/nodejs") || demo_route || path == "/status.json";
+    let api_route = path == "/nodejs" || path.starts_with("/nodejs/");
+    // `/status.json` answers GET (and HEAD) with JSON; other methods get axum's bare 405.
+    let status_json = path == "/status.json" && status.is_success();
+    let json_route = api_route || demo_route || status_json;
     if !json_route || status == StatusCode::SWITCHING_PROTOCOLS {
         return;
     }
