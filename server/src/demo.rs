@@ -42,6 +42,7 @@ pub fn router(service_key: &str) -> Router<Arc<App>> {
         .route("/demo/publish", post(publish))
         .route("/demo/kick/{uid}", post(kick))
         .route("/demo/content-message", post(content_message))
+        .layer(axum::middleware::map_response(api::json_errors))
 }
 
 /// What the demo Drupal answers for a token.

@@ -105,6 +105,12 @@ fn app(state: Arc<App>) -> Router {
     router.merge(status::static_files(c)).with_state(state)
 }
 
+/// The whole HTTP application for `config`, as served at `local`, without a listener: what the
+/// fuzz harness drives in-process (call it inside a tokio runtime).
+pub fn router(config: Config, local: SocketAddr) -> Result<Router, StartError> {
+    Ok(app(build_state(config, local, None)?))
+}
+
 /// Builds the shared state for a server listening at `local`.
 fn build_state(
     config: Config,

@@ -110,9 +110,40 @@ impl TestServer {
         resp.json().await.expect("status is JSON")
     }
 
-    /// `POST /nodejs/{path}` with the service key and a JSON body, the way Drupal 8+ does.
+    /// `POST /nodejs/{path}` with the service key and a JSON body, the way Drupal 8+ does
+    /// (Guzzle: `Content-Type: application/json`).
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, Some(body.to_string()), Some(SERVICE_KEY), None).await.1
+        let json = Some("application/json");
+        self.call(reqwest::Method::POST, path, Some(body.to_string()), Some(SERVICE_KEY), json).await.1
+    }
+
+    /// `POST /nodejs/{path}` the way Drupal 7's `drupal_http_request` sends it, over a raw TCP
+    /// socket so that no client library adds headers: HTTP/1.0, `Host`, its `User-Agent`,
+    /// `Content-Length`, the service key and **no `Content-Type`** (spec 9.1). Returns the status
+    /// and the JSON body.
+    pub async fn post_drupal7(&self, path: &str, body: &str) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!(
+            "POST /nodejs/{path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: Drupal (+http://drupal.org/)\r\n\
+             NodejsServiceKey: {SERVICE_KEY}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let exchange = async {
+            let mut tcp = tokio::net::TcpStream::connect(self.addr).await?;
+            tcp.write_all(request.as_bytes()).await?;
+            let mut response = Vec::new();
+            tcp.read_to_end(&mut response).await?; // HTTP/1.0: the server closes after answering
+            std::io::Result::Ok(response)
+        };
+        let response = tokio::time::timeout(crate::WAIT, exchange)
+            .await
+            .expect("API answers in time")
+            .expect("raw HTTP/1.0 exchange");
+        let text = String::from_utf8(response).expect("UTF-8 response");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a complete HTTP response");
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+        (status, serde_json::from_str(body).unwrap_or(Value::String(body.into())))
     }
 
     /// `GET /nodejs/{path}` with the service key (Drupal 7 and the read routes).

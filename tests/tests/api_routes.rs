@@ -268,13 +268,60 @@ async fn content_token_routes() {
     );
 }
 
+/// Issue 14.1: by default (`contentTokenStatus = "auto"`) a Drupal 7 request (no Content-Type)
+/// gets `{"status":"ok"}`, the only answer Drupal 7's `nodejs_send_content_channel_token()`
+/// accepts, and a Drupal 8+ request (`application/json`) gets `{"status":"success"}`.
 #[tokio::test]
-async fn drupal7_content_token_status_is_a_setting() {
-    let d = FakeDrupal::start(SERVICE_KEY).await;
-    let s = TestServer::start_with(&d, &[("contentTokenStatus", "ok")]).await;
+async fn content_token_status_follows_the_drupal_version_by_default() {
+    let (d, s) = TestServer::with_fake_drupal().await;
+    let d8 = s.post("content/token", json!({"channel": "room_a", "token": "tok-d8"})).await;
+    assert_eq!(d8, json!({"status": "success"}));
+    let d7 = s
+        .post_drupal7("content/token", r#"{"token":"tok-d7","channel":"room_b","notifyOnDisconnect":false}"#);
+    assert_eq!(d7.await, (200, json!({"status": "ok"})));
+    // Any Content-Type counts as "not Drupal 7", even one that is not JSON.
+    let (status, v) = s
+        .call(
+            Method::POST,
+            "content/token",
+            Some(r#"{"channel":"room_c","token":"tok-c"}"#.into()),
+            Some(SERVICE_KEY),
+            Some("text/plain"),
+        )
+        .await;
+    assert_eq!((status, v), (200, json!({"status": "success"})));
+    // Errors keep their shape whatever the Drupal.
     assert_eq!(
-        s.post("content/token", json!({"channel": "c1", "token": "t"})).await,
+        s.post_drupal7("content/token", r#"{"channel":"room_b"}"#).await,
+        (200, json!({"error": "Required parameters are missing."}))
+    );
+    // Both tokens were stored: a page presenting either joins its channel.
+    d.answer("page", Answer::valid(5, &[]));
+    let tokens = [("room_b", "tok-d7"), ("room_a", "tok-d8")];
+    let (_c, data) = TestClient::connect_auth_with(&s.ws_url(), "page", &tokens).await;
+    assert_eq!(data["contentTokens"], json!({"room_a": "tok-d8", "room_b": "tok-d7"}));
+    let users = s.post("content/token/users", json!({"channel": "room_b"})).await;
+    assert_eq!(users["users"]["uids"], json!([5]), "{users}");
+    let users = s.post("content/token/users", json!({"channel": "room_a"})).await;
+    assert_eq!(users["users"]["uids"], json!([5]), "{users}");
+}
+
+#[tokio::test]
+async fn content_token_status_can_be_forced_either_way() {
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    let ok = TestServer::start_with(&d, &[("contentTokenStatus", "ok")]).await;
+    assert_eq!(
+        ok.post("content/token", json!({"channel": "c1", "token": "t"})).await,
         json!({"status": "ok"})
+    );
+    let d7 = ok.post_drupal7("content/token", r#"{"channel":"c1","token":"t2"}"#).await;
+    assert_eq!(d7, (200, json!({"status": "ok"})));
+    let success = TestServer::start_with(&d, &[("contentTokenStatus", "success")]).await;
+    let d7 = success.post_drupal7("content/token", r#"{"channel":"c1","token":"t3"}"#).await;
+    assert_eq!(d7, (200, json!({"status": "success"})));
+    assert_eq!(
+        success.post("content/token", json!({"channel": "c1", "token": "t4"})).await,
+        json!({"status": "success"})
     );
 }
 
@@ -312,4 +359,19 @@ async fn body_limit_is_configurable() {
     let (status, v) = s.call(Method::POST, "publish", Some(big), Some(SERVICE_KEY), None).await;
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("2048-byte limit"), "{v}");
+}
+
+/// Found by the `rest` fuzz target: axum's own answers under `/nodejs/` were not JSON (an empty
+/// 405 for a method a route does not take, a plain-text 400 for a path segment that is not
+/// UTF-8 once percent-decoded).
+#[tokio::test]
+async fn router_errors_are_json_too() {
+    let (_d, s) = TestServer::with_fake_drupal().await;
+    let (status, v) = s.call(Method::GET, "publish", None, Some(SERVICE_KEY), None).await;
+    assert_eq!((status, v), (405, json!({"error": "Method Not Allowed."})));
+    let (status, v) = s.call(Method::DELETE, "user/kick/5", None, Some(SERVICE_KEY), None).await;
+    assert_eq!((status, v), (405, json!({"error": "Method Not Allowed."})));
+    let (status, v) = s.call(Method::GET, "user/kick/%FF", None, Some(SERVICE_KEY), None).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("Invalid URL")), "{v}");
 }

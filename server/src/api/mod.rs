@@ -17,6 +17,7 @@ pub use error::ApiError;
 
 use crate::App;
 use axum::Router;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use std::sync::Arc;
@@ -51,6 +52,32 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route(&p(""), axum::routing::any(not_found))
         .route(&p("{*rest}"), axum::routing::any(not_found))
         .layer(axum::middleware::from_fn_with_state(app, key::check_service_key))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Gives an error answer that is not JSON the original's `{"error":…}` shape, with its status
+/// and headers kept: axum's own answers (an empty 405 for a method a route does not take, a
+/// plain-text 400 for a path segment that is not UTF-8 once percent-decoded) and any other
+/// extractor rejection. Found by the `rest` fuzz target (server/fuzz/README.md).
+pub(crate) async fn json_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status().is_success() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let text = match text.is_empty() {
+        true => format!("{}.", parts.status.canonical_reason().unwrap_or("Error")),
+        false => text,
+    };
+    let json = (parts.status, axum::Json(serde_json::json!({"error": text}))).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.extend(json.headers().clone());
+    Response::from_parts(parts, json.into_body())
 }
 
 async fn not_found() -> ApiError {

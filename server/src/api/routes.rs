@@ -9,6 +9,7 @@ use crate::config::COMPAT_VERSION;
 use crate::engine::{Stream, Who};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
 use drupal_push_protocol::backend::is_truthy;
 use drupal_push_protocol::{ChannelName, Uid};
 use serde::Deserialize;
@@ -145,7 +146,9 @@ pub async fn debug_toggle(State(app): AppState, body: JsonBody) -> Answer {
 }
 
 /// Route 13: `content/token`: stores the token record Drupal sends for a content-token channel.
-pub async fn content_token(State(app): AppState, body: JsonBody) -> Answer {
+/// The `status` of the answer follows `contentTokenStatus`; with `auto`, a request without a
+/// `Content-Type` header (Drupal 7) gets `ok`, any other `success`.
+pub async fn content_token(State(app): AppState, headers: HeaderMap, body: JsonBody) -> Answer {
     let record = body.members();
     let channel = record.get("channel").filter(|v| is_truthy(v)).and_then(as_text);
     let token = record.get("token").filter(|v| is_truthy(v)).and_then(as_text);
@@ -157,7 +160,8 @@ pub async fn content_token(State(app): AppState, body: JsonBody) -> Answer {
         return Err(ApiError::ContentTokenTooLong);
     }
     app.engine.set_content_token(&channel, &token, record).await?;
-    Ok(Json(json!({"status": app.config.content_token_status.as_str()})))
+    let status = app.config.content_token_status.answer(headers.contains_key(header::CONTENT_TYPE));
+    Ok(Json(json!({"status": status})))
 }
 
 /// Route 12: `content/token/users`.

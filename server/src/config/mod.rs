@@ -13,7 +13,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 
-pub use sources::{Cli, LoadError, load};
+pub use sources::{Cli, FileFormat, LoadError, load, load_file_text};
 
 use lenient::{lenient_f64, string_list};
 use serde::{Deserialize, Deserializer};
@@ -33,18 +33,24 @@ pub enum Scheme {
     Https,
 }
 
-/// The `status` value `content/token` answers with: Drupal 8+ expects `success`, Drupal 7 `ok`.
+/// The `status` value `content/token` answers with: Drupal 8+ expects `success`, Drupal 7 `ok`
+/// (spec 9.3). `auto` tells them apart on the request: Drupal 7's `drupal_http_request` sends
+/// the JSON body with no `Content-Type` header at all, Drupal 8+ (Guzzle) sends
+/// `application/json` (spec 1.1, 9.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContentTokenStatus {
+    Auto,
     Success,
     Ok,
 }
 
 impl ContentTokenStatus {
-    pub fn as_str(self) -> &'static str {
+    /// The answer for a request that did (`true`) or did not carry a `Content-Type` header.
+    pub fn answer(self, has_content_type: bool) -> &'static str {
         match self {
-            ContentTokenStatus::Success => "success",
+            ContentTokenStatus::Auto if !has_content_type => "ok",
+            ContentTokenStatus::Auto | ContentTokenStatus::Success => "success",
             ContentTokenStatus::Ok => "ok",
         }
     }

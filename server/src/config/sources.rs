@@ -80,7 +80,7 @@ fn defaults() -> Value {
             "concurrency": 64,
             "queueLength": 5000
         },
-        "contentTokenStatus": "success",
+        "contentTokenStatus": "auto",
         "authTimeoutMs": 10000,
         "heartbeatIntervalMs": 25000,
         "heartbeatTimeoutMs": 60000,
@@ -120,10 +120,38 @@ pub fn load(
     cli: &Cli,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(Config, Vec<String>), LoadError> {
+    let file = match &cli.config {
+        Some(path) => Some(read_file(path)?),
+        None => None,
+    };
+    build(file, cli, env)
+}
+
+/// The kinds of config file, told apart by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// `*.toml`.
+    Toml,
+    /// `nodejs.config.js` (or a `*.json`/`*.json5` object).
+    Js,
+}
+
+/// [`load`] with the text of a config file instead of its path, and no other source but the
+/// defaults: what the binary does with a file, without the file system (fuzzing, tests).
+pub fn load_file_text(format: FileFormat, text: &str) -> Result<(Config, Vec<String>), LoadError> {
+    let file = parse_file_text(format, "config", text)?;
+    build(Some(file), &Cli::default(), std::iter::empty())
+}
+
+/// Merges the sources over the defaults, deserializes and validates.
+fn build(
+    file: Option<(Value, Vec<String>)>,
+    cli: &Cli,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Config, Vec<String>), LoadError> {
     let mut tree = defaults();
     let mut warnings = Vec::new();
-    if let Some(path) = &cli.config {
-        let (file, w) = read_file(path)?;
+    if let Some((file, w)) = file {
         warnings.extend(w);
         merge(&mut tree, file);
     }
@@ -157,23 +185,34 @@ pub fn load(
 fn read_file(path: &Path) -> Result<(Value, Vec<String>), LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
-    let name = path.display();
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => {
-            let v: Value = toml::from_str(&text).map_err(|e| LoadError(format!("{name}: {e}")))?;
+    let name = path.display().to_string();
+    let format = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => FileFormat::Toml,
+        Some("js") | Some("json") | Some("json5") => FileFormat::Js,
+        _ => {
+            return Err(LoadError(format!(
+                "{name}: unknown config format; use a .toml file or the original nodejs.config.js"
+            )));
+        }
+    };
+    parse_file_text(format, &name, &text)
+}
+
+/// The settings tree of a config file's text, and warnings; errors start with `name`.
+fn parse_file_text(format: FileFormat, name: &str, text: &str) -> Result<(Value, Vec<String>), LoadError> {
+    match format {
+        FileFormat::Toml => {
+            let v: Value = toml::from_str(text).map_err(|e| LoadError(format!("{name}: {e}")))?;
             Ok((v, Vec::new()))
         }
-        Some("js") | Some("json") | Some("json5") => {
+        FileFormat::Js => {
             let (v, w) = if text.trim_start().starts_with('{') {
-                (json5::from_str(&text).map_err(|e| LoadError(format!("{name}: {e}")))?, Vec::new())
+                (json5::from_str(text).map_err(|e| LoadError(format!("{name}: {e}")))?, Vec::new())
             } else {
-                nodejs_js::parse(&text).map_err(|e| LoadError(format!("{name}: {e}")))?
+                nodejs_js::parse(text).map_err(|e| LoadError(format!("{name}: {e}")))?
             };
             Ok((v, w.into_iter().map(|w| format!("{name}: {w}")).collect()))
         }
-        _ => Err(LoadError(format!(
-            "{name}: unknown config format; use a .toml file or the original nodejs.config.js"
-        ))),
     }
 }
 
@@ -402,6 +441,28 @@ mod tests {
         let e = load(&cli(&[toml_path.to_str().unwrap()]), env(&[])).unwrap_err();
         assert!(e.to_string().contains("unknown field `surprise`"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn content_token_status_defaults_to_auto() {
+        use crate::config::ContentTokenStatus;
+        let (c, _) = load(&cli(&["--service-key", "k"]), env(&[])).unwrap();
+        assert_eq!(c.content_token_status, ContentTokenStatus::Auto);
+        assert_eq!(
+            (c.content_token_status.answer(false), c.content_token_status.answer(true)),
+            ("ok", "success")
+        );
+        for (setting, answer) in [("ok", "ok"), ("success", "success")] {
+            let (c, _) = load(
+                &cli(&["--service-key", "k", "--set", &format!("contentTokenStatus={setting}")]),
+                env(&[]),
+            )
+            .unwrap();
+            assert_eq!(
+                (c.content_token_status.answer(false), c.content_token_status.answer(true)),
+                (answer, answer)
+            );
+        }
     }
 
     #[test]

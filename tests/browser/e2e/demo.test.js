@@ -1,5 +1,7 @@
 // The demo page (www/) against the server in --demo mode: two users, a publish through the
-// page's form, presence, a content-channel message, and a screenshot for humans.
+// page's form, presence, a content-channel message, and a screenshot for humans. A first-time
+// user opening the developer tools must see nothing red: every response the pages trigger
+// (favicon included) is below 400, and the console has no error (issue 14.3).
 'use strict';
 
 const {test, before, after} = require('node:test');
@@ -25,6 +27,7 @@ before(async () => {
   });
   url = /listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(line)[1];
   browser = await h.launchBrowser();
+  watch(browser);
 });
 
 after(async () => {
@@ -32,10 +35,48 @@ after(async () => {
   proc?.kill('SIGKILL');
 });
 
-async function demoPage(uid) {
+/**
+ * What a developer would see as an error, in every tab of the browser: console errors,
+ * uncaught exceptions, failed requests and responses with a 4xx/5xx status (`seen.problems`),
+ * and every response (`seen.responses`, to show what was checked). Responses are watched on
+ * the browser context: the favicon a page links to is fetched outside the page's own events.
+ * (A default `/favicon.ico` that is missing shows only as a console error, which is watched too.)
+ */
+const seen = {problems: [], responses: []};
+
+function watch(context) {
+  context.on('requestfailed', (r) => seen.problems.push(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
+  context.on('response', (r) => {
+    seen.responses.push(`${r.status()} ${r.url()}`);
+    if (r.status() >= 400) {
+      seen.problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
+    }
+  });
+}
+
+async function watchedPage() {
   const page = await browser.newPage();
-  page.consoleLines = [];
-  page.on('pageerror', (e) => page.consoleLines.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') {
+      seen.problems.push(`console error: ${m.text()} (${m.location().url})`);
+    }
+  });
+  page.on('pageerror', (e) => seen.problems.push(`pageerror: ${e.message}`));
+  return page;
+}
+
+/**
+ * Waits until the page is idle and has fetched its favicon (browsers do that after the load
+ * event), or until a problem shows, which the caller's assertion then names.
+ */
+async function settled(page) {
+  await page.waitForLoadState('networkidle');
+  await h.waitFor('the favicon request', () =>
+    seen.problems.length > 0 || seen.responses.some((r) => /\/favicon\.svg$/.test(r)));
+}
+
+async function demoPage(uid) {
+  const page = await watchedPage();
   await page.goto(`${url}/?uid=${uid}`);
   await h.waitFor(`uid ${uid} connected`, () => page.evaluate(() => document.getElementById('state').dataset.state === 'connected'));
   return page;
@@ -69,8 +110,30 @@ test('the demo page connects, publishes through its form and shows what arrives'
   fs.mkdirSync(h.ARTIFACTS, {recursive: true});
   await alice.setViewportSize({width: 1280, height: 900});
   await alice.screenshot({path: path.join(h.ARTIFACTS, 'demo.png'), fullPage: true});
-  assert.deepEqual(alice.consoleLines, []);
-  assert.deepEqual(bob.consoleLines, []);
+  await settled(alice);
+  await settled(bob);
+  assert.deepEqual(seen.problems, [], `responses: ${seen.responses.join(', ')}`);
+});
+
+test('the demo page and the status page cause no 4xx/5xx response and no console error', async () => {
+  // (Responses of the first test count too: the browser caches the favicon and asks only once.)
+  const page = await demoPage(5);
+  await settled(page);
+  const paths = seen.responses.map((r) => new URL(r.split(' ')[1]).pathname);
+  for (const wanted of ['/', '/demo.css', '/demo.js', '/favicon.svg', '/demo/settings', '/dist/drupal-push.js']) {
+    assert.ok(paths.includes(wanted), `${wanted} was requested: ${seen.responses.join(', ')}`);
+  }
+  await page.goto(`${url}/status`);
+  await h.waitFor('the status page showing data', () => page.evaluate(() =>
+    document.getElementById('state').textContent === 'up'));
+  await page.waitForLoadState('networkidle');
+  assert.deepEqual(seen.problems, [], `responses: ${seen.responses.join(', ')}`);
+  // The watch itself works: a missing file is caught, as a response and on the console.
+  await page.evaluate(() => fetch('/no-such-file.png'));
+  await h.waitFor('the 404 to be recorded', () =>
+    seen.problems.some((p) => p.startsWith('HTTP 404')) && seen.problems.some((p) => p.startsWith('console error')));
+  seen.problems.length = 0;
+  await page.close();
 });
 
 test('channel callbacks on the demo page: exact channel, prefix, broadcast', async () => {

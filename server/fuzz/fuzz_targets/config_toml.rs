@@ -1,0 +1,5 @@
+//! Fuzz target `config_toml`: runs [`drupal_push_tests::fuzz::config_toml`] on each input (see its docs and
+//! `server/fuzz/README.md`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| drupal_push_tests::fuzz::config_toml(data));
