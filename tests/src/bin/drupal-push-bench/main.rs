@@ -114,7 +114,9 @@ impl ServerArgs {
                 server_bin: self.server_bin.clone(),
                 peer_dir: self.peer_dir.clone(),
                 sockudo_bin: self.sockudo_bin.clone(),
-                work_dir: self.work_dir.join(sub),
+                work_dir: std::path::absolute(&self.work_dir)
+                    .unwrap_or_else(|_| self.work_dir.clone())
+                    .join(sub),
                 server_cpu: self.server_cpu.clone(),
                 ours_toml: self.ours_toml.iter().chain(extra_toml).cloned().collect(),
                 nodes: self.nodes,

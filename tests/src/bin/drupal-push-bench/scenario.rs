@@ -147,7 +147,7 @@ pub async fn hold_and_fanout(
         round_id += 1;
         round_id
     };
-    for size in sizes.into_iter().filter(|s| *s <= n) {
+    for size in sizes.into_iter().filter(|s| (1..=n).contains(s)) {
         fleet.shrink(size).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut warm = false;

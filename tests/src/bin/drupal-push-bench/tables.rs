@@ -139,8 +139,11 @@ pub fn fanout(md: &mut String, run: &Run) -> anyhow::Result<()> {
             let vs = if s.kind == Kind::Ours {
                 let [peer, sockudo, _] =
                     ratios(run, false, |s| find(Some(s), subs, window).map(|f| f.per_sec));
-                let ceiling = find(run.get(Kind::Ceiling), subs, window).map_or(0.0, |c| c.per_sec);
-                format!("{peer} | {sockudo} | {:.0} %", 100.0 * f.per_sec / ceiling.max(1.0))
+                let ceiling = match find(run.get(Kind::Ceiling), subs, window) {
+                    Some(c) if c.per_sec > 0.0 => format!("{:.0} %", 100.0 * f.per_sec / c.per_sec),
+                    _ => "–".into(),
+                };
+                format!("{peer} | {sockudo} | {ceiling}")
             } else {
                 " | | ".into()
             };

@@ -95,7 +95,11 @@ impl Target {
     /// Starts node `node` of a server of `kind` whose backend is `backend`.
     pub async fn start(kind: Kind, opts: &Opts, node: usize, backend: SocketAddr) -> anyhow::Result<Target> {
         std::fs::create_dir_all(&opts.work_dir)?;
-        let launch = configs::launch(kind, opts, node, backend)?;
+        let mut launch = configs::launch(kind, opts, node, backend)?;
+        // The server runs in its work directory (Sockudo reads ./config/ if present).
+        if launch.program.contains('/') {
+            launch.program = std::path::absolute(&launch.program)?.display().to_string();
+        }
         let mut cmd = match &opts.server_cpu {
             Some(cpu) => {
                 let mut c = Command::new("taskset");
