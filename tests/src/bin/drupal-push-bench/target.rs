@@ -114,10 +114,9 @@ impl Target {
         cmd.args(&launch.args).envs(launch.env.iter().cloned()).kill_on_drop(true).stdin(Stdio::null());
         cmd.current_dir(&opts.work_dir);
         let suffix = if node == 0 { String::new() } else { format!("-{node}") };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(opts.work_dir.join(format!("{}{suffix}.log", kind.slug())))?;
+        let log_path = opts.work_dir.join(format!("{}{suffix}.log", kind.slug()));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let log_len = log.metadata().map_or(0, |m| m.len());
         cmd.stderr(log.try_clone()?);
         let first_line = matches!(launch.listen, Listen::FirstLine);
         cmd.stdout(if first_line { Stdio::piped() } else { Stdio::from(log) });
@@ -129,23 +128,15 @@ impl Target {
         );
         let mut child = cmd.spawn().with_context(|| format!("cannot start {command}"))?;
         let pid = child.id().context("server exited at once")?;
-        let (addr, api) = match launch.listen {
-            Listen::FirstLine => {
-                let line = first_line_of(&mut child).await?;
-                match kind {
-                    Kind::Ceiling => (parse_addr(&line, "ws=")?, parse_addr(&line, "http=")?),
-                    _ => {
-                        let addr = parse_addr(&line, "http://")?;
-                        (addr, addr)
-                    }
-                }
-            }
-            Listen::Port(port) => {
-                let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                wait_listening(addr, &mut child).await?;
-                (addr, addr)
-            }
-        };
+        let listening = listen(kind, launch.listen, &mut child).await;
+        let (addr, api) = listening.map_err(|e| {
+            // Say why: the end of what this start wrote to the server's log.
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(text.get(log_len as usize..).unwrap_or_default());
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            e.context(format!("{} (log {}: {})", command, log_path.display(), tail.join(" | ")))
+        })?;
         let ws_url = match kind {
             Kind::Ours | Kind::Ceiling => format!("ws://{addr}/ws"),
             Kind::Peer => format!("ws://{addr}/socket.io/?EIO=3&transport=websocket"),
@@ -329,6 +320,27 @@ impl Servers {
             t.stop().await;
         }
     }
+}
+
+/// Waits until the server listens; returns its WebSocket and HTTP API addresses.
+async fn listen(kind: Kind, listen: Listen, child: &mut Child) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    Ok(match listen {
+        Listen::FirstLine => {
+            let line = first_line_of(child).await?;
+            match kind {
+                Kind::Ceiling => (parse_addr(&line, "ws=")?, parse_addr(&line, "http=")?),
+                _ => {
+                    let addr = parse_addr(&line, "http://")?;
+                    (addr, addr)
+                }
+            }
+        }
+        Listen::Port(port) => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            wait_listening(addr, child).await?;
+            (addr, addr)
+        }
+    })
 }
 
 async fn first_line_of(child: &mut Child) -> anyhow::Result<String> {
