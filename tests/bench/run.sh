@@ -74,7 +74,7 @@ if [ "$(nproc)" -ge 2 ]; then
   PIN=(taskset -c "${LOADGEN_CPU:-1}")
   SERVER_PIN=(--server-cpu "${SERVER_CPU:-0}")
 fi
-COMMON=(--server-bin "$SERVER" --peer-dir "$PEER" --sockudo-bin "$SOCKUDO" "${SERVER_PIN[@]}")
+COMMON=(--server-bin "$SERVER" --peer-dir "$PEER" --sockudo-bin "$SOCKUDO" --work-dir "$OUT/work" "${SERVER_PIN[@]}")
 SCENARIOS=(--connect 10000 --hold 19000 --fanout 19000,10000,1000 --messages 100 --size 200 --windows 1,10
            --probe-sizes 19000)
 SIZES=10000,19000 HISTORY_SIZES=10000 RUNS=3 MESSAGES=100
@@ -84,7 +84,7 @@ if [ "${BENCH_SMALL:-0}" = 1 ]; then
 fi
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json
+rm -rf "$OUT"/*.json "$OUT/work"
 : > "$OUT/commands.txt"
 # Records a command as a reader would type it (repository-relative paths, quoted arguments).
 record() {

@@ -10,8 +10,10 @@ cd "$(dirname "$0")/../.."
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build -p drupal-push-server -p drupal-push-tests --bin drupal-push --bin drupal-push-bench
 BENCH=$TARGET/debug/drupal-push-bench
-timeout 120 "$BENCH" smoke --server-bin "$TARGET/debug/drupal-push" \
+WORK=$TARGET/bench-smoke-work
+rm -rf "$WORK"
+timeout 120 "$BENCH" smoke --server-bin "$TARGET/debug/drupal-push" --work-dir "$WORK" \
   --connect 300 --hold 300 --fanout 300,100 --messages 5 --windows 1,3 --concurrency 64 \
   --probe-sizes 300 --probe-ms 5 --out "$TARGET/bench-smoke.json"
-timeout 120 "$BENCH" interleave --server-bin "$TARGET/debug/drupal-push" --a ours --b ceiling \
+timeout 120 "$BENCH" interleave --server-bin "$TARGET/debug/drupal-push" --work-dir "$WORK" --a ours --b ceiling \
   --sizes 200 --runs 1 --messages 5 --concurrency 64 --out "$TARGET/bench-smoke-interleave.json"

@@ -74,8 +74,10 @@ pub struct ServerArgs {
     /// The Sockudo binary (`tests/bench/run.sh` installs it).
     #[arg(long, default_value = "tests/bench/sockudo/bin/sockudo")]
     sockudo_bin: PathBuf,
-    /// Where configs and server logs go.
-    #[arg(long, default_value_os_t = std::env::temp_dir().join("drupal-push-bench"))]
+    /// Where configs and server logs go (default: a directory of this process under the
+    /// system's temporary directory, so that runs of several worktrees on one machine never
+    /// share config files).
+    #[arg(long, default_value_os_t = std::env::temp_dir().join(format!("drupal-push-bench-{}", std::process::id())))]
     work_dir: PathBuf,
     /// Pin the server to these CPUs (`taskset -c`).
     #[arg(long)]
