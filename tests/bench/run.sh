@@ -17,7 +17,8 @@
 #
 # Environment: SERVER_CPU / LOADGEN_CPU (CPUs for taskset, default 0 and 1),
 # BENCH_OUT (raw JSON results, default $TARGET/bench), CARGO_TARGET_DIR,
-# BENCH_TARGETS (default "ours peer sockudo sockudo-tuned ceiling"),
+# BENCH_TARGETS (default "ours peer sockudo sockudo-tuned ceiling"), SOCKUDO_ROOT (where Sockudo
+# is installed or goes, default tests/bench/sockudo; another checkout's copy saves the build),
 # BENCH_INTERLEAVE=0 (skip parts 2 and 3), BENCH_SMALL=1 (1,000 clients, 20 messages, one
 # interleaved run: checks the set-up in a few minutes; its RESULTS.md is not for publishing).
 set -euo pipefail
@@ -27,7 +28,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${BENCH_OUT:-$TARGET/bench}
 PEER=tests/bench/peer
 PEER_VERSION=1.6.3
-SOCKUDO_ROOT=tests/bench/sockudo
+SOCKUDO_ROOT=${SOCKUDO_ROOT:-tests/bench/sockudo}
 SOCKUDO=$SOCKUDO_ROOT/bin/sockudo
 SOCKUDO_VERSION=5.2.0
 TARGETS=(${BENCH_TARGETS:-ours peer sockudo sockudo-tuned ceiling})
