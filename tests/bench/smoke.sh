@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # CI smoke benchmark (< 1 minute once built): a few hundred connections against drupal-push,
-# cold and cached authentication, a few fan-out messages sequentially and pipelined. Fails
+# cold and cached authentication, a few fan-out messages sequentially and pipelined, one more
+# round while a REST call is timed, and one interleaved drupal-push / ceiling comparison. Fails
 # (non-zero exit) on any client that did not get ready, a cached reconnect that asked the
-# backend, or any lost, duplicated or stray message. Figures are printed, never asserted.
+# backend, any lost, duplicated or stray message, or a failed REST call. Figures are printed,
+# never asserted. Needs neither Sockudo nor laravel-echo-server.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build -p drupal-push-server -p drupal-push-tests --bin drupal-push --bin drupal-push-bench
-timeout 120 "$TARGET/debug/drupal-push-bench" smoke --server-bin "$TARGET/debug/drupal-push" \
+BENCH=$TARGET/debug/drupal-push-bench
+WORK=$TARGET/bench-smoke-work
+rm -rf "$WORK"
+timeout 120 "$BENCH" smoke --server-bin "$TARGET/debug/drupal-push" --work-dir "$WORK" \
   --connect 300 --hold 300 --fanout 300,100 --messages 5 --windows 1,3 --concurrency 64 \
-  --out "$TARGET/bench-smoke.json"
+  --probe-sizes 300 --probe-ms 5 --out "$TARGET/bench-smoke.json"
+timeout 120 "$BENCH" interleave --server-bin "$TARGET/debug/drupal-push" --work-dir "$WORK" --a ours --b ceiling \
+  --sizes 200 --runs 1 --messages 5 --concurrency 64 --out "$TARGET/bench-smoke-interleave.json"

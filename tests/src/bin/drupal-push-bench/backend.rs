@@ -7,8 +7,11 @@
 //! * `POST /broadcasting/auth` (laravel-echo-server's private-channel check): answers 200 and
 //!   marks the client named by the `X-Bench-Client: {fleet}:{idx}` header ready, since that peer
 //!   never acknowledges a subscription to the client.
+//! * `POST /pusher/auth` (Sockudo's private channels; a Pusher client asks its site): signs
+//!   `socket_id` + `channel_name` with the bench app's secret (see `pusher.rs`).
 
 use crate::fleet::Fleet;
+use crate::pusher;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -27,6 +30,7 @@ pub struct Counters {
     pub online: AtomicU64,
     pub offline: AtomicU64,
     pub peer_auth: AtomicU64,
+    pub pusher_auth: AtomicU64,
     pub bad: AtomicU64,
 }
 
@@ -54,6 +58,7 @@ impl Backend {
         let app = Router::new()
             .route("/nodejs/message", post(drupal_message))
             .route("/broadcasting/auth", post(peer_auth))
+            .route("/pusher/auth", post(pusher_auth))
             .with_state(backend.clone());
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
@@ -72,7 +77,9 @@ impl Backend {
     }
 
     pub fn auth_calls(&self) -> u64 {
-        self.counters.authenticate.load(Relaxed) + self.counters.peer_auth.load(Relaxed)
+        self.counters.authenticate.load(Relaxed)
+            + self.counters.peer_auth.load(Relaxed)
+            + self.counters.pusher_auth.load(Relaxed)
     }
 }
 
@@ -133,4 +140,24 @@ async fn peer_auth(State(b): State<Arc<Backend>>, headers: HeaderMap) -> Json<Va
         }
     }
     Json(json!({}))
+}
+
+async fn pusher_auth(
+    State(b): State<Arc<Backend>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    b.counters.pusher_auth.fetch_add(1, Relaxed);
+    match (form.get("socket_id"), form.get("channel_name")) {
+        (Some(socket_id), Some(channel)) => {
+            let auth = pusher::channel_auth(pusher::APP_KEY, pusher::APP_SECRET, socket_id, channel);
+            (axum::http::StatusCode::OK, Json(json!({ "auth": auth })))
+        }
+        _ => {
+            b.counters.bad.fetch_add(1, Relaxed);
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(json!({"error": "socket_id and channel_name required"})),
+            )
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! One simulated browser: a task that connects (from a chosen 127.0.0.x source address), speaks
-//! drupal-push's protocol or socket.io 2 / engine.io v3, authenticates, answers heartbeats and
-//! records every bench message it receives in its [`Fleet`]. Hot path: a substring search for the
-//! stamp, no JSON parse.
+//! drupal-push's protocol, socket.io 2 / engine.io v3 or Pusher 7, authenticates, answers
+//! heartbeats and records every bench message it receives in its [`Fleet`]. Hot path: a
+//! substring search for the stamp, no JSON parse.
 
 use crate::fleet::{Fleet, Local, Proto, find_stamp};
+use crate::pusher::{self, Incoming};
 use crate::wire::{WsConn, close_code};
 use drupal_push_protocol::frames::Authenticate;
 use drupal_push_protocol::{ClientFrame, ServerFrame};
@@ -44,10 +45,11 @@ pub async fn run(fleet: Arc<Fleet>, idx: usize, cancel: CancellationToken) {
 
 async fn connect(fleet: &Fleet, idx: usize) -> Result<WsConn, String> {
     let spec = &fleet.spec;
-    let tcp = dial(spec.addr, spec.sources.get(idx % spec.sources.len().max(1)).copied())
+    let endpoint = fleet.endpoint(idx);
+    let tcp = dial(endpoint.addr, spec.sources.get(idx % spec.sources.len().max(1)).copied())
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
-    WsConn::connect(tcp, &spec.url).await
+    WsConn::connect(tcp, &endpoint.url).await
 }
 
 /// Next source port to try when binding to a chosen source address: handing out ports
@@ -86,6 +88,13 @@ async fn dial(addr: SocketAddr, source: Option<std::net::IpAddr>) -> std::io::Re
         }
     }
     Err(last.unwrap_or_else(|| ErrorKind::AddrNotAvailable.into()))
+}
+
+/// What a client does after a frame.
+enum Step {
+    Send(String),
+    /// Get the Pusher subscription of socket `.0` signed by the backend, then subscribe.
+    Authorize(String),
 }
 
 struct Client {
@@ -135,6 +144,7 @@ impl Client {
                     let text = match self.fleet.spec.proto {
                         Proto::Ours => ClientFrame::Ping.encode(),
                         Proto::SocketIo => "2".to_owned(),
+                        Proto::Pusher => pusher::ping(),
                     };
                     if let Err(e) = ws.send_text(text).await {
                         return self.ended(format!("write: {}", e.kind()));
@@ -151,12 +161,18 @@ impl Client {
             match frame.opcode {
                 OpCode::Data(Data::Text) => {
                     let text = std::str::from_utf8(ws.payload(&frame)).map_err(|_| "text frame not UTF-8")?;
-                    let reply = self.on_text(text);
+                    let step = self.on_text(text);
                     ws.consume(frame);
-                    if let Some(text) = reply {
-                        ws.send_text(text).await.map_err(|e| format!("write: {}", e.kind()))?;
-                        self.arm_ping = true;
-                    }
+                    let text = match step {
+                        None => continue,
+                        Some(Step::Send(text)) => text,
+                        Some(Step::Authorize(socket_id)) => {
+                            let auth = self.fleet.pusher_auth(&socket_id).await?;
+                            pusher::subscribe(&self.fleet.spec.channel, Some(&auth))
+                        }
+                    };
+                    ws.send_text(text).await.map_err(|e| format!("write: {}", e.kind()))?;
+                    self.arm_ping = true;
                 }
                 OpCode::Control(Control::Ping) => {
                     let payload = ws.payload(&frame).to_vec();
@@ -180,15 +196,44 @@ impl Client {
         }
     }
 
-    /// Handles a text frame; returns the frame to answer with, if any.
-    fn on_text(&mut self, text: &str) -> Option<String> {
+    /// Handles a text frame; returns what to do next, if anything.
+    fn on_text(&mut self, text: &str) -> Option<Step> {
         if let Some(d) = find_stamp(text) {
             self.fleet.deliver(&mut self.local, d);
             return None;
         }
         match self.fleet.spec.proto {
-            Proto::Ours => self.on_ours(text),
-            Proto::SocketIo => self.on_socket_io(text),
+            Proto::Ours => self.on_ours(text).map(Step::Send),
+            Proto::SocketIo => self.on_socket_io(text).map(Step::Send),
+            Proto::Pusher => self.on_pusher(text),
+        }
+    }
+
+    fn on_pusher(&mut self, text: &str) -> Option<Step> {
+        match pusher::decode(text) {
+            Incoming::Established { socket_id, activity_timeout } => {
+                // pusher-js pings after `activity_timeout` without traffic.
+                self.ping_every = Some(Duration::from_secs(activity_timeout.max(1)));
+                if self.fleet.spec.auth_url.is_some() {
+                    Some(Step::Authorize(socket_id))
+                } else {
+                    Some(Step::Send(pusher::subscribe(&self.fleet.spec.channel, None)))
+                }
+            }
+            Incoming::Subscribed => {
+                self.fleet.mark_ready(self.idx);
+                None
+            }
+            Incoming::Ping => Some(Step::Send(pusher::pong())),
+            Incoming::Pong => None,
+            Incoming::Error(e) => {
+                self.fleet.note_error(format!("pusher error: {e}"));
+                None
+            }
+            Incoming::Other(t) => {
+                self.fleet.note_error(format!("unexpected frame: {t}"));
+                None
+            }
         }
     }
 

@@ -3,8 +3,9 @@
 //! deliveries of every message (unique, duplicated, stray) and their latency.
 //!
 //! A client is *ready* when it is authenticated and subscribed: for drupal-push (and the ceiling)
-//! when the `authenticated` frame arrives; for laravel-echo-server, which never acknowledges a
-//! subscription, when the fake backend answers its private-channel auth request.
+//! when the `authenticated` frame arrives; for Sockudo when `subscription_succeeded` arrives; for
+//! laravel-echo-server, which never acknowledges a subscription, when the fake backend answers
+//! its private-channel auth request.
 
 use crate::client;
 use crate::metrics::{Histogram, wall_ns};
@@ -24,20 +25,32 @@ pub enum Proto {
     Ours,
     /// socket.io 2 over engine.io v3 WebSocket framing (laravel-echo-server).
     SocketIo,
+    /// Pusher protocol 7 (Sockudo).
+    Pusher,
+}
+
+/// One server's WebSocket endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// Full WebSocket URL (path and query included).
+    pub url: String,
 }
 
 /// Where and how the fleet connects.
 #[derive(Debug, Clone)]
 pub struct FleetSpec {
     pub proto: Proto,
-    /// Full WebSocket URL (path and query included).
-    pub url: String,
-    pub addr: SocketAddr,
+    /// The nodes of the deployment: client `idx` connects to `endpoints[idx % len]`.
+    pub endpoints: Vec<Endpoint>,
     /// Source addresses used round-robin; empty: let the kernel choose.
     pub sources: Vec<IpAddr>,
     /// Token generation: clients of fleets with the same generation share auth tokens.
     pub token_gen: u32,
     pub channel: String,
+    /// Pusher private channels: where the client gets its subscription signed (the fake
+    /// backend's `/pusher/auth`, as a page asks its own site).
+    pub auth_url: Option<String>,
 }
 
 static NEXT_FLEET: AtomicU32 = AtomicU32::new(1);
@@ -59,6 +72,8 @@ pub struct Fleet {
     pub stray: AtomicU64,
     clients: Mutex<Vec<(CancellationToken, JoinHandle<()>)>>,
     errors: Mutex<BTreeMap<String, usize>>,
+    /// For Pusher private-channel auth requests.
+    http: reqwest::Client,
 }
 
 /// Result of a connect wave.
@@ -87,7 +102,31 @@ impl Fleet {
             stray: AtomicU64::new(0),
             clients: Mutex::new(Vec::with_capacity(n)),
             errors: Mutex::new(BTreeMap::new()),
+            http: reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(concurrency.max(1))
+                .build()
+                .unwrap_or_default(),
         })
+    }
+
+    /// The endpoint client `idx` connects to.
+    pub fn endpoint(&self, idx: usize) -> &Endpoint {
+        &self.spec.endpoints[idx % self.spec.endpoints.len().max(1)]
+    }
+
+    /// Asks the backend to sign client `socket_id`'s subscription to the fleet's private
+    /// channel (Pusher), as a page asks its site: returns the `auth` string.
+    pub async fn pusher_auth(&self, socket_id: &str) -> Result<String, String> {
+        let url = self.spec.auth_url.as_deref().ok_or("no auth URL")?;
+        let form = [("socket_id", socket_id), ("channel_name", self.spec.channel.as_str())];
+        let resp = self.http.post(url).form(&form).send().await.map_err(|e| format!("auth request: {e}"))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.map_err(|e| format!("auth answer: {e}"))?;
+        match body["auth"].as_str() {
+            Some(auth) if status.is_success() => Ok(auth.to_owned()),
+            _ => Err(format!("auth answer: HTTP {status}: {body}")),
+        }
     }
 
     pub fn size(&self) -> usize {
@@ -256,12 +295,13 @@ pub struct Delivery {
 
 /// The key of the stamp inside the message data: `"bench_seq":[round,seq,sent_ns]`.
 pub const STAMP_KEY: &str = "bench_seq";
-const STAMP_MARK: &str = "\"bench_seq\":[";
 
-/// Finds the stamp in a frame's text without parsing the whole JSON.
+/// Finds the stamp in a frame's text without parsing the whole JSON; the data may be an object
+/// (`"bench_seq":[`) or, as Pusher carries it, a JSON string (`\"bench_seq\":[`).
 pub fn find_stamp(text: &str) -> Option<Delivery> {
-    let at = text.find(STAMP_MARK)? + STAMP_MARK.len();
-    let body = &text[at..];
+    let after = &text[text.find(STAMP_KEY)? + STAMP_KEY.len()..];
+    let after = after.strip_prefix("\\\"").or_else(|| after.strip_prefix('"'))?;
+    let body = after.strip_prefix(":[")?;
     let end = body.find(']')?;
     let mut nums = body[..end].split(',').map(|n| n.trim().parse::<u64>());
     let round = nums.next()?.ok()?;
@@ -295,6 +335,8 @@ mod tests {
         assert_eq!(find_stamp(ours), Some(Delivery { round: 3, seq: 7, sent_ns: 1_700_000_000_123_456_789 }));
         let sio = r#"42["bench","private-bench",{"bench_seq":[1,0,5],"pad":"xx"}]"#;
         assert_eq!(find_stamp(sio), Some(Delivery { round: 1, seq: 0, sent_ns: 5 }));
+        let pusher = r#"{"event":"bench","channel":"bench","data":"{\"bench_seq\":[2,9,77],\"pad\":\"x\"}"}"#;
+        assert_eq!(find_stamp(pusher), Some(Delivery { round: 2, seq: 9, sent_ns: 77 }));
         assert_eq!(find_stamp(r#"{"type":"message","message":{}}"#), None);
     }
 }

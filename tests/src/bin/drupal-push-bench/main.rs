@@ -1,24 +1,33 @@
 //! `drupal-push-bench`: load generator and benchmarks of drupal-push, against the same scenarios
-//! run on laravel-echo-server (the Node + socket.io 2 peer) and on a raw broadcaster (the
-//! ceiling of this machine). Loopback only; every run is bounded in count and time.
+//! run on laravel-echo-server (the Node + socket.io 2 peer), on Sockudo (a Rust server of the
+//! Pusher protocol) and on a raw broadcaster (the ceiling of this machine). Loopback only; every
+//! run is bounded in count and time.
 //!
-//! Subcommands: `suite` (run the scenarios against one server, write JSON), `report` (render
-//! `RESULTS.md` from the JSON of several suites), `smoke` (a small run against drupal-push that
-//! fails on any lost or duplicated message), `broadcaster` (the ceiling server).
+//! Subcommands: `suite` (run the scenarios against one server, write JSON), `interleave` (one
+//! sequential fan-out size, two server variants alternating, their ratio), `report` (render
+//! `RESULTS.md` from the JSON of one run), `smoke` (a small run against drupal-push that fails on
+//! any lost or duplicated message), `broadcaster` (the ceiling server).
 //!
 //! Modules: [`fleet`] (simulated browsers and their shared counters), [`client`] (one
-//! browser's task, both protocols), [`backend`] (the fake Drupal), [`target`] (starting the
-//! servers, publishing), [`scenario`] (connect, hold, fan-out), [`ceiling`] (raw broadcaster),
-//! [`metrics`] (histogram, /proc), [`results`] and [`report`]. Start at [`suite`].
+//! browser's task, every protocol), [`wire`] (its WebSocket transport), [`pusher`] (Pusher
+//! signatures and frames), [`backend`] (the fake Drupal), [`configs`] and [`target`] (starting
+//! the servers, publishing), [`scenario`] (connect, hold, fan-out), [`round`] (one fan-out
+//! round), [`interleave`], [`ceiling`] (raw broadcaster), [`metrics`] (histogram, /proc),
+//! [`results`], [`report`] and [`tables`]. Start at [`suite`].
 
 mod backend;
 mod ceiling;
 mod client;
+mod configs;
 mod fleet;
+mod interleave;
 mod metrics;
+mod pusher;
 mod report;
 mod results;
+mod round;
 mod scenario;
+mod tables;
 mod target;
 mod wire;
 
@@ -28,6 +37,7 @@ use results::{Machine, SuiteResult};
 use scenario::{Ctx, FanoutPlan};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use target::Kind;
 
@@ -44,29 +54,42 @@ enum Cmd {
     Suite(SuiteArgs),
     /// A small run against drupal-push; exits non-zero on any failure, loss or duplicate.
     Smoke(SuiteArgs),
+    /// One sequential fan-out size, two server variants alternating; writes their ratio as JSON.
+    Interleave(interleave::InterleaveArgs),
     /// Render RESULTS.md from suite results.
     Report(report::ReportArgs),
     /// The ceiling: a raw WebSocket broadcaster (prints its ports, serves until killed).
     Broadcaster,
 }
 
+/// How servers are started and clients connect, for every subcommand that runs servers.
 #[derive(Args, Clone)]
-struct SuiteArgs {
-    /// Which server to measure.
-    #[arg(long, value_enum, default_value = "ours")]
-    target: Kind,
+pub struct ServerArgs {
     /// The drupal-push binary.
     #[arg(long, default_value = "target/release/drupal-push")]
     server_bin: PathBuf,
     /// Where laravel-echo-server is installed (node_modules inside).
     #[arg(long, default_value = "tests/bench/peer")]
     peer_dir: PathBuf,
-    /// Where configs and server logs go.
-    #[arg(long, default_value_os_t = std::env::temp_dir().join("drupal-push-bench"))]
+    /// The Sockudo binary (`tests/bench/run.sh` installs it).
+    #[arg(long, default_value = "tests/bench/sockudo/bin/sockudo")]
+    sockudo_bin: PathBuf,
+    /// Where configs and server logs go (default: a directory of this process under the
+    /// system's temporary directory, so that runs of several worktrees on one machine never
+    /// share config files).
+    #[arg(long, default_value_os_t = std::env::temp_dir().join(format!("drupal-push-bench-{}", std::process::id())))]
     work_dir: PathBuf,
     /// Pin the server to these CPUs (`taskset -c`).
     #[arg(long)]
     server_cpu: Option<String>,
+    /// An extra top-level line for drupal-push's TOML (repeatable), e.g. `historySize = 0`.
+    #[arg(long = "ours-toml")]
+    ours_toml: Vec<String>,
+    /// Server processes per deployment, sharing the backend; clients are spread over them and
+    /// messages published to the first. Fan-out across nodes needs a cluster engine (issue 9,
+    /// through `--ours-toml`); with the memory engine only node 0's subscribers get messages.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Client source addresses 127.0.0.1 .. 127.0.0.N, round-robin (0: the kernel's choice,
     /// enough for ~28k connections per server port). Needed past that.
     #[arg(long, default_value_t = 0)]
@@ -74,6 +97,49 @@ struct SuiteArgs {
     /// Clients connecting at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
+    /// Seconds without a delivery before a round is abandoned.
+    #[arg(long, default_value_t = 10)]
+    stall_secs: u64,
+    /// The backend answers uid 0 for every client (anonymous visitors: no presence, no
+    /// `userOnline`/`userOffline` calls) instead of one uid per client.
+    #[arg(long)]
+    anonymous: bool,
+}
+
+impl ServerArgs {
+    /// The context of scenarios against `kind`, with `extra_toml` after `--ours-toml`, its files
+    /// in `work_dir/<sub>`.
+    pub fn ctx(&self, kind: Kind, extra_toml: &[String], sub: &str, backend: Arc<backend::Backend>) -> Ctx {
+        Ctx {
+            kind,
+            opts: target::Opts {
+                server_bin: self.server_bin.clone(),
+                peer_dir: self.peer_dir.clone(),
+                sockudo_bin: self.sockudo_bin.clone(),
+                work_dir: std::path::absolute(&self.work_dir)
+                    .unwrap_or_else(|_| self.work_dir.clone())
+                    .join(sub),
+                server_cpu: self.server_cpu.clone(),
+                ours_toml: self.ours_toml.iter().chain(extra_toml).cloned().collect(),
+                nodes: self.nodes,
+            },
+            backend,
+            sources: (1..=self.sources).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
+            concurrency: self.concurrency,
+            connect_limit: Duration::from_secs(180),
+            stall: Duration::from_secs(self.stall_secs),
+            errors: Default::default(),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct SuiteArgs {
+    #[command(flatten)]
+    servers: ServerArgs,
+    /// Which server to measure.
+    #[arg(long, value_enum, default_value = "ours")]
+    target: Kind,
     /// Clients of the connect scenario (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     connect: usize,
@@ -92,13 +158,13 @@ struct SuiteArgs {
     /// Messages in flight per round (1 is sequential).
     #[arg(long, value_delimiter = ',', default_value = "1,10")]
     windows: Vec<u32>,
-    /// Seconds without a delivery before a round is abandoned.
-    #[arg(long, default_value_t = 10)]
-    stall_secs: u64,
-    /// The backend answers uid 0 for every client (anonymous visitors: no presence, no
-    /// `userOnline`/`userOffline` calls) instead of one uid per client.
-    #[arg(long)]
-    anonymous: bool,
+    /// Fan-out sizes at which one more sequential round runs while a REST call (the server's
+    /// health or status route) is timed.
+    #[arg(long, value_delimiter = ',')]
+    probe_sizes: Vec<usize>,
+    /// Milliseconds between the starts of two REST probe calls.
+    #[arg(long, default_value_t = 20)]
+    probe_ms: u64,
     /// Where to write the JSON results.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -115,13 +181,14 @@ fn main() -> anyhow::Result<()> {
                 write_json(args.out.as_ref(), &result)
             }
             Cmd::Smoke(args) => smoke(&args).await,
+            Cmd::Interleave(args) => interleave::run(&args).await,
             Cmd::Report(args) => report::render(&args),
             Cmd::Broadcaster => ceiling::serve().await,
         }
     })
 }
 
-fn write_json(out: Option<&PathBuf>, result: &SuiteResult) -> anyhow::Result<()> {
+pub fn write_json<T: serde::Serialize>(out: Option<&PathBuf>, result: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(result)?;
     match out {
         Some(path) => {
@@ -137,34 +204,26 @@ fn write_json(out: Option<&PathBuf>, result: &SuiteResult) -> anyhow::Result<()>
     }
 }
 
+/// This process's command line, paths relative to the working directory.
+pub fn argv() -> String {
+    std::env::args().map(|a| target::relative(&a)).collect::<Vec<_>>().join(" ")
+}
+
 /// Runs connect, then hold + fan-out, against a fresh server each.
 async fn suite(args: &SuiteArgs) -> anyhow::Result<SuiteResult> {
     let loadavg_before = metrics::loadavg();
-    let backend = backend::Backend::start("bench", args.anonymous).await?;
-    let sources: Vec<IpAddr> = (1..=args.sources).map(|i| IpAddr::from([127, 0, 0, i])).collect();
-    let ctx = Ctx {
-        kind: args.target,
-        opts: target::Opts {
-            server_bin: args.server_bin.clone(),
-            peer_dir: args.peer_dir.clone(),
-            work_dir: args.work_dir.join(format!("{:?}", args.target).to_lowercase()),
-            server_cpu: args.server_cpu.clone(),
-        },
-        backend,
-        sources,
-        concurrency: args.concurrency,
-        connect_limit: Duration::from_secs(180),
-        stall: Duration::from_secs(args.stall_secs),
-        errors: Default::default(),
-    };
-    let version = version(args);
-    eprintln!("== {:?}: {version}", args.target);
+    let backend = backend::Backend::start("bench", args.servers.anonymous).await?;
+    let ctx = args.servers.ctx(args.target, &[], args.target.slug(), backend);
+    let version = version(&args.servers, args.target);
+    eprintln!("== {}: {version}", args.target.slug());
     let connect = if args.connect > 0 { scenario::connect(&ctx, args.connect).await? } else { Vec::new() };
     let plan = FanoutPlan {
         sizes: args.fanout.clone(),
         messages: args.messages,
         body_bytes: args.size,
         windows: args.windows.clone(),
+        probe_sizes: args.probe_sizes.clone(),
+        probe_every: Duration::from_millis(args.probe_ms.max(1)),
     };
     let (hold, fanout, notes) = if args.hold > 0 {
         let (h, f, n) = scenario::hold_and_fanout(&ctx, args.hold, &plan).await?;
@@ -178,7 +237,7 @@ async fn suite(args: &SuiteArgs) -> anyhow::Result<SuiteResult> {
         version,
         command,
         config,
-        loadgen_argv: std::env::args().collect::<Vec<_>>().join(" "),
+        loadgen_argv: argv(),
         machine: Machine::read(),
         started_unix: metrics::wall_ns() / 1_000_000_000,
         loadavg_before,
@@ -192,8 +251,8 @@ async fn suite(args: &SuiteArgs) -> anyhow::Result<SuiteResult> {
 }
 
 /// The command line and configuration of the server, from one more short-lived start.
-async fn describe(ctx: &Ctx) -> (String, String) {
-    match target::Target::start(ctx.kind, &ctx.opts, ctx.backend.addr).await {
+pub async fn describe(ctx: &Ctx) -> (String, String) {
+    match target::Target::start(ctx.kind, &ctx.opts, 0, ctx.backend.addr).await {
         Ok(t) => {
             let out = (t.command.clone(), t.config.clone());
             t.stop().await;
@@ -203,7 +262,7 @@ async fn describe(ctx: &Ctx) -> (String, String) {
     }
 }
 
-fn version(args: &SuiteArgs) -> String {
+pub fn version(args: &ServerArgs, kind: Kind) -> String {
     let run = |program: &str, arg: &str| {
         std::process::Command::new(program)
             .arg(arg)
@@ -220,7 +279,7 @@ fn version(args: &SuiteArgs) -> String {
             .and_then(|v| v["version"].as_str().map(str::to_owned))
             .unwrap_or_else(|| "?".into())
     };
-    match args.target {
+    match kind {
         Kind::Ours => run(&args.server_bin.display().to_string(), "--version"),
         Kind::Peer => format!(
             "laravel-echo-server {} (socket.io {}, engine.io {}, ws {}) on node {}",
@@ -230,6 +289,11 @@ fn version(args: &SuiteArgs) -> String {
             package("ws"),
             run("node", "--version")
         ),
+        Kind::Sockudo | Kind::SockudoTuned => {
+            let v = run(&args.sockudo_bin.display().to_string(), "--version");
+            let settings = if kind == Kind::Sockudo { "default settings" } else { "documented buffer settings" };
+            format!("{v} (crates.io, default features; {settings})")
+        }
         Kind::Ceiling => {
             "raw broadcaster (drupal-push-bench broadcaster: tokio, one pre-encoded frame, one write per socket and batch)".into()
         }
@@ -262,9 +326,18 @@ async fn smoke(args: &SuiteArgs) -> anyhow::Result<()> {
                 f.subscribers, f.window, f.lost, f.duplicated, f.stray, f.publish_errors, f.sent_mismatch
             ));
         }
+        if let Some(p) = &f.probe {
+            if p.calls == 0 || p.errors != 0 {
+                problems.push(format!("REST probe during fan-out: {} calls, {} errors", p.calls, p.errors));
+            }
+        }
     }
     if result.fanout.is_empty() {
         problems.push("no fan-out round ran".into());
+    }
+    let probes = result.fanout.iter().filter(|f| f.probe.is_some()).count();
+    if probes != args.probe_sizes.iter().filter(|s| **s <= args.hold && args.fanout.contains(s)).count() {
+        problems.push(format!("{probes} fan-out rounds with a REST probe, expected one per --probe-sizes"));
     }
     if problems.is_empty() {
         eprintln!("smoke: OK");

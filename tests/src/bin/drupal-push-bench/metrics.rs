@@ -113,35 +113,42 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU use of one process over a window, in percent of one core.
+/// CPU use of some processes over a window, in percent of one core.
 pub struct CpuMeter {
-    pid: u32,
+    pids: Vec<u32>,
     ticks: u64,
     started: Instant,
 }
 
 impl CpuMeter {
-    pub fn start(pid: u32) -> CpuMeter {
-        CpuMeter { pid, ticks: cpu_ticks(pid).unwrap_or(0), started: Instant::now() }
+    pub fn start(pids: &[u32]) -> CpuMeter {
+        let mut meter = CpuMeter { pids: pids.to_vec(), ticks: 0, started: Instant::now() };
+        meter.ticks = meter.ticks_now();
+        meter
     }
 
-    /// Percent of one core since `start` (100 = one core busy all the time).
+    fn ticks_now(&self) -> u64 {
+        self.pids.iter().filter_map(|p| cpu_ticks(*p)).sum()
+    }
+
+    /// Percent of one core since `start` (100 = one core busy all the time), all processes
+    /// together.
     pub fn percent(&self) -> f64 {
         let secs = self.started.elapsed().as_secs_f64();
-        let used = cpu_ticks(self.pid).unwrap_or(self.ticks).saturating_sub(self.ticks);
+        let used = self.ticks_now().saturating_sub(self.ticks);
         if secs <= 0.0 { 0.0 } else { used as f64 / TICKS_PER_SEC / secs * 100.0 }
     }
 }
 
-/// CPU meters for the server under test and this process, started together.
+/// CPU meters for the servers under test and this process, started together.
 pub struct CpuPair {
     pub server: CpuMeter,
     pub loadgen: CpuMeter,
 }
 
 impl CpuPair {
-    pub fn start(server_pid: u32) -> CpuPair {
-        CpuPair { server: CpuMeter::start(server_pid), loadgen: CpuMeter::start(std::process::id()) }
+    pub fn start(server_pids: &[u32]) -> CpuPair {
+        CpuPair { server: CpuMeter::start(server_pids), loadgen: CpuMeter::start(&[std::process::id()]) }
     }
 
     pub fn read(&self) -> (f64, f64) {

@@ -1,8 +1,10 @@
-//! `report`: renders `tests/bench/RESULTS.md` from the JSON of the suites of one run (ours, the
-//! peer, the ceiling): machine, versions, commands, one table per scenario with ratios, and the
-//! project's targets checked against the figures.
+//! `report`: renders `tests/bench/RESULTS.md` from the JSON of one run (the suites of
+//! drupal-push, the peer, Sockudo with default and with documented settings, the ceiling, and
+//! the interleaved comparisons): machine, versions, commands, method, the tables (in
+//! [`crate::tables`]) and the project's targets checked against the figures.
 
-use crate::results::{ConnectResult, FanoutResult, SuiteResult};
+use crate::results::{InterleaveResult, SuiteResult};
+use crate::tables::{self, find};
 use crate::target::Kind;
 use anyhow::Context;
 use std::fmt::Write;
@@ -10,7 +12,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Clone)]
 pub struct ReportArgs {
-    /// Directory with ours.json, peer.json and ceiling.json (missing ones are skipped).
+    /// Directory with ours.json, peer.json, sockudo.json, sockudo-tuned.json, ceiling.json and
+    /// interleave-*.json (missing ones are skipped).
     #[arg(long)]
     dir: PathBuf,
     /// The Markdown file to write.
@@ -24,34 +27,69 @@ pub struct ReportArgs {
     version_lines: Vec<String>,
 }
 
-struct Run {
-    ours: Option<SuiteResult>,
-    peer: Option<SuiteResult>,
-    ceiling: Option<SuiteResult>,
+/// Every result of one run.
+pub struct Run {
+    pub suites: Vec<SuiteResult>,
+    pub interleaves: Vec<InterleaveResult>,
 }
+
+/// The order servers appear in, in every table.
+const ORDER: [Kind; 5] = [Kind::Ours, Kind::Peer, Kind::Sockudo, Kind::SockudoTuned, Kind::Ceiling];
 
 impl Run {
-    fn all(&self) -> impl Iterator<Item = &SuiteResult> {
-        [&self.ours, &self.peer, &self.ceiling].into_iter().flatten()
+    pub fn all(&self) -> impl Iterator<Item = &SuiteResult> {
+        self.suites.iter()
+    }
+
+    pub fn get(&self, kind: Kind) -> Option<&SuiteResult> {
+        self.suites.iter().find(|s| s.kind == kind)
     }
 }
 
-fn load(args: &ReportArgs, name: &str) -> anyhow::Result<Option<SuiteResult>> {
-    let path = args.dir.join(format!("{name}.json"));
-    if !path.exists() {
-        return Ok(None);
+fn load(args: &ReportArgs) -> anyhow::Result<Run> {
+    let read = |path: &std::path::Path| -> anyhow::Result<String> {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let mut suites = Vec::new();
+    for kind in ORDER {
+        let path = args.dir.join(format!("{}.json", kind.slug()));
+        if path.exists() {
+            let s: SuiteResult = serde_json::from_str(&read(&path)?)
+                .with_context(|| format!("cannot parse {}", path.display()))?;
+            suites.push(s);
+        }
     }
-    let text = std::fs::read_to_string(&path)?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("cannot read {}", path.display()))?))
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&args.dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("interleave-") && n.ends_with(".json"))
+        })
+        .collect();
+    names.sort();
+    let mut interleaves = Vec::new();
+    for path in names {
+        interleaves.push(
+            serde_json::from_str(&read(&path)?)
+                .with_context(|| format!("cannot parse {}", path.display()))?,
+        );
+    }
+    Ok(Run { suites, interleaves })
 }
 
 pub fn render(args: &ReportArgs) -> anyhow::Result<()> {
-    let run = Run { ours: load(args, "ours")?, peer: load(args, "peer")?, ceiling: load(args, "ceiling")? };
+    let run = load(args)?;
     let mut md = String::new();
     header(&mut md, &run, args)?;
-    hold(&mut md, &run)?;
-    connect(&mut md, &run)?;
-    fanout(&mut md, &run)?;
+    tables::hold(&mut md, &run)?;
+    tables::connect(&mut md, &run)?;
+    tables::fanout(&mut md, &run)?;
+    tables::sockudo_ahead(&mut md, &run)?;
+    tables::probes(&mut md, &run)?;
+    for i in &run.interleaves {
+        tables::interleave(&mut md, i)?;
+    }
     targets(&mut md, &run)?;
     notes(&mut md, &run)?;
     std::fs::write(&args.out, md).with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -59,16 +97,14 @@ pub fn render(args: &ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn name(kind: Kind) -> &'static str {
+pub fn name(kind: Kind) -> &'static str {
     match kind {
         Kind::Ours => "drupal-push",
         Kind::Peer => "laravel-echo-server",
+        Kind::Sockudo => "Sockudo",
+        Kind::SockudoTuned => "Sockudo (tuned)",
         Kind::Ceiling => "ceiling",
     }
-}
-
-fn ratio(a: f64, b: f64) -> String {
-    if b > 0.0 { format!("{:.2}x", a / b) } else { "–".into() }
 }
 
 fn header(md: &mut String, run: &Run, args: &ReportArgs) -> anyhow::Result<()> {
@@ -77,9 +113,11 @@ fn header(md: &mut String, run: &Run, args: &ReportArgs) -> anyhow::Result<()> {
         md,
         "Generated by `tests/bench/run.sh` (the load generator is `drupal-push-bench`, \
          `tests/src/bin/drupal-push-bench/`). Every figure below comes from this one run; compare \
-         figures only within it. Analysis and profiles: `tests/bench/PROFILE.md`.\n"
+         figures only within it. Analysis and profiles: `tests/bench/PROFILE.md`. Commands and \
+         paths are relative to the repository root.\n"
     )?;
-    if let Some(m) = run.all().next().map(|s| &s.machine) {
+    let machine = run.all().next().map(|s| &s.machine).or(run.interleaves.first().map(|i| &i.machine));
+    if let Some(m) = machine {
         writeln!(md, "## Machine\n")?;
         writeln!(md, "- CPUs: {} x {}", m.cpus, m.cpu_model)?;
         writeln!(md, "- kernel {}, memory {}", m.kernel, m.mem_total)?;
@@ -90,6 +128,9 @@ fn header(md: &mut String, run: &Run, args: &ReportArgs) -> anyhow::Result<()> {
     )?;
     for s in run.all() {
         writeln!(md, "  - {}: {} -> {}", name(s.kind), s.loadavg_before, s.loadavg_after)?;
+    }
+    for i in &run.interleaves {
+        writeln!(md, "  - {} vs {}: {} -> {}", i.a.label, i.b.label, i.loadavg_before, i.loadavg_after)?;
     }
     writeln!(md, "\n## Versions\n")?;
     for s in run.all() {
@@ -107,7 +148,7 @@ fn header(md: &mut String, run: &Run, args: &ReportArgs) -> anyhow::Result<()> {
         writeln!(md, "- {} started as `{}`", name(s.kind), s.command)?;
     }
     for s in run.all().filter(|s| s.config != "(none)" && !s.config.is_empty()) {
-        let lang = if s.kind == Kind::Ours { "toml" } else { "json" };
+        let lang = if s.kind == Kind::Peer { "json" } else { "toml" };
         writeln!(
             md,
             "\n{} configuration (ports differ per start):\n\n```{lang}\n{}\n```",
@@ -125,168 +166,39 @@ fn header(md: &mut String, run: &Run, args: &ReportArgs) -> anyhow::Result<()> {
          `bench` comes from the backend's answer. laravel-echo-server clients subscribe to the \
          private channel `private-bench`, whose auth request goes to the same fake backend \
          (`authHost`): both servers make one backend call per new client.\n\
-         - *Ready*: drupal-push and the ceiling when the client receives `authenticated`; \
-         laravel-echo-server sends no acknowledgement, so when the backend receives its auth \
-         request (this flatters the peer slightly).\n\
+         - Sockudo speaks the Pusher protocol 7 (`/app/<key>?protocol=7`). In the connect rounds \
+         each client subscribes to the private channel `private-bench` and first gets its \
+         subscription signed by the fake backend (`POST /pusher/auth`, HMAC-SHA256 of socket id \
+         and channel, as a page asks its site): one backend request per client, like the others, \
+         but made by the client (on the load generator's core), not by the server; Pusher has no \
+         auth cache, so the cached round makes them again. Hold and fan-out clients subscribe to \
+         the public channel `bench`. Publishing uses its signed HTTP API (`POST /apps/bench/events`, \
+         `body_md5` and `auth_signature`).\n\
+         - *Ready*: drupal-push and the ceiling when the client receives `authenticated`; Sockudo \
+         on `pusher_internal:subscription_succeeded`; laravel-echo-server sends no \
+         acknowledgement, so when the backend receives its auth request (this flatters the peer \
+         slightly).\n\
          - Fan-out: the publisher stamps each message with the wall clock (same machine, same \
          clock); latency is delivery time minus stamp. *Window 1* publishes the next message once \
          every subscriber has the previous one (sequential); *window 10* keeps 10 messages in \
          flight. Deliveries/s = deliveries / (last delivery - first publish). Lost = expected - \
          unique deliveries; duplicates are counted per client.\n\
+         - Ratios are drupal-push's advantage: its rate divided by the other's, or for memory the \
+         other's KiB per connection divided by drupal-push's (> 1: drupal-push is better).\n\
          - Ceiling: `drupal-push-bench broadcaster` (`ceiling.rs`): hand-rolled upgrade, `hello` and \
          `authenticated` without any backend, and a publish that appends one pre-encoded frame to \
          every socket's backlog, written by one flusher task with one `write` per socket; the \
          machine's limit for this fan-out (one loopback `write` costs ~6-7 µs of kernel time here, \
          receiver side included).\n\
          - laravel-echo-server runs with `\"database\": \"none\"` (no presence channels are used, \
-         so it needs neither Redis nor SQLite) and publishes through its HTTP API.\n"
-    )?;
-    Ok(())
-}
-
-fn hold(md: &mut String, run: &Run) -> anyhow::Result<()> {
-    writeln!(md, "## Hold: idle authenticated connections\n")?;
-    writeln!(
-        md,
-        "RSS of the server process from /proc/PID/status before the clients connect and 3 s after \
-         the last is ready; per connection = difference / connections.\n"
-    )?;
-    writeln!(
-        md,
-        "| server | held | failed | dropped | connect time s | RSS before MiB | RSS after MiB | KiB per connection | peer / this |"
-    )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
-    let peer = run.peer.as_ref().and_then(|p| p.hold.as_ref()).map(|h| h.kib_per_conn);
-    for s in run.all() {
-        let Some(h) = &s.hold else { continue };
-        let vs = match (s.kind, peer) {
-            (Kind::Peer, _) | (_, None) => String::new(),
-            (_, Some(p)) => format!("{:.1}x", p / h.kib_per_conn.max(0.001)),
-        };
-        writeln!(
-            md,
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {vs} |",
-            name(s.kind),
-            h.ready,
-            h.failed,
-            h.dropped,
-            h.connect_secs,
-            h.rss_before_kib as f64 / 1024.0,
-            h.rss_after_kib as f64 / 1024.0,
-            h.kib_per_conn,
-        )?;
-    }
-    writeln!(md)?;
-    Ok(())
-}
-
-fn connect_row(md: &mut String, kind: Kind, c: &ConnectResult) -> std::fmt::Result {
-    writeln!(
-        md,
-        "| {} | {} | {} | {}/{} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {:.0} |",
-        c.round,
-        name(kind),
-        c.clients,
-        c.ready,
-        c.failed,
-        c.secs,
-        c.per_sec,
-        c.p50_ms,
-        c.p99_ms,
-        c.max_ms,
-        c.backend_auth_calls,
-        c.server_cpu,
-        c.loadgen_cpu
-    )
-}
-
-fn connect(md: &mut String, run: &Run) -> anyhow::Result<()> {
-    writeln!(md, "## Connect + authenticate\n")?;
-    writeln!(
-        md,
-        "| round | server | clients | ready/failed | time s | per s | p50 ms | p99 ms | max ms | backend auth calls | server CPU % | loadgen CPU % |"
-    )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
-    for round in ["cold", "cached"] {
-        for s in run.all() {
-            for c in s.connect.iter().filter(|c| c.round == round) {
-                connect_row(md, s.kind, c)?;
-            }
-        }
-    }
-    writeln!(
-        md,
-        "\n| round | drupal-push / peer | drupal-push / ceiling (no backend calls) |\n|---|---|---|"
-    )?;
-    for round in ["cold", "cached"] {
-        let rate = |s: &Option<SuiteResult>| {
-            s.as_ref().and_then(|s| s.connect.iter().find(|c| c.round == round)).map_or(0.0, |c| c.per_sec)
-        };
-        let ours = rate(&run.ours);
-        writeln!(md, "| {round} | {} | {} |", ratio(ours, rate(&run.peer)), ratio(ours, rate(&run.ceiling)))?;
-    }
-    writeln!(md)?;
-    Ok(())
-}
-
-/// Load generator CPU (% of its core) above which a figure may be bounded by it.
-const LOADGEN_BOUND: f64 = 90.0;
-
-fn find(s: &Option<SuiteResult>, subscribers: usize, window: u32) -> Option<&FanoutResult> {
-    find_in(s.as_ref()?, subscribers, window)
-}
-
-fn find_in(s: &SuiteResult, subscribers: usize, window: u32) -> Option<&FanoutResult> {
-    s.fanout.iter().find(|f| f.subscribers == subscribers && f.window == window)
-}
-
-fn fanout(md: &mut String, run: &Run) -> anyhow::Result<()> {
-    writeln!(md, "## Fan-out: one channel, publish via HTTP\n")?;
-    let Some(first) = run.all().find(|s| !s.fanout.is_empty()) else { return Ok(()) };
-    let f0 = &first.fanout[0];
-    writeln!(md, "{} messages of {} bytes per round.\n", f0.messages, f0.body_bytes)?;
-    writeln!(
-        md,
-        "| subscribers | window | server | deliveries/s | p50 ms | p99 ms | max ms | lost | dup | publish p50 ms | server CPU % | loadgen CPU % | vs peer | vs ceiling |"
-    )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
-    let mut keys: Vec<(usize, u32)> =
-        run.all().flat_map(|s| s.fanout.iter().map(|f| (f.subscribers, f.window))).collect();
-    keys.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    keys.dedup();
-    for (subs, window) in keys {
-        let peer = find(&run.peer, subs, window).map_or(0.0, |f| f.per_sec);
-        let ceiling = find(&run.ceiling, subs, window).map_or(0.0, |f| f.per_sec);
-        for s in run.all() {
-            let Some(f) = find_in(s, subs, window) else { continue };
-            let (vs_peer, vs_ceiling) = match s.kind {
-                Kind::Ours => {
-                    (ratio(f.per_sec, peer), format!("{:.0} %", 100.0 * f.per_sec / ceiling.max(1.0)))
-                }
-                _ => (String::new(), String::new()),
-            };
-            writeln!(
-                md,
-                "| {subs} | {window} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {}{} | {} | {:.2} | {:.0} | {:.0}{} | {vs_peer} | {vs_ceiling} |",
-                name(s.kind),
-                f.per_sec,
-                f.p50_ms,
-                f.p99_ms,
-                f.max_ms,
-                f.lost,
-                if f.stalled { " (stalled)" } else { "" },
-                f.duplicated,
-                f.publish_p50_ms,
-                f.server_cpu,
-                f.loadgen_cpu,
-                if f.loadgen_cpu >= LOADGEN_BOUND { " (!)" } else { "" },
-            )?;
-        }
-    }
-    writeln!(
-        md,
-        "\n(!) the load generator used {LOADGEN_BOUND:.0} % of its core or more: that figure may be bounded by the \
-         load generator rather than by the server.\n"
+         so it needs neither Redis nor SQLite) and publishes through its HTTP API.\n\
+         - Sockudo runs with its defaults except for what the configuration above sets: loopback \
+         addresses and free ports (metrics included), the bench app, and its rate limiter off (by \
+         default it admits 20 WebSocket connections per minute per IP address and every client \
+         here comes from 127.0.0.1). *Sockudo (tuned)* adds the per-connection buffer settings of \
+         its documentation (README example: `max_messages = 1000`, `max_bytes = 1048576`, \
+         `disconnect_on_buffer_full = false`; cleanup queue 50000, batch 25); the documentation \
+         gives no values for a given connection count.\n"
     )?;
     Ok(())
 }
@@ -297,7 +209,8 @@ fn check(md: &mut String, ok: bool, what: String) -> std::fmt::Result {
 
 fn targets(md: &mut String, run: &Run) -> anyhow::Result<()> {
     writeln!(md, "## Targets (checked against this run)\n")?;
-    if let Some(h) = run.ours.as_ref().and_then(|s| s.hold.as_ref()) {
+    let ours = run.get(Kind::Ours);
+    if let Some(h) = ours.and_then(|s| s.hold.as_ref()) {
         check(
             md,
             h.ready >= 19_000 && h.kib_per_conn <= 8.0,
@@ -307,16 +220,17 @@ fn targets(md: &mut String, run: &Run) -> anyhow::Result<()> {
             ),
         )?;
     }
+    let rate =
+        |kind: Kind, subs: usize, window: u32| find(run.get(kind), subs, window).map_or(0.0, |f| f.per_sec);
     for window in [1, 10] {
-        if let Some(o) = find(&run.ours, 10_000, window) {
-            let peer = find(&run.peer, 10_000, window).map_or(0.0, |f| f.per_sec);
-            let ceiling = find(&run.ceiling, 10_000, window).map_or(0.0, |f| f.per_sec);
+        if let Some(o) = find(ours, 10_000, window) {
+            let (peer, ceiling) = (rate(Kind::Peer, 10_000, window), rate(Kind::Ceiling, 10_000, window));
             check(
                 md,
                 peer > 0.0 && o.per_sec >= 10.0 * peer,
                 format!(
                     "fan-out 10k, window {window}: >= 10x the peer's deliveries/s: {}",
-                    ratio(o.per_sec, peer)
+                    tables::ratio(o.per_sec, peer)
                 ),
             )?;
             check(
@@ -329,10 +243,42 @@ fn targets(md: &mut String, run: &Run) -> anyhow::Result<()> {
             )?;
         }
     }
-    if let Some(o) = find(&run.ours, 10_000, 1) {
+    for i in run.interleaves.iter().filter(|i| i.a.kind == Kind::Ours && i.b.kind == Kind::Ceiling) {
+        for s in &i.sizes {
+            check(
+                md,
+                s.median_ratio >= 0.85 && i.errors.is_empty(),
+                format!(
+                    "sequential fan-out at {} subscribers >= 85 % of the ceiling (median of {} interleaved runs, 0 lost): {:.0} % ({:.0}-{:.0} %)",
+                    s.subscribers,
+                    s.runs.len(),
+                    100.0 * s.median_ratio,
+                    100.0 * s.min_ratio,
+                    100.0 * s.max_ratio
+                ),
+            )?;
+        }
+    }
+    for i in run.interleaves.iter().filter(|i| i.a.kind == Kind::Ours && i.b.kind == Kind::Ours) {
+        for s in &i.sizes {
+            check(
+                md,
+                s.median_ratio >= 0.9,
+                format!(
+                    "fan-out at {} subscribers, {} vs {}: costs at most 10 %: {:.0} % of the other (median of {})",
+                    s.subscribers,
+                    i.a.label,
+                    i.b.label,
+                    100.0 * s.median_ratio,
+                    s.runs.len()
+                ),
+            )?;
+        }
+    }
+    if let Some(o) = find(ours, 10_000, 1) {
         check(md, o.p99_ms < 50.0, format!("fan-out 10k sequential: p99 < 50 ms: {:.1} ms", o.p99_ms))?;
     }
-    if let Some(s) = &run.ours {
+    if let Some(s) = ours {
         let lost: u64 = s.fanout.iter().map(|f| f.lost + f.duplicated).sum();
         check(
             md,
@@ -340,16 +286,14 @@ fn targets(md: &mut String, run: &Run) -> anyhow::Result<()> {
             format!("0 lost and 0 duplicated over all fan-out rounds: {lost}"),
         )?;
         for round in ["cold", "cached"] {
-            let ours = s.connect.iter().find(|c| c.round == round).map_or(0.0, |c| c.per_sec);
-            let peer = run
-                .peer
-                .as_ref()
-                .and_then(|p| p.connect.iter().find(|c| c.round == round))
-                .map_or(0.0, |c| c.per_sec);
+            let per_sec = |s: Option<&SuiteResult>| {
+                s.and_then(|s| s.connect.iter().find(|c| c.round == round)).map_or(0.0, |c| c.per_sec)
+            };
+            let (o, peer) = (per_sec(Some(s)), per_sec(run.get(Kind::Peer)));
             check(
                 md,
-                peer > 0.0 && ours >= 10.0 * peer,
-                format!("connect {round}: >= 10x the peer's rate: {}", ratio(ours, peer)),
+                peer > 0.0 && o >= 10.0 * peer,
+                format!("connect {round}: >= 10x the peer's rate: {}", tables::ratio(o, peer)),
             )?;
         }
         if let Some(c) = s.connect.iter().find(|c| c.round == "cached") {
@@ -368,7 +312,8 @@ fn targets(md: &mut String, run: &Run) -> anyhow::Result<()> {
 }
 
 fn notes(md: &mut String, run: &Run) -> anyhow::Result<()> {
-    let any = run.all().any(|s| !s.errors.is_empty() || !s.notes.is_empty());
+    let any = run.all().any(|s| !s.errors.is_empty() || !s.notes.is_empty())
+        || run.interleaves.iter().any(|i| !i.errors.is_empty());
     if !any {
         return Ok(());
     }
@@ -376,6 +321,11 @@ fn notes(md: &mut String, run: &Run) -> anyhow::Result<()> {
     for s in run.all() {
         for line in s.notes.iter().chain(&s.errors) {
             writeln!(md, "- {}: {line}", name(s.kind))?;
+        }
+    }
+    for i in &run.interleaves {
+        for line in &i.errors {
+            writeln!(md, "- {} vs {}: {line}", i.a.label, i.b.label)?;
         }
     }
     writeln!(md)?;

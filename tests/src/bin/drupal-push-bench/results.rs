@@ -1,4 +1,5 @@
-//! What a suite run measures, as JSON: one [`SuiteResult`] per server, read back by `report`.
+//! What a run measures, as JSON read back by `report`: one [`SuiteResult`] per server, and one
+//! [`InterleaveResult`] per interleaved comparison.
 
 use crate::target::Kind;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,21 @@ pub struct FanoutResult {
     pub stalled: bool,
     pub server_cpu: f64,
     pub loadgen_cpu: f64,
+    /// A REST call timed during the round (a round of its own, not in the main table).
+    #[serde(default)]
+    pub probe: Option<ProbeResult>,
+}
+
+/// A REST call made once every `every_ms` (one at a time) during a fan-out round.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub every_ms: u64,
+    pub calls: u64,
+    /// Transport errors, time-outs (10 s) and non-2xx answers.
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -114,4 +130,44 @@ pub struct SuiteResult {
     /// Distinct client errors, most frequent first.
     pub errors: Vec<String>,
     pub notes: Vec<String>,
+}
+
+/// One side of an interleaved comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variant {
+    pub label: String,
+    pub kind: Kind,
+    /// Extra drupal-push configuration lines of this side.
+    pub toml: Vec<String>,
+    pub version: String,
+    pub command: String,
+    pub config: String,
+}
+
+/// Hold + one sequential fan-out size, run `runs` times per side, the sides alternating
+/// (a, b, a, b, …), each run against a freshly started server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterleaveResult {
+    pub a: Variant,
+    pub b: Variant,
+    pub window: u32,
+    pub messages: u32,
+    pub body_bytes: usize,
+    pub loadgen_argv: String,
+    pub machine: Machine,
+    pub loadavg_before: String,
+    pub loadavg_after: String,
+    pub sizes: Vec<InterleaveSize>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterleaveSize {
+    pub subscribers: usize,
+    /// Run i of a and run i of b (run i of a started first).
+    pub runs: Vec<(FanoutResult, FanoutResult)>,
+    /// Median over the runs of a's deliveries/s divided by b's in the same run pair.
+    pub median_ratio: f64,
+    pub min_ratio: f64,
+    pub max_ratio: f64,
 }

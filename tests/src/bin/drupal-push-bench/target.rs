@@ -1,161 +1,230 @@
 //! The servers under test, started as child processes (pinned to a CPU with `taskset` when
-//! asked) and driven over HTTP:
+//! asked) and driven over HTTP; their configurations are in [`crate::configs`]:
 //!
-//! * `ours`: `drupal-push` with a generated TOML config; publish via `POST /nodejs/publish`.
-//! * `peer`: laravel-echo-server 1.6.3 (Node, socket.io 2) from `tests/bench/peer`, with a
-//!   generated `laravel-echo-server.json`; publish via its HTTP API
-//!   `POST /apps/{appId}/events?auth_key=…`; subscribers join a private channel whose auth goes to
-//!   the fake backend (`authHost`).
+//! * `ours`: `drupal-push`; publish via `POST /nodejs/publish`.
+//! * `peer`: laravel-echo-server 1.6.3 (Node, socket.io 2) from `tests/bench/peer`; publish via
+//!   `POST /apps/{appId}/events?auth_key=…`; subscribers join a private channel whose auth the
+//!   server asks the fake backend for (`authHost`).
+//! * `sockudo`, `sockudo-tuned`: Sockudo 5.2.0 (Rust, Pusher protocol 7) with its defaults, or
+//!   with the buffer settings of its documentation ([`crate::configs::SOCKUDO_TUNED`]); publish
+//!   via its signed HTTP API ([`crate::pusher`]).
 //! * `ceiling`: this binary's `broadcaster` subcommand (see `ceiling.rs`).
+//!
+//! [`Servers`] is one deployment: `--nodes` processes of one kind, each with its own index,
+//! config file, port and log, all pointing at the same fake backend; fleets spread their clients
+//! over the nodes, and publishes go to node 0. A cluster engine's shared settings (the Redis
+//! URL of issue 9) reach every node through `--ours-toml`; starting the shared `redis-server`
+//! belongs next to [`Servers::start`].
 
-use crate::fleet::{FleetSpec, Proto, STAMP_KEY};
+use crate::configs::{self, Listen, PEER_APP_ID, PEER_KEY, SERVICE_KEY};
+use crate::fleet::{Endpoint, FleetSpec, Proto, STAMP_KEY};
+use crate::pusher;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Ours,
     Peer,
+    Sockudo,
+    SockudoTuned,
     Ceiling,
 }
 
-const SERVICE_KEY: &str = "bench-service-key";
-const PEER_APP_ID: &str = "bench";
-const PEER_KEY: &str = "bench-app-key";
+impl Kind {
+    /// The name of its results file and work directory.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::Peer => "peer",
+            Kind::Sockudo => "sockudo",
+            Kind::SockudoTuned => "sockudo-tuned",
+            Kind::Ceiling => "ceiling",
+        }
+    }
+
+    fn is_sockudo(self) -> bool {
+        matches!(self, Kind::Sockudo | Kind::SockudoTuned)
+    }
+}
 
 /// How to start the servers.
 #[derive(Debug, Clone)]
 pub struct Opts {
     pub server_bin: PathBuf,
     pub peer_dir: PathBuf,
+    pub sockudo_bin: PathBuf,
     pub work_dir: PathBuf,
     /// `taskset -c` CPU list for the server, if any.
     pub server_cpu: Option<String>,
+    /// Extra top-level TOML lines for drupal-push (e.g. `historySize = 0`).
+    pub ours_toml: Vec<String>,
+    /// Server processes per deployment.
+    pub nodes: usize,
 }
 
+/// What a fleet is for: Pusher clients of the connect scenario subscribe to a private channel
+/// (one signed auth request to the backend each, as drupal-push makes one authenticate call);
+/// fan-out subscribers to a public one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Connect,
+    Fanout,
+}
+
+/// One server process.
 pub struct Target {
     pub kind: Kind,
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
     ws_url: String,
-    publish_url: String,
-    http: reqwest::Client,
-    pub channel: String,
-    /// The command line that started it.
+    api: SocketAddr,
     pub command: String,
-    /// The generated configuration, for the report.
     pub config: String,
 }
 
 impl Target {
-    /// Starts a fresh server of `kind` whose backend is `backend`.
-    pub async fn start(kind: Kind, opts: &Opts, backend: SocketAddr) -> anyhow::Result<Target> {
+    /// Starts node `node` of a server of `kind` whose backend is `backend`.
+    pub async fn start(kind: Kind, opts: &Opts, node: usize, backend: SocketAddr) -> anyhow::Result<Target> {
         std::fs::create_dir_all(&opts.work_dir)?;
-        let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(64).build()?;
-        let (program, args, config, channel) = match kind {
-            Kind::Ours => {
-                let config = format!(
-                    "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"{SERVICE_KEY}\"\n\
-                     # One load generator is one address: no per-address limits; no drain window.\n\
-                     connectionRatePerAddress = 0\nauthRatePerAddress = 0\ndrainWindowMs = 0\n\
-                     allowedOrigins = [\"*\"]\n\n[backend]\nscheme = \"http\"\n\
-                     host = \"127.0.0.1\"\nport = {}\n",
-                    backend.port()
-                );
-                let path = write(&opts.work_dir, "drupal-push.toml", &config)?;
-                (opts.server_bin.display().to_string(), vec![path], config, "bench")
-            }
-            Kind::Peer => {
-                let port = free_port()?;
-                let config = serde_json::to_string_pretty(&peer_config(port, backend))?;
-                let cfg = write(&opts.work_dir, "laravel-echo-server.json", &config)?;
-                let module = std::path::absolute(opts.peer_dir.join("node_modules/laravel-echo-server"))?;
-                let runner = format!(
-                    "const o = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));\n\
-                     require({:?}).run(o);\n",
-                    module.display().to_string()
-                );
-                let script = write(&opts.work_dir, "run-peer.js", &runner)?;
-                ("node".into(), vec![script, cfg], config, "private-bench")
-            }
-            Kind::Ceiling => {
-                let me = std::env::current_exe()?.display().to_string();
-                (me, vec!["broadcaster".into()], "(none)".into(), "bench")
-            }
-        };
+        let mut launch = configs::launch(kind, opts, node, backend)?;
+        // The server runs in its work directory (Sockudo reads ./config/ if present).
+        if launch.program.contains('/') {
+            launch.program = std::path::absolute(&launch.program)?.display().to_string();
+        }
         let mut cmd = match &opts.server_cpu {
             Some(cpu) => {
                 let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpu).arg(&program);
+                c.arg("-c").arg(cpu).arg(&launch.program);
                 c
             }
-            None => Command::new(&program),
+            None => Command::new(&launch.program),
         };
-        cmd.args(&args).env("RUST_LOG", "warn").kill_on_drop(true).stdin(Stdio::null());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(opts.work_dir.join(format!("{kind:?}.log").to_lowercase()))?;
+        if launch.clear_env {
+            cmd.env_clear();
+        }
+        cmd.args(&launch.args).envs(launch.env.iter().cloned()).kill_on_drop(true).stdin(Stdio::null());
+        cmd.current_dir(&opts.work_dir);
+        let suffix = if node == 0 { String::new() } else { format!("-{node}") };
+        let log_path = opts.work_dir.join(format!("{}{suffix}.log", kind.slug()));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let log_len = log.metadata().map_or(0, |m| m.len());
         cmd.stderr(log.try_clone()?);
-        cmd.stdout(if kind == Kind::Peer { Stdio::from(log) } else { Stdio::piped() });
+        let first_line = matches!(launch.listen, Listen::FirstLine);
+        cmd.stdout(if first_line { Stdio::piped() } else { Stdio::from(log) });
         let command = format!(
             "{}{} {}",
             opts.server_cpu.as_ref().map(|c| format!("taskset -c {c} ")).unwrap_or_default(),
-            program,
-            args.join(" ")
+            relative(&launch.program),
+            launch.args.iter().map(|a| relative(a)).collect::<Vec<_>>().join(" ")
         );
         let mut child = cmd.spawn().with_context(|| format!("cannot start {command}"))?;
         let pid = child.id().context("server exited at once")?;
-        let (addr, ws_url, publish_url) = match kind {
-            Kind::Ours => {
-                let line = first_line(&mut child).await?;
-                let addr = parse_addr(&line, "http://")?;
-                (addr, format!("ws://{addr}/ws"), format!("http://{addr}/nodejs/publish"))
-            }
-            Kind::Ceiling => {
-                let line = first_line(&mut child).await?;
-                let ws = parse_addr(&line, "ws=")?;
-                let api = parse_addr(&line, "http=")?;
-                (ws, format!("ws://{ws}/ws"), format!("http://{api}/nodejs/publish"))
-            }
-            Kind::Peer => {
-                let addr = SocketAddr::from(([127, 0, 0, 1], peer_port(&config)?));
-                wait_listening(addr, &mut child).await?;
-                let publish = format!("http://{addr}/apps/{PEER_APP_ID}/events?auth_key={PEER_KEY}");
-                (addr, format!("ws://{addr}/socket.io/?EIO=3&transport=websocket"), publish)
-            }
+        let listening = listen(kind, launch.listen, &mut child).await;
+        let (addr, api) = listening.map_err(|e| {
+            // Say why: the end of what this start wrote to the server's log.
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(text.get(log_len as usize..).unwrap_or_default());
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            e.context(format!("{} (log {}: {})", command, log_path.display(), tail.join(" | ")))
+        })?;
+        let ws_url = match kind {
+            Kind::Ours | Kind::Ceiling => format!("ws://{addr}/ws"),
+            Kind::Peer => format!("ws://{addr}/socket.io/?EIO=3&transport=websocket"),
+            Kind::Sockudo | Kind::SockudoTuned => format!("ws://{addr}/app/{}?protocol=7", pusher::APP_KEY),
         };
-        Ok(Target {
-            kind,
-            child,
-            pid,
-            addr,
-            ws_url,
-            publish_url,
-            http,
-            channel: channel.into(),
-            command,
-            config,
-        })
+        Ok(Target { kind, child, pid, addr, ws_url, api, command, config: launch.config })
     }
 
-    /// What a fleet needs to connect to this server.
-    pub fn fleet_spec(&self, sources: Vec<std::net::IpAddr>, token_gen: u32) -> FleetSpec {
+    pub fn rss_kib(&self) -> u64 {
+        crate::metrics::rss_kib(self.pid).unwrap_or(0)
+    }
+
+    /// SIGTERM (a clean exit: profilers write their output), SIGKILL after 10 s.
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status().await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        }
+    }
+}
+
+/// A path relative to the working directory (the repository root in `run.sh`) when it is inside.
+pub fn relative(path: &str) -> String {
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    match path.strip_prefix(&format!("{cwd}/")) {
+        Some(rest) if !cwd.is_empty() => rest.to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
+/// One deployment: `opts.nodes` processes of one kind sharing the fake backend.
+pub struct Servers {
+    pub kind: Kind,
+    pub nodes: Vec<Target>,
+    backend: SocketAddr,
+    http: reqwest::Client,
+}
+
+impl Servers {
+    pub async fn start(kind: Kind, opts: &Opts, backend: SocketAddr) -> anyhow::Result<Servers> {
+        let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(64).build()?;
+        let mut servers = Servers { kind, nodes: Vec::new(), backend, http };
+        for node in 0..opts.nodes.max(1) {
+            match Target::start(kind, opts, node, backend).await {
+                Ok(t) => servers.nodes.push(t),
+                Err(e) => {
+                    servers.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(servers)
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|t| t.pid).collect()
+    }
+
+    /// RSS of all nodes, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.nodes.iter().map(Target::rss_kib).sum()
+    }
+
+    /// The channel clients of `purpose` subscribe to, and messages are published on.
+    pub fn channel(&self, purpose: Purpose) -> &'static str {
+        match (self.kind, purpose) {
+            (Kind::Peer, _) => "private-bench",
+            (Kind::Sockudo | Kind::SockudoTuned, Purpose::Connect) => "private-bench",
+            _ => "bench",
+        }
+    }
+
+    /// What a fleet needs to connect to these servers.
+    pub fn fleet_spec(&self, sources: Vec<IpAddr>, token_gen: u32, purpose: Purpose) -> FleetSpec {
+        let channel = self.channel(purpose);
         FleetSpec {
-            proto: if self.kind == Kind::Peer { Proto::SocketIo } else { Proto::Ours },
-            url: self.ws_url.clone(),
-            addr: self.addr,
+            proto: match self.kind {
+                Kind::Peer => Proto::SocketIo,
+                Kind::Sockudo | Kind::SockudoTuned => Proto::Pusher,
+                Kind::Ours | Kind::Ceiling => Proto::Ours,
+            },
+            endpoints: self.nodes.iter().map(|t| Endpoint { addr: t.addr, url: t.ws_url.clone() }).collect(),
             sources,
             token_gen,
-            channel: self.channel.clone(),
+            channel: channel.into(),
+            auth_url: (self.kind.is_sockudo() && channel.starts_with("private-"))
+                .then(|| format!("http://{}/pusher/auth", self.backend)),
         }
     }
 
@@ -173,18 +242,39 @@ impl Target {
     }
 
     fn envelope(&self, data: &Value) -> String {
+        let channel = self.channel(Purpose::Fanout);
         match self.kind {
-            Kind::Peer => json!({"channel": self.channel, "name": "bench", "data": data}),
-            _ => json!({"channel": self.channel, "callback": "benchMessage", "data": data}),
+            Kind::Peer => json!({"channel": channel, "name": "bench", "data": data}).to_string(),
+            Kind::Sockudo | Kind::SockudoTuned => pusher::event_body(channel, data),
+            Kind::Ours | Kind::Ceiling => {
+                json!({"channel": channel, "callback": "benchMessage", "data": data}).to_string()
+            }
         }
-        .to_string()
     }
 
-    /// Publishes one message; returns the `sent` count when the server reports one.
+    /// Publishes one message through node 0; returns the `sent` count when the server reports one.
     pub async fn publish(&self, body: String) -> anyhow::Result<Option<u64>> {
+        let api = self.nodes[0].api;
+        let url = match self.kind {
+            Kind::Ours | Kind::Ceiling => format!("http://{api}/nodejs/publish"),
+            Kind::Peer => format!("http://{api}/apps/{PEER_APP_ID}/events?auth_key={PEER_KEY}"),
+            Kind::Sockudo | Kind::SockudoTuned => {
+                let path = format!("/apps/{}/events", pusher::APP_ID);
+                let now = crate::metrics::wall_ns() / 1_000_000_000;
+                let query = pusher::signed_query(
+                    pusher::APP_KEY,
+                    pusher::APP_SECRET,
+                    "POST",
+                    &path,
+                    body.as_bytes(),
+                    now,
+                );
+                format!("http://{api}{path}?{query}")
+            }
+        };
         let resp = self
             .http
-            .post(&self.publish_url)
+            .post(url)
             .header("NodejsServiceKey", SERVICE_KEY)
             .header("Content-Type", "application/json")
             .body(body)
@@ -202,52 +292,58 @@ impl Target {
         Ok(v.get("sent").and_then(Value::as_u64))
     }
 
-    pub fn rss_kib(&self) -> u64 {
-        crate::metrics::rss_kib(self.pid).unwrap_or(0)
+    /// The REST call made during a fan-out to see whether the server keeps answering: its health
+    /// or status route. `None` for the ceiling, which has none.
+    pub fn probe_request(&self) -> Option<reqwest::RequestBuilder> {
+        let api = self.nodes[0].api;
+        let url = match self.kind {
+            Kind::Ours => format!("http://{api}/nodejs/health/check"),
+            Kind::Peer => format!("http://{api}/apps/{PEER_APP_ID}/status?auth_key={PEER_KEY}"),
+            Kind::Sockudo | Kind::SockudoTuned => format!("http://{api}/up/{}", pusher::APP_ID),
+            Kind::Ceiling => return None,
+        };
+        Some(self.http.get(url).header("NodejsServiceKey", SERVICE_KEY))
     }
 
-    /// SIGTERM (a clean exit: profilers write their output), SIGKILL after 10 s.
-    pub async fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status().await;
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-            let _ = self.child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    /// A description of the probe request, for the report.
+    pub fn probe_route(kind: Kind) -> &'static str {
+        match kind {
+            Kind::Ours => "GET /nodejs/health/check (service key)",
+            Kind::Peer => "GET /apps/bench/status",
+            Kind::Sockudo | Kind::SockudoTuned => "GET /up/bench",
+            Kind::Ceiling => "-",
+        }
+    }
+
+    pub async fn stop(self) {
+        for t in self.nodes {
+            t.stop().await;
         }
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path.display().to_string())
-}
-
-fn peer_config(port: u16, backend: SocketAddr) -> Value {
-    json!({
-        "authHost": format!("http://{backend}"),
-        "authEndpoint": "/broadcasting/auth",
-        "clients": [{"appId": PEER_APP_ID, "key": PEER_KEY}],
-        "database": "none",
-        "devMode": false,
-        "host": "127.0.0.1",
-        "port": port.to_string(),
-        "protocol": "http",
-        "socketio": {},
-        "subscribers": {"http": true, "redis": false},
-        "apiOriginAllow": {"allowCors": false},
+/// Waits until the server listens; returns its WebSocket and HTTP API addresses.
+async fn listen(kind: Kind, listen: Listen, child: &mut Child) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    Ok(match listen {
+        Listen::FirstLine => {
+            let line = first_line_of(child).await?;
+            match kind {
+                Kind::Ceiling => (parse_addr(&line, "ws=")?, parse_addr(&line, "http=")?),
+                _ => {
+                    let addr = parse_addr(&line, "http://")?;
+                    (addr, addr)
+                }
+            }
+        }
+        Listen::Port(port) => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            wait_listening(addr, child).await?;
+            (addr, addr)
+        }
     })
 }
 
-fn peer_port(config: &str) -> anyhow::Result<u16> {
-    let v: Value = serde_json::from_str(config)?;
-    Ok(v["port"].as_str().context("port")?.parse()?)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-async fn first_line(child: &mut Child) -> anyhow::Result<String> {
+async fn first_line_of(child: &mut Child) -> anyhow::Result<String> {
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -268,12 +364,12 @@ fn parse_addr(line: &str, after: &str) -> anyhow::Result<SocketAddr> {
 async fn wait_listening(addr: SocketAddr, child: &mut Child) -> anyhow::Result<()> {
     for _ in 0..300 {
         if let Some(status) = child.try_wait()? {
-            bail!("the peer exited with {status} before listening");
+            bail!("the server exited with {status} before listening on {addr} (see its log)");
         }
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the peer is not listening on {addr} after 30 s")
+    bail!("the server is not listening on {addr} after 30 s")
 }
