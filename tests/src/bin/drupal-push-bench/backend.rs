@@ -1,9 +1,10 @@
-//! The fake Drupal the servers under test call back: axum on 127.0.0.1, in the load generator's
-//! process.
+//! The fake backends the servers under test call back: axum on 127.0.0.1, in the load
+//! generator's process.
 //!
-//! * `POST /nodejs/message` (drupal-push, spec 2): `authenticate` answers every token of the
-//!   form `bench-{gen}-{idx}` as valid for uid `gen * 1_000_000 + idx + 1` (or 0 with
-//!   `--anonymous`), member of the bench channel; `userOnline`/`userOffline` are counted and answered `{"status":"success"}`.
+//! * `POST /nodejs/message` (drupal-push, spec 2): the project's one fake Drupal
+//!   (`drupal_push_server::fake_drupal`, shared with the demo and the tests), whose rule answers
+//!   every token of the form `bench-{gen}-{idx}` as valid for uid `gen * 1_000_000 + idx + 1`
+//!   (or 0 with `--anonymous`), member of the bench channel; it counts every message.
 //! * `POST /broadcasting/auth` (laravel-echo-server's private-channel check): answers 200 and
 //!   marks the client named by the `X-Bench-Client: {fleet}:{idx}` header ready, since that peer
 //!   never acknowledges a subscription to the client.
@@ -16,19 +17,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Form, Json, Router};
-use drupal_push_protocol::backend::{BackendMessage, FORM_MESSAGE_FIELD};
+use crate::configs::SERVICE_KEY;
+use drupal_push_server::fake_drupal::{Answer, FakeDrupal};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-/// What the backend has been asked, by kind.
+/// What the peers' auth endpoints have been asked (the fake Drupal counts its own).
 #[derive(Default)]
 pub struct Counters {
-    pub authenticate: AtomicU64,
-    pub online: AtomicU64,
-    pub offline: AtomicU64,
     pub peer_auth: AtomicU64,
     pub pusher_auth: AtomicU64,
     pub bad: AtomicU64,
@@ -36,6 +35,7 @@ pub struct Counters {
 
 pub struct Backend {
     pub counters: Counters,
+    drupal: FakeDrupal,
     /// Answer uid 0 (anonymous) for every token: no presence, no `userOnline` notices.
     pub anonymous: bool,
     pub channel: String,
@@ -48,18 +48,25 @@ impl Backend {
     /// Starts the backend on an ephemeral loopback port; it serves until the process ends.
     pub async fn start(channel: &str, anonymous: bool) -> anyhow::Result<Arc<Backend>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let (bench_channel, all_anonymous) = (channel.to_owned(), anonymous);
+        let rule = move |token: &str| match uid_of(token) {
+            Some(uid) => Answer::valid(if all_anonymous { 0 } else { uid }, &[&bench_channel]),
+            None => Answer::Invalid,
+        };
+        let drupal = FakeDrupal::new(SERVICE_KEY, Arc::new(rule), false);
         let backend = Arc::new(Backend {
             counters: Counters::default(),
+            drupal: drupal.clone(),
             anonymous,
             channel: channel.to_owned(),
             fleet: Mutex::new(None),
             addr: listener.local_addr()?,
         });
         let app = Router::new()
-            .route("/nodejs/message", post(drupal_message))
             .route("/broadcasting/auth", post(peer_auth))
             .route("/pusher/auth", post(pusher_auth))
-            .with_state(backend.clone());
+            .with_state(backend.clone())
+            .merge(drupal.router());
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -77,7 +84,7 @@ impl Backend {
     }
 
     pub fn auth_calls(&self) -> u64 {
-        self.counters.authenticate.load(Relaxed)
+        self.drupal.counts().authenticate.load(Relaxed)
             + self.counters.peer_auth.load(Relaxed)
             + self.counters.pusher_auth.load(Relaxed)
     }
@@ -89,42 +96,6 @@ pub fn uid_of(token: &str) -> Option<u64> {
     let generation: u64 = parts.next()?.parse().ok()?;
     let idx: u64 = parts.next()?.parse().ok()?;
     Some(generation * 1_000_000 + idx + 1)
-}
-
-async fn drupal_message(
-    State(b): State<Arc<Backend>>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Json<Value> {
-    let message = form.get(FORM_MESSAGE_FIELD).and_then(|m| serde_json::from_str::<BackendMessage>(m).ok());
-    match message {
-        Some(BackendMessage::Authenticate(req)) => {
-            b.counters.authenticate.fetch_add(1, Relaxed);
-            let Some(uid) = uid_of(&req.auth_token).map(|u| if b.anonymous { 0 } else { u }) else {
-                return Json(json!({"uid": 0, "authToken": req.auth_token, "nodejsValidAuthToken": false}));
-            };
-            Json(json!({
-                "uid": uid,
-                "authToken": req.auth_token,
-                "nodejsValidAuthToken": true,
-                "clientId": req.client_id.as_str(),
-                "channels": [b.channel],
-                "presenceUids": [],
-                "contentTokens": req.content_tokens,
-            }))
-        }
-        Some(BackendMessage::UserOnline { .. }) => {
-            b.counters.online.fetch_add(1, Relaxed);
-            Json(json!({"status": "success"}))
-        }
-        Some(BackendMessage::UserOffline { .. }) => {
-            b.counters.offline.fetch_add(1, Relaxed);
-            Json(json!({"status": "success"}))
-        }
-        None => {
-            b.counters.bad.fetch_add(1, Relaxed);
-            Json(json!({"error": "No message."}))
-        }
-    }
 }
 
 async fn peer_auth(State(b): State<Arc<Backend>>, headers: HeaderMap) -> Json<Value> {
