@@ -39,6 +39,7 @@ mod notices;
 mod origin;
 mod outbox;
 mod proxy;
+mod serve;
 mod status;
 pub mod tls;
 
@@ -193,9 +194,7 @@ pub async fn run_until(
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop)
-            .await?;
+        serve::serve(listener, router, stop).await;
     }
     state.tracker.close();
     if tokio::time::timeout(SHUTDOWN_DRAIN, state.tracker.wait()).await.is_err() {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::error::StartError;
 use axum::Router;
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::Listener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,10 +115,7 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let tls = server_config(config)?;
-    // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` impl applies to this listener.
-    let listener = TlsListener::new(listener, TlsAcceptor::from(Arc::new(tls)))?.tap_io(|_| {});
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(stop)
-        .await?;
+    let listener = TlsListener::new(listener, TlsAcceptor::from(Arc::new(tls)))?;
+    crate::serve::serve(listener, router, stop).await;
     Ok(())
 }

@@ -237,3 +237,21 @@ async fn a_client_that_only_answers_pings_survives_a_busy_channel() {
         tokio::time::sleep(std::time::Duration::from_millis(40)).await;
     }
 }
+
+/// Regression: the connection task must get the `TcpStream` itself back from the HTTP layer
+/// (so publishers write to it directly), not a bridge through a socket pair. In this process a
+/// client costs two descriptors (its end and the server's); a bridged one would cost four.
+#[tokio::test]
+async fn plain_connections_use_one_descriptor_on_the_server_side() {
+    let (d, s) = TestServer::with_fake_drupal().await;
+    d.answer("a", Answer::valid(1, &["c"]));
+    let open_fds = || std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let mut clients = vec![TestClient::connect_auth(&s.ws_url(), "a").await];
+    let before = open_fds();
+    for _ in 0..20 {
+        clients.push(TestClient::connect_auth(&s.ws_url(), "a").await);
+    }
+    let per_client = (open_fds() - before) as f64 / 20.0;
+    assert!(per_client < 2.5, "{per_client} descriptors per connection: the socket is bridged");
+    assert_eq!(s.post("publish", json!({"channel": "c"})).await["sent"], 21);
+}

@@ -11,13 +11,13 @@
 //! * `POST /pusher/auth` (Sockudo's private channels; a Pusher client asks its site): signs
 //!   `socket_id` + `channel_name` with the bench app's secret (see `pusher.rs`).
 
+use crate::configs::SERVICE_KEY;
 use crate::fleet::Fleet;
 use crate::pusher;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Form, Json, Router};
-use crate::configs::SERVICE_KEY;
 use drupal_push_server::fake_drupal::{Answer, FakeDrupal};
 use serde_json::{Value, json};
 use std::collections::HashMap;
