@@ -43,12 +43,16 @@ async fn next_numbered(c: &mut TestClient) -> drupal_push_protocol::frames::Enve
     }
 }
 
-/// Reads `n` messages, moving `positions` along; returns their `i` members.
+/// Reads `n` messages (skipping content-token join notices), moving `positions` along;
+/// returns their `i` members.
 async fn read_ids(c: &mut TestClient, positions: &mut Positions, n: usize) -> Vec<u64> {
     let mut ids = Vec::new();
-    for _ in 0..n {
+    while ids.len() < n {
         let e = c.next_envelope().await;
         track(positions, &e);
+        if e.message["callback"] == "clientJoinedTokenChannel" {
+            continue;
+        }
         ids.push(e.message["i"].as_u64().unwrap_or_else(|| panic!("an i member: {}", e.message)));
     }
     ids
@@ -176,7 +180,15 @@ async fn a_killed_node_is_detected_and_its_clients_recover_on_another() {
     let mut c = Cluster::start(binary(), 2, "historySize = 200").await;
     c.drupal.answer("only-on-b", Answer::valid(11, &["news"]));
     c.drupal.answer("on-both", Answer::valid(12, &[]));
-    let (client, ack) = TestClient::connect_at(&c.nodes[1].ws_url(), "only-on-b", &[], None).await;
+    c.drupal.answer("stays-in-room", Answer::valid(13, &[]));
+    for (token, notify) in [("tk-b", true), ("tk-a", false)] {
+        let body = json!({"channel": "room", "token": token, "notifyOnDisconnect": notify});
+        assert_eq!(c.nodes[0].post("content/token", body).await.1, json!({"status": "success"}));
+    }
+    let (mut in_room, _) =
+        TestClient::connect_auth_with(&c.nodes[0].ws_url(), "stays-in-room", &[("room", "tk-a")]).await;
+    let (client, ack) =
+        TestClient::connect_at(&c.nodes[1].ws_url(), "only-on-b", &[("room", "tk-b")], None).await;
     let mut positions = Positions::new();
     ack.update(&mut positions);
     let mut client = client;
@@ -200,6 +212,15 @@ async fn a_killed_node_is_detected_and_its_clients_recover_on_another() {
     assert_eq!(status["nodes"], 1, "the dead node is gone from the figures: {status}");
     assert_eq!(notices(&c, 11), (1, 1));
     assert_eq!(notices(&c, 12), (1, 0), "a user still connected elsewhere stays online");
+    // Its socket left the content-token channel with the usual notice to the others.
+    let mut notice = in_room.next_message().await;
+    while notice["callback"] == "clientJoinedTokenChannel" {
+        notice = in_room.next_message().await;
+    }
+    assert_eq!(
+        notice,
+        json!({"channel": "room", "contentChannelNotification": true, "data": {"uid": 11, "type": "disconnect"}})
+    );
 
     let (mut client, ack) =
         TestClient::connect_at(&c.nodes[0].ws_url(), "only-on-b", &[], Some(&positions)).await;
