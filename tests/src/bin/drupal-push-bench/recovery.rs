@@ -237,7 +237,7 @@ async fn storm(args: &RecoveryArgs, backend: Arc<Backend>) -> anyhow::Result<Sto
             }
             let mut seen = vec![0u32; missed as usize];
             let mut next = 0u64;
-            while seen.iter().any(|c| *c == 0) {
+            while seen.contains(&0) {
                 let f = next_json(&mut ws).await?;
                 track(&mut pos, &f);
                 let Some(i) = f["message"]["data"]["i"].as_u64() else { continue };
