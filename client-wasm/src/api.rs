@@ -1,99 +1,102 @@
-//! The JavaScript surface, used by `drupal-js/src/core.js` (the io facade, in both
-//! `socket.io.js` and `drupal-push.js`) and `drupal-js/src/shim.js` (our `Drupal.Nodejs`).
+//! The JavaScript surface, used by the driver in `drupal-js/src/core.js` and `page.js` (the
+//! socket object of both our shim and the io facade). Arguments are numbers and strings (an
+//! empty string for "none") plus the page's values, which the wasm passes back untouched.
 //!
-//! The page holds the one [`Client`] it starts (no global state here: the shim keeps it);
-//! `runCallbacks` and `runSetupHandlers` work without one.
+//! The page holds the one [`Client`] it starts (no global state here: the driver keeps it);
+//! [`route`] and [`channel_matches`] serve `Drupal.Nodejs.runCallbacks` and the channel
+//! listeners, with or without a client.
 
-use crate::machine::{Input, Request, SetupEvent, State};
-use crate::page::{self, Page};
-use crate::web;
+use crate::dispatch::{self, MessageView};
+use crate::incoming::FrameReader;
+use crate::machine::{Input, Request, Settings};
+use crate::tokens::TokenMap;
+use crate::web::{self, some};
 use alloc::string::String;
-use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
-/// A running client, held by the page's shim.
+/// A client, held by the page's socket object.
 #[wasm_bindgen]
 pub struct Client(web::Client);
 
 #[wasm_bindgen]
 impl Client {
-    /// Our shim: reads `drupalSettings.nodejs` (Drupal 7: `Drupal.settings.nodejs`), makes
-    /// `socket` `Drupal.Nodejs.socket` and connects. `undefined` when the page has no settings.
-    pub fn start(socket: JsValue) -> Option<Client> {
-        let page = Page::from_window()?;
-        match web::Client::start(page, socket) {
-            Ok(c) => Some(Client(c)),
-            Err(e) => {
-                crate::js::warn(e);
-                None
-            }
-        }
+    /// A client driven by `socket`: the io facade's (`facade`: the page authenticates), or our
+    /// shim's, which authenticates with `auth_token` and the content tokens given with
+    /// [`Client::token`]. It connects on [`Client::reconnect`].
+    #[wasm_bindgen(constructor)]
+    pub fn new(socket: JsValue, facade: bool, url: String, timeout_ms: u32, auth_token: String) -> Client {
+        let connect_timeout_ms = timeout_ms.max(1).into();
+        let settings = Settings { url, auth_token, content_tokens: TokenMap::default(), connect_timeout_ms };
+        Client(web::Client::new(socket, facade, settings))
     }
 
-    /// The io facade: connects to `url` (`ws:`/`wss:`), gives up an attempt after
-    /// `timeout_ms`, and fires socket.io's events on `socket`.
-    #[wasm_bindgen(js_name = startIo)]
-    pub fn start_io(url: String, timeout_ms: u32, socket: JsValue) -> Client {
-        Client(web::Client::start_io(url, timeout_ms.max(1).into(), socket))
+    /// Our shim, before a connection opens: the auth token the page settings hold now.
+    pub fn credentials(&self, auth_token: String) {
+        self.0.with_machine(|m| m.refresh(Some(auth_token), TokenMap::default()));
     }
 
-    /// The driver (`core.js`): a text frame arrived on connection `conn`.
-    pub fn frame(&self, conn: u32, text: JsValue) {
-        self.0.frame(conn, &text);
+    /// Our shim: a content token the page settings hold (sent with every `authenticate`).
+    pub fn token(&self, channel: String, token: String) {
+        self.0.with_machine(|m| m.refresh(None, [(channel, token)].into_iter().collect()));
+    }
+
+    /// The driver read a frame on connection `conn`; see [`crate::incoming::kind`].
+    pub fn frame(&self, conn: u32, kind: u32, a: String, n: f64, b: String, value: JsValue) {
+        self.0.frame(conn, kind, a, n, b, value);
+    }
+
+    /// The driver read a `message` frame; see [`FrameReader::message`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn message(
+        &self,
+        conn: u32,
+        message: JsValue,
+        channel: String,
+        stream: String,
+        offset: f64,
+        epoch: String,
+        sender: String,
+        flags: u32,
+        uid: f64,
+    ) {
+        let frame = FrameReader::message(message, channel, stream, offset, epoch, sender, flags, uid);
+        self.0.feed(Input::Frame { conn, frame });
     }
 
     /// The driver: connection `conn` closed (or could not be opened) with `code`.
     pub fn closed(&self, conn: u32, code: u16) {
-        self.0.closed(conn, code);
+        self.0.feed(Input::Closed { conn, code });
     }
 
     /// The driver: the timer the client armed fired.
     pub fn tick(&self) {
-        self.0.tick();
+        self.0.feed(Input::Tick);
     }
 
     /// The driver: the browser went online or the tab became visible.
     pub fn wake(&self) {
-        self.0.wake();
+        self.0.feed(Input::Wake);
     }
 
-    /// `socket.emit('authenticate', data, ack)`: the io facade sends `data`; our shim
-    /// authenticates again with the page settings (`Drupal.Nodejs.sendAuthMessage()`).
-    pub fn authenticate(&self, data: JsValue, ack: Option<Function>) {
-        if self.0.is_facade() {
-            let id = self.0.reply_id(ack, false);
-            self.0.feed(Input::AuthenticateWith { data, id });
-        } else {
-            self.0.feed(Input::Reauthenticate);
-        }
+    /// The io facade's `socket.emit('authenticate', data, ack)`; `id` names the ack (the
+    /// driver's `_reply`).
+    pub fn authenticate(&self, data: JsValue, id: Option<u32>) {
+        self.0.feed(Input::AuthenticateWith { data, id });
     }
 
-    /// `Drupal.Nodejs.joinTokenChannel(channel, token)` / `emit('join-token-channel', …)`:
-    /// remembers the token (in the page settings too, with our shim) and joins when connected.
+    /// `Drupal.Nodejs.joinTokenChannel(channel, token)` / `emit('join-token-channel', …)`.
     pub fn join(&self, channel: String, token: String) {
-        if let Some(page) = self.0.page().filter(|_| !self.0.is_facade()) {
-            page.store_token(&channel, &token);
-        }
         self.0.feed(Input::Join { channel, token });
     }
 
-    /// A request: a message for Drupal (`channel` undefined) or a publish to `channel`.
-    /// `callback` gets the answer, node-style `(error, result)` or, with `node_style` false,
-    /// socket.io's ack style `(result)` (`{error, code}` on failure).
-    pub fn request(
-        &self,
-        channel: Option<String>,
-        message: JsValue,
-        echo: bool,
-        callback: Option<Function>,
-        node_style: bool,
-    ) {
-        let id = self.0.reply_id(callback, node_style);
+    /// A request: a message for Drupal (`channel` undefined) or a publish to `channel`; `id`
+    /// names the callback of the answer (the driver's `_reply`).
+    pub fn request(&self, channel: Option<String>, message: JsValue, echo: bool, id: Option<u32>) {
         self.0.feed(Input::Request(Request { channel, message, echo, id }));
     }
 
-    /// (Re)connects a stopped or waiting client now (`Drupal.Nodejs.sendAuthMessage()`,
-    /// `socket.connect()`).
+    /// Connects (the first time, `Drupal.Nodejs.sendAuthMessage()`, `socket.connect()`), or
+    /// reconnects a stopped or waiting client now.
     pub fn reconnect(&self) {
         self.0.feed(Input::Reauthenticate);
     }
@@ -102,44 +105,19 @@ impl Client {
     pub fn stop(&self) {
         self.0.feed(Input::Stop);
     }
-
-    /// The module's `runCallbacks(message)` with this client's socket id for the self-skip.
-    #[wasm_bindgen(js_name = runCallbacks)]
-    pub fn run_callbacks(&self, message: JsValue) {
-        if let Some(page) = self.0.page() {
-            page.run_callbacks(&message, self.0.socket_id().as_deref());
-        }
-    }
-
-    /// `Drupal.Nodejs.checkConnection()`: runs the `connectionFailure` handlers when not
-    /// connected. Returns whether the page is connected.
-    #[wasm_bindgen(js_name = checkConnection)]
-    pub fn check_connection(&self) -> bool {
-        let connected = self.0.status().state == State::Connected;
-        if !connected {
-            run_setup_handlers(SetupEvent::ConnectionFailure.as_str());
-        }
-        connected
-    }
-
-    /// `{state, socketId, uid, attempts, lastClose, retryInMs}`.
-    pub fn status(&self) -> JsValue {
-        page::status_object(&self.0.status())
-    }
 }
 
-/// The module's `runCallbacks(message)` before a client runs (no own socket id).
-#[wasm_bindgen(js_name = runCallbacks)]
-pub fn run_callbacks(message: JsValue) {
-    if let Some(page) = Page::from_window() {
-        page.run_callbacks(&message, None);
-    }
+/// The module's dispatch rule for a message (`Drupal.Nodejs.runCallbacks`) described by
+/// [`dispatch::flags`] and its `clientSocketId` (`sender`), on a page whose socket id is `own`:
+/// see [`dispatch::Route::code`].
+#[wasm_bindgen]
+pub fn route(flags: u32, sender: String, own: String) -> u32 {
+    let own = some(own);
+    dispatch::route(&MessageView::from_flags(flags, some(sender)), own.as_deref()).code()
 }
 
-/// `Drupal.Nodejs.runSetupHandlers(type)`.
-#[wasm_bindgen(js_name = runSetupHandlers)]
-pub fn run_setup_handlers(kind: &str) {
-    if let Some(page) = Page::from_window() {
-        page.run_setup_handlers(kind);
-    }
+/// Whether a `channelCallbacks` key matches a channel ([`dispatch::channel_matches`]).
+#[wasm_bindgen(js_name = channelMatches)]
+pub fn channel_matches(pattern: &str, channel: &str) -> bool {
+    dispatch::channel_matches(pattern, channel)
 }

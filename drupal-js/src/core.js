@@ -1,8 +1,9 @@
 /**
- * drupal-push core (the start of both socket.io.js and drupal-push.js; build.sh joins the
- * files): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs, and
- * defines the global `io`: a facade with socket.io's API over the same client, for the nodejs
- * module's own nodejs.js.
+ * drupal-push core (after page.js in both socket.io.js and drupal-push.js; build.sh joins the
+ * files): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs,
+ * defines the socket object that drives the client (WebSocket, timer, page callbacks), and the
+ * global `io`: a facade with socket.io's API over the same client, for the nodejs module's own
+ * nodejs.js.
  *
  * It runs synchronously: `io` exists as soon as this script has run. The glue and the wasm
  * load from beside this script (its src; window.drupalPushBaseUrl overrides), possibly from
@@ -13,31 +14,29 @@
   'use strict';
 
   var push = window.drupalPush;
-  if (!push) {
+  var console = window.console;
+  if (!push.later) {
     var script = document.currentScript;
     var base = window.drupalPushBaseUrl || (script && script.src) || window.location.href;
-    var wasm = null;
     var waiting = [];
-    push = window.drupalPush = {
-      // Runs f(wasm) now, or once the wasm is loaded.
-      later: function (f) {
-        if (wasm) {
-          f(wasm);
-        }
-        else {
-          waiting.push(f);
-        }
+    // Runs f(wasm) now, or once the wasm is loaded.
+    push.later = function (f) {
+      if (push.wasm) {
+        f(push.wasm);
+      }
+      else {
+        waiting.push(f);
       }
     };
     push.loaded = import(new URL('drupal_push_client.js', base).href)
       .then(function (m) {
         return m.default({module_or_path: new URL('drupal_push_client_bg.wasm', base)}).then(function () {
-          wasm = m;
+          push.wasm = m;
           waiting.splice(0).forEach(function (f) { f(m); });
         });
       })
       .catch(function (e) {
-        window.console.error('drupal-push: could not load the client', e);
+        console.error('drupal-push: could not load the client', e);
       });
   }
 
@@ -100,9 +99,9 @@
     return N;
   };
   function request(channel, message, echo, callback) {
-    callback = typeof callback === 'function' ? callback : undefined;
-    if (push.socket) {
-      push.socket._call('request', [channel, message, echo, callback, true]);
+    var socket = push.socket;
+    if (socket) {
+      socket._call('request', [channel, message, echo, socket._keep(callback, 0)]);
     }
     else if (callback) {
       callback({code: 'not-connected', message: 'drupal-push: not connected yet'});
@@ -113,13 +112,18 @@
   }
 
   // A socket as socket.io's client shows it to nodejs.js: on/off/emit, connected, id,
-  // sessionid, socket.sessionid and socket.connected (socket.io 0.9 names). The wasm client
-  // sets the fields and calls _fire(event, arg).
-  function Socket() {
+  // sessionid, socket.sessionid and socket.connected (socket.io 0.9 names). It is also the
+  // driver of the wasm client (the _ methods, see client-wasm/src/js.rs). _facade: the io
+  // facade's socket (the page runs its own runCallbacks and authenticates itself).
+  function Socket(facade) {
     this.connected = false;
     this.disconnected = true;
     this.socket = {connected: false};
+    this.recovery = null;
     this._on = {};
+    this._replies = {};
+    this._id = 0;
+    this._facade = facade;
   }
   var S = Socket.prototype;
   S.on = S.addListener = function (event, fn) {
@@ -134,14 +138,15 @@
     }
     return this;
   };
-  S._fire = function (event, arg) {
+  // Runs the listeners of a socket.io event.
+  S._run = function (event, arg) {
     var self = this;
     (this._on[event] || []).slice().forEach(function (fn) {
       try {
         fn.call(self, arg);
       }
       catch (e) {
-        window.console.error('drupal-push: a "' + event + '" listener threw', e);
+        console.error('drupal-push: a "' + event + '" listener threw', e);
       }
     });
   };
@@ -159,39 +164,55 @@
   S._started = function (client) {
     this._client = client;
     (this._waiting || []).splice(0).forEach(function (call) { call(); });
+    client.reconnect();
+  };
+  // Keeps a callback for the answer to a request; style 0: callback(error, result), 1:
+  // socket.io's ack(result) or ack({error, code}), 2: an authenticate ack ({result: 'success'}).
+  S._keep = function (f, style) {
+    if (typeof f === 'function') {
+      this._replies[++this._id] = [f, style];
+      return this._id;
+    }
   };
   S.emit = function (event, data, ack) {
-    ack = typeof ack === 'function' ? ack : undefined;
     if (event === 'authenticate') {
-      this._call('authenticate', [data, ack]);
+      if (this._facade) {
+        this._call('authenticate', [data, this._keep(ack, 2)]);
+      }
+      else {
+        this._call('reconnect', []);
+      }
     }
     else if (event === 'join-token-channel' && data) {
       this._call('join', [String(data.channel), String(data.contentToken)]);
     }
     else if (event === 'message') {
-      this._call('request', [undefined, data, false, ack, false]);
+      this._call('request', [undefined, data, false, this._keep(ack, 1)]);
     }
     else {
-      window.console.warn('drupal-push: socket.emit(' + event + ') is not supported');
+      console.warn('drupal-push: socket.emit(' + event + ') is not supported');
     }
     return this;
   };
-  // The driver of the wasm client: one WebSocket, one timer (see client-wasm/src/js.rs).
+  // The driver of the wasm client: one WebSocket, one timer, the page's callbacks.
   S._open = function (conn, url) {
     var self = this;
     this._close(this._conn, 'replaced');
+    if (this._refresh) {
+      this._refresh(this._client);
+    }
     var ws;
     try {
       ws = new WebSocket(url);
     }
     catch (e) {
-      window.console.error('drupal-push: cannot open ' + url, e);
+      console.error('drupal-push: cannot open ' + url, e);
       setTimeout(function () { self._client.closed(conn, 1006); }, 0);
       return;
     }
     ws.onmessage = function (event) {
       if (typeof event.data === 'string') {
-        self._client.frame(conn, event.data);
+        push.read(self._client, conn, event.data);
       }
     };
     ws.onclose = function (event) {
@@ -201,13 +222,13 @@
     this._ws = ws;
     this._conn = conn;
   };
-  S._send = function (conn, text) {
+  S._send = function (conn, text, value, members) {
     if (this._ws && this._conn === conn) {
       try {
-        this._ws.send(text);
+        this._ws.send(push.frame(text, value, members));
       }
       catch (e) {
-        window.console.warn('drupal-push: send failed', e);
+        console.warn('drupal-push: send failed', e);
       }
     }
   };
@@ -226,15 +247,77 @@
       this._timer = setTimeout(function () { self._client.tick(); }, delay);
     }
   };
-  S._status = function (status, facade) {
-    var up = status.state === 'connected' || (facade && status.state === 'authenticating');
-    var id = status.socketId || undefined;
+  S._fire = function (event, reason) {
+    this._run(event, event === 'connect_error' ? new Error(reason) : reason || undefined);
+  };
+  // A Drupal message: the module's rules (the facade's message listeners are the module's
+  // runCallbacks), then channel or broadcast callbacks with meta {channel, stream, offset, epoch}.
+  S._deliver = function (m, listeners, channel, stream, offset, epoch) {
+    var N = push.nodejs();
+    var meta = {channel: channel || null};
+    if (stream) {
+      meta.stream = stream;
+      meta.offset = offset;
+      meta.epoch = epoch;
+    }
+    if (this._facade) {
+      this._run('message', m);
+    }
+    else if (typeof N.runCallbacks === 'function') {
+      try {
+        N.runCallbacks(m);
+      }
+      catch (e) {
+        console.error('drupal-push: runCallbacks threw', e);
+      }
+    }
+    push.listeners(push.wasm, N, listeners, channel, m, meta);
+  };
+  S._presence = function (uid, online) {
+    this._deliver({presenceNotification: {uid: uid, event: online ? 'online' : 'offline'}}, 0, '');
+  };
+  S._recovery = function (recovered, failed) {
+    var list = function (s) { return s ? s.split('\0') : []; };
+    this.recovery = {recovered: list(recovered), failed: list(failed)};
+    if (failed) {
+      push.runSetupHandlers(push.nodejs(), 'recoveryFailed', list(failed));
+    }
+  };
+  S._setup = function (kind) {
+    push.runSetupHandlers(push.nodejs(), kind);
+  };
+  S._reply = function (id, ok, value, code, message) {
+    var r = this._replies[id];
+    delete this._replies[id];
+    try {
+      if (!r) {
+        return;
+      }
+      if (r[1] === 2) {
+        r[0]({result: 'success'});
+      }
+      else if (r[1] === 0) {
+        r[0](ok ? null : {code: code, message: message}, value);
+      }
+      else {
+        r[0](ok ? value : {code: code, error: message});
+      }
+    }
+    catch (e) {
+      console.error('drupal-push: a reply callback threw', e);
+    }
+  };
+  S._status = function (state, socketId, uid, attempts, lastClose, retryInMs) {
+    var n = function (v) { return v < 0 ? null : v; };
+    var up = state === 'connected' || (this._facade && state === 'authenticating');
+    var id = socketId || undefined;
     this.connected = this.socket.connected = up;
     this.disconnected = !up;
     this.id = this.sessionid = this.socket.sessionid = id;
-    this.state = status.state;
-    this.status = status;
-    window.dispatchEvent(new CustomEvent('drupal-push:status', {detail: status}));
+    this.state = state;
+    this.status = {state: state, socketId: socketId || null, uid: n(uid), attempts: attempts,
+      lastClose: n(lastClose), retryInMs: n(retryInMs), recovery: this.recovery};
+    window.dispatchEvent(new CustomEvent('drupal-push:status', {detail: this.status}));
   };
   // Going online or becoming visible cuts a reconnect backoff short.
   function wake() {
@@ -265,7 +348,7 @@
     if (push.socket) {
       return push.socket;
     }
-    var socket = (push.socket = new Socket());
+    var socket = (push.socket = new Socket(true));
     var settings = (window.drupalSettings || (window.Drupal && window.Drupal.settings) || {}).nodejs || {};
     var path = wsPath.charAt(0) === '/' ? wsPath : (settings.client && settings.client.path) || '/ws';
     var target = new URL(url || '/', window.location.href);
@@ -278,7 +361,7 @@
       push.nodejs();
     }
     push.later(function (w) {
-      socket._started(w.Client.startIo(target.href, timeout, socket));
+      socket._started(new w.Client(socket, true, target.href, timeout, ''));
     });
     return socket;
   }
