@@ -114,19 +114,36 @@ rm -rf "$dist.tmp"
 mkdir -p "$dist.tmp"
 wasm-bindgen --target web --no-typescript --out-dir "$dist.tmp" --out-name drupal_push_client "$wasm"
 cp "$dist.tmp/drupal_push_client_bg.wasm" "$unoptimised"
+# The exports the trimmed glue never calls (trim-glue.js: no free(), no realloc) go first, and
+# with them the code only they reached.
+for unused in '__wb*_free' __wbindgen_realloc; do
+  "$here/node_modules/.bin/wasm-opt" --enable-reference-types --enable-bulk-memory --enable-multivalue \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+    --remove-exports --pass-arg="remove-exports@$unused" \
+    "$dist.tmp/drupal_push_client_bg.wasm" -o "$dist.tmp/drupal_push_client_bg.wasm"
+done
+# --low-memory-unused: Rust never touches the first 1 KiB of memory (its data and stack lie above
+# 1 MiB), so constant addresses fold into load and store offsets (-0.2 KiB gzipped).
 "$here/node_modules/.bin/wasm-opt" -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
-  "$dist.tmp/drupal_push_client_bg.wasm" -o "$dist.tmp/drupal_push_client_bg.wasm"
+  --strip-target-features --low-memory-unused --converge "$dist.tmp/drupal_push_client_bg.wasm" -o "$dist.tmp/drupal_push_client_bg.wasm"
 # Minified with terser (npm): the glue's JSDoc comments and the scripts' comments and long names
 # are most of their bytes. `import` and `import.meta` need the module/ES2020 settings. Then
 # minify-names.js shortens the wasm's import and export names and rewrites the glue to match.
 terser="$here/node_modules/.bin/terser"
+# trim-glue.js keeps what the page uses of the glue (core.js fetches and compiles the wasm
+# itself and calls initSync; see the script).
+node "$here/trim-glue.js" "$dist.tmp/drupal_push_client.js"
 "$terser" "$dist.tmp/drupal_push_client.js" --module --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal_push_client.js"
 node "$here/minify-names.js" "$dist.tmp"
-cat "$here/src/page.js" "$here/src/core.js" | "$terser" --ecma 2020 -c passes=2 -m -o "$dist.tmp/socket.io.js"
-cat "$here/src/page.js" "$here/src/core.js" "$here/src/shim.js" |
-  "$terser" --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal-push.js"
+# The socket's own members (_ and a name, but _do, which the glue calls) get short names, the
+# same in both scripts (one name cache): a page may load both, sharing one socket.
+names="$dist.tmp/names.json"
+minify() { "$terser" --ecma 2020 -c passes=2 -m --mangle-props 'regex=/^_(?!do$)/' --name-cache "$names" -o "$1"; }
+cat "$here/src/page.js" "$here/src/core.js" "$here/src/shim.js" | minify "$dist.tmp/drupal-push.js"
+cat "$here/src/page.js" "$here/src/core.js" | minify "$dist.tmp/socket.io.js"
+rm "$names"
 cp "$here/drupal-push.d.ts" "$dist.tmp/drupal-push.d.ts"
 rm -rf "$dist"
 mv "$dist.tmp" "$dist"

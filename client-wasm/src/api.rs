@@ -1,16 +1,21 @@
 //! The JavaScript surface, used by the driver in `drupal-js/src/core.js` and `page.js` (the
-//! socket object of both our shim and the io facade). Arguments are numbers and strings (an
-//! empty string for "none") plus the page's values, which the wasm passes back untouched.
+//! socket object of both our shim and the io facade): a [`Client`] with one input method.
+//! (`Drupal.Nodejs.runCallbacks` and the channel listeners apply [`crate::dispatch`]'s rules in
+//! `page.js`, a few lines there; the browser tests pin them to the Rust definitions.)
 //!
-//! The page holds the one [`Client`] it starts (no global state here: the driver keeps it);
-//! [`route`] and [`channel_matches`] serve `Drupal.Nodejs.runCallbacks` and the channel
-//! listeners, with or without a client.
+//! Every call of the driver goes through [`Client::input`]: a kind ([`crate::incoming::kind`]),
+//! numbers, one text whose fields are separated by NUL characters, and the page's value, which
+//! the wasm passes back untouched. One export instead of one per call keeps the wasm and its
+//! glue small: each export costs a wrapper in the wasm and string-passing code in the glue
+//! (the payload budget, `src/lib.rs`).
+//!
+//! The page holds the one [`Client`] it starts (no global state here: the driver keeps it).
 
-use crate::dispatch::{self, MessageView};
-use crate::incoming::FrameReader;
+use crate::incoming::{fields, kind};
 use crate::machine::{Input, Request, Settings};
+use crate::out::whole;
 use crate::tokens::TokenMap;
-use crate::web::{self, some};
+use crate::web;
 use alloc::string::String;
 use wasm_bindgen::prelude::*;
 
@@ -22,7 +27,7 @@ pub struct Client(web::Client);
 impl Client {
     /// A client driven by `socket`: the io facade's (`facade`: the page authenticates), or our
     /// shim's, which authenticates with `auth_token` and the content tokens given with
-    /// [`Client::token`]. It connects on [`Client::reconnect`].
+    /// [`kind::TOKEN`]. It connects on [`kind::RECONNECT`].
     #[wasm_bindgen(constructor)]
     pub fn new(socket: JsValue, facade: bool, url: String, timeout_ms: u32, auth_token: String) -> Client {
         let connect_timeout_ms = timeout_ms.max(1).into();
@@ -30,94 +35,34 @@ impl Client {
         Client(web::Client::new(socket, facade, settings))
     }
 
-    /// Our shim, before a connection opens: the auth token the page settings hold now.
-    pub fn credentials(&self, auth_token: String) {
-        self.0.with_machine(|m| m.refresh(Some(auth_token), TokenMap::default()));
-    }
-
-    /// Our shim: a content token the page settings hold (sent with every `authenticate`).
-    pub fn token(&self, channel: String, token: String) {
-        self.0.with_machine(|m| m.refresh(None, [(channel, token)].into_iter().collect()));
-    }
-
-    /// The driver read a frame on connection `conn`; see [`crate::incoming::kind`].
-    pub fn frame(&self, conn: u32, kind: u32, a: String, n: f64, b: String, value: JsValue) {
-        self.0.frame(conn, kind, a, n, b, value);
-    }
-
-    /// The driver read a `message` frame; see [`FrameReader::message`].
+    /// One call of the driver: `kind` says what it is and what `conn`, `bits`, `n`, `m`, the
+    /// NUL-separated fields of `text` and `value` carry ([`crate::incoming::kind`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn message(
-        &self,
-        conn: u32,
-        message: JsValue,
-        channel: String,
-        stream: String,
-        offset: f64,
-        epoch: String,
-        sender: String,
-        flags: u32,
-        uid: f64,
-    ) {
-        let frame = FrameReader::message(message, channel, stream, offset, epoch, sender, flags, uid);
-        self.0.feed(Input::Frame { conn, frame });
+    pub fn input(&self, kind: u32, conn: u32, bits: u32, n: f64, m: f64, text: String, value: JsValue) {
+        let mut next = fields(&text);
+        let id = || whole(n).map(|id| id as u32);
+        let input = match kind {
+            k if k <= kind::MESSAGE => return self.0.frame(conn, k, bits, n, m, &text, value),
+            kind::CLOSED => Input::Closed { conn, code: bits as u16 },
+            kind::TICK => Input::Tick,
+            kind::WAKE => Input::Wake,
+            kind::RECONNECT => Input::Reauthenticate,
+            kind::STOP => Input::Stop,
+            kind::AUTHENTICATE => Input::AuthenticateWith { data: value, id: id() },
+            kind::JOIN => Input::Join { channel: next(), token: next() },
+            kind::REQUEST => {
+                let channel = (bits & 1 != 0).then(&mut next);
+                Input::Request(Request { channel, message: value, echo: bits & 2 != 0, id: id() })
+            }
+            kind::CREDENTIALS => {
+                return self.0.with_machine(|m| m.refresh(Some(next()), TokenMap::default()));
+            }
+            kind::TOKEN => {
+                let token = [(next(), next())].into_iter().collect();
+                return self.0.with_machine(|m| m.refresh(None, token));
+            }
+            _ => return,
+        };
+        self.0.feed(input);
     }
-
-    /// The driver: connection `conn` closed (or could not be opened) with `code`.
-    pub fn closed(&self, conn: u32, code: u16) {
-        self.0.feed(Input::Closed { conn, code });
-    }
-
-    /// The driver: the timer the client armed fired.
-    pub fn tick(&self) {
-        self.0.feed(Input::Tick);
-    }
-
-    /// The driver: the browser went online or the tab became visible.
-    pub fn wake(&self) {
-        self.0.feed(Input::Wake);
-    }
-
-    /// The io facade's `socket.emit('authenticate', data, ack)`; `id` names the ack (the
-    /// driver's `_reply`).
-    pub fn authenticate(&self, data: JsValue, id: Option<u32>) {
-        self.0.feed(Input::AuthenticateWith { data, id });
-    }
-
-    /// `Drupal.Nodejs.joinTokenChannel(channel, token)` / `emit('join-token-channel', …)`.
-    pub fn join(&self, channel: String, token: String) {
-        self.0.feed(Input::Join { channel, token });
-    }
-
-    /// A request: a message for Drupal (`channel` undefined) or a publish to `channel`; `id`
-    /// names the callback of the answer (the driver's `_reply`).
-    pub fn request(&self, channel: Option<String>, message: JsValue, echo: bool, id: Option<u32>) {
-        self.0.feed(Input::Request(Request { channel, message, echo, id }));
-    }
-
-    /// Connects (the first time, `Drupal.Nodejs.sendAuthMessage()`, `socket.connect()`), or
-    /// reconnects a stopped or waiting client now.
-    pub fn reconnect(&self) {
-        self.0.feed(Input::Reauthenticate);
-    }
-
-    /// `socket.disconnect()`: closes and stays disconnected.
-    pub fn stop(&self) {
-        self.0.feed(Input::Stop);
-    }
-}
-
-/// The module's dispatch rule for a message (`Drupal.Nodejs.runCallbacks`) described by
-/// [`dispatch::flags`] and its `clientSocketId` (`sender`), on a page whose socket id is `own`:
-/// see [`dispatch::Route::code`].
-#[wasm_bindgen]
-pub fn route(flags: u32, sender: String, own: String) -> u32 {
-    let own = some(own);
-    dispatch::route(&MessageView::from_flags(flags, some(sender)), own.as_deref()).code()
-}
-
-/// Whether a `channelCallbacks` key matches a channel ([`dispatch::channel_matches`]).
-#[wasm_bindgen(js_name = channelMatches)]
-pub fn channel_matches(pattern: &str, channel: &str) -> bool {
-    dispatch::channel_matches(pattern, channel)
 }

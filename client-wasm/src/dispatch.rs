@@ -131,6 +131,26 @@ pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
     }
 }
 
+/// [`route`]'s [`Route::code`] for a message described by [`flags`] (`bits`) and its
+/// `clientSocketId` (`sender`), without building the route (the browser's `runCallbacks`
+/// needs only the code; this keeps the allocations of [`Route::Named`] out of the wasm).
+pub fn route_code(bits: u32, sender: Option<&str>, own_socket_id: Option<&str>) -> u32 {
+    let has = |flag: u32| bits & flag != 0;
+    if is_own(sender, own_socket_id) {
+        0
+    } else if has(flags::ONE_CALLBACK) {
+        1
+    } else if has(flags::MANY_CALLBACKS) {
+        2
+    } else if has(flags::PRESENCE) {
+        3
+    } else if has(flags::CONTENT_CHANNEL) {
+        4
+    } else {
+        5
+    }
+}
+
 /// Bits of [`MessageView::from_flags`], as `drupal-js/src/page.js` computes them.
 pub mod flags {
     /// `callback` is a truthy string.
@@ -375,7 +395,10 @@ mod tests {
         for (m, bits) in [
             (json!({"callback": "a"}), ONE_CALLBACK),
             (json!({"callback": ["a"], "presenceNotification": {}}), MANY_CALLBACKS | PRESENCE),
-            (json!({"presenceNotification": null, "contentChannelNotification": 1}), PRESENCE | CONTENT_CHANNEL),
+            (
+                json!({"presenceNotification": null, "contentChannelNotification": 1}),
+                PRESENCE | CONTENT_CHANNEL,
+            ),
             (json!({"contentChannelNotification": false, "broadcast": true}), CONTENT_CHANNEL | BROADCAST),
             (json!({"callback": 0, "clientSocketId": "me"}), 0),
             (json!({"clientSocketId": "you"}), 0),
@@ -384,7 +407,23 @@ mod tests {
             let view = MessageView::from_flags(bits, sender);
             let code = route(&MessageView::from_json(&m), Some("me")).code();
             assert_eq!(route(&view, Some("me")).code(), code, "{m}");
-            assert_eq!(listeners(Some("c"), &view, Some("me")), listeners(Some("c"), &MessageView::from_json(&m), Some("me")));
+            assert_eq!(route_code(bits, view.client_socket_id.as_deref(), Some("me")), code, "{m}");
+            assert_eq!(
+                listeners(Some("c"), &view, Some("me")),
+                listeners(Some("c"), &MessageView::from_json(&m), Some("me"))
+            );
+        }
+        for bits in 0..32 {
+            for (sender, own) in
+                [(None, None), (Some("me"), Some("me")), (Some("me"), Some("")), (Some("a"), Some("b"))]
+            {
+                let view = MessageView::from_flags(bits, sender.map(Into::into));
+                assert_eq!(
+                    route_code(bits, sender, own),
+                    route(&view, own).code(),
+                    "{bits} {sender:?} {own:?}"
+                );
+            }
         }
         assert_eq!(Route::SelfSkip.code(), 0);
         assert_eq!(Route::All.code(), 5);

@@ -4,7 +4,7 @@
 //! The protocol crate's `ServerFrame` is the definition of these frames. Natively (tests,
 //! tools) frames are decoded with it and converted with `From<ServerFrame>`. In the browser
 //! `drupal-js/src/page.js` parses a frame with `JSON.parse` and hands these members to the wasm
-//! (`Client.frame`, `Client.message` in `src/api.rs`): linking serde_json's parser, serde's
+//! (`Client.input` in `src/api.rs`): linking serde_json's parser, serde's
 //! buffering of internally tagged enums and `serde_json::Value` would more than double the
 //! wasm, and the message would be copied into wasm memory only to be turned back into a JS
 //! object. The browser test `frames_parsed_in_js_match_the_protocol_crate` checks that both
@@ -73,8 +73,10 @@ pub struct Envelope<M> {
     pub presence: Option<(u64, bool)>,
 }
 
-/// The kinds of `Client.frame(conn, kind, a, n, b, value)` calls of the browser driver
-/// (`drupal-js/src/page.js`), and what `a`, `n`, `b` and `value` carry for each.
+/// The kinds of `Client.input(kind, conn, bits, n, m, text, value)` calls of the browser driver
+/// (`drupal-js/src/page.js`, `core.js`) and what each carries. `text` holds fields separated by
+/// NUL characters; the frame kinds up to [`INVALID`] (read by [`FrameReader::frame`]) carry two,
+/// `a` and `b`, with their number `n` on connection `conn`.
 pub mod kind {
     /// `hello`: a = socketId, n = heartbeatMs.
     pub const HELLO: u32 = 0;
@@ -97,9 +99,35 @@ pub mod kind {
     pub const PONG: u32 = 9;
     /// Anything else: a = what is wrong.
     pub const INVALID: u32 = 10;
+    /// `message`: text = channel, stream, epoch, clientSocketId; n = offset (NaN when absent),
+    /// m = the presence notification's uid, bits = flags, value = the message; see
+    /// [`super::FrameReader::message`].
+    pub const MESSAGE: u32 = 11;
+    /// Connection `conn` closed (or could not be opened) with the close code `bits`.
+    pub const CLOSED: u32 = 12;
+    /// The timer the client armed fired.
+    pub const TICK: u32 = 13;
+    /// The browser went online or the tab became visible.
+    pub const WAKE: u32 = 14;
+    /// Connect (the first time, `sendAuthMessage()`, `socket.connect()`), or reconnect a
+    /// stopped or waiting client now.
+    pub const RECONNECT: u32 = 15;
+    /// `socket.disconnect()`: close and stay disconnected.
+    pub const STOP: u32 = 16;
+    /// The io facade's `emit('authenticate', value, ack)`; n = the ack's id (NaN: none).
+    pub const AUTHENTICATE: u32 = 17;
+    /// `joinTokenChannel` / `emit('join-token-channel')`: text = channel, token.
+    pub const JOIN: u32 = 18;
+    /// A request: value = the message; bits 1 = text is a channel to publish to (else the
+    /// message goes to Drupal), bits 2 = echo; n = the callback's id (NaN: none).
+    pub const REQUEST: u32 = 19;
+    /// Our shim, before a connection opens: text = the auth token the settings hold now.
+    pub const CREDENTIALS: u32 = 20;
+    /// Our shim: text = channel, token: a content token the settings hold.
+    pub const TOKEN: u32 = 21;
 }
 
-/// Bits of the `flags` argument of `Client.message` beyond those of
+/// Bits of the flags of a [`kind::MESSAGE`] input beyond those of
 /// [`crate::dispatch::flags`]: the message is a presence notification.
 pub mod presence_flags {
     /// `presenceNotification.event` is `online`.
@@ -116,8 +144,39 @@ pub struct FrameReader {
     online: Vec<u64>,
 }
 
+/// The NUL-separated fields of a driver input's text, one per call ("" past the last). (A
+/// byte scan: `str::split` links a char searcher several times this size.)
+pub fn fields(text: &str) -> impl FnMut() -> String + '_ {
+    let mut rest = Some(text);
+    move || {
+        let Some(r) = rest else { return String::new() };
+        let end = r.bytes().position(|b| b == 0);
+        rest = end.map(|i| &r[i + 1..]);
+        r[..end.unwrap_or(r.len())].into()
+    }
+}
+
 impl FrameReader {
-    /// One `Client.frame` call: a frame, or `None` while the members of an `authenticated`
+    /// One input of a frame kind or of [`kind::MESSAGE`] (see [`kind`]): the frame, or `None`
+    /// while the members of an `authenticated` frame come in (and for other kinds).
+    pub fn input<M>(
+        &mut self,
+        kind: u32,
+        bits: u32,
+        n: f64,
+        m: f64,
+        text: &str,
+        value: M,
+    ) -> Option<Incoming<M>> {
+        let mut next = fields(text);
+        match kind {
+            kind::MESSAGE => Some(Self::message(value, next(), next(), n, next(), next(), bits, m)),
+            k if k <= kind::INVALID => self.frame(k, next(), n, next(), value),
+            _ => None,
+        }
+    }
+
+    /// One input of a frame kind: a frame, or `None` while the members of an `authenticated`
     /// frame come in.
     pub fn frame<M>(&mut self, kind: u32, a: String, n: f64, b: String, value: M) -> Option<Incoming<M>> {
         let number = crate::out::whole(n);
@@ -129,7 +188,8 @@ impl FrameReader {
             },
             kind::AUTHENTICATED => {
                 let online = core::mem::take(&mut self.online);
-                let (streams, recovered) = (core::mem::take(&mut self.streams), core::mem::take(&mut self.recovered));
+                let (streams, recovered) =
+                    (core::mem::take(&mut self.streams), core::mem::take(&mut self.recovered));
                 match number {
                     Some(uid) if !a.is_empty() => Incoming::Authenticated {
                         socket_id: a,
@@ -171,7 +231,7 @@ impl FrameReader {
         Some(frame)
     }
 
-    /// One `Client.message` call: the envelope's `channel`, `stream`, `offset` (NaN when
+    /// One [`kind::MESSAGE`] input: the envelope's `channel`, `stream`, `offset` (NaN when
     /// absent) and `epoch`, the message's `clientSocketId` (`sender`), `flags` (`broadcast`
     /// from [`crate::dispatch::flags`], presence from [`presence_flags`]) and the presence
     /// notification's `uid`. Empty strings stand for absent members.
@@ -311,6 +371,15 @@ mod tests {
     }
 
     #[test]
+    fn fields_split_at_nul() {
+        let mut next = fields("a\0\0é\0");
+        let got: Vec<String> = (0..5).map(|_| next()).collect();
+        assert_eq!(got, ["a", "", "é", "", ""]);
+        let mut next = fields("");
+        assert_eq!((next(), next()), (String::new(), String::new()));
+    }
+
+    #[test]
     fn protocol_frames_convert() {
         assert_eq!(
             Incoming::decode(r#"{"type":"hello","socketId":"k3","heartbeatMs":25000,"protocol":1}"#),
@@ -348,7 +417,10 @@ mod tests {
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"message","channel":"c","message":{},"offset":4,"epoch":"e"}"#),
-            Incoming::Message(Envelope { recorded: Some(("c".into(), pos(4, "e"))), ..envelope(json!({}), Some("c")) })
+            Incoming::Message(Envelope {
+                recorded: Some(("c".into(), pos(4, "e"))),
+                ..envelope(json!({}), Some("c"))
+            })
         );
         assert_eq!(
             Incoming::decode(
@@ -361,7 +433,9 @@ mod tests {
             })
         );
         assert_eq!(
-            Incoming::decode(r#"{"type":"message","stream":"*","offset":7,"epoch":"z","message":{"broadcast":true}}"#),
+            Incoming::decode(
+                r#"{"type":"message","stream":"*","offset":7,"epoch":"z","message":{"broadcast":true}}"#
+            ),
             Incoming::Message(Envelope {
                 recorded: Some(("*".into(), pos(7, "z"))),
                 broadcast: true,

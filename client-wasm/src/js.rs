@@ -1,9 +1,11 @@
-//! The JavaScript the wasm calls: the clock, the random source, `console.warn`, and the
-//! driver methods of the socket object of `drupal-js/src/core.js`, which owns the WebSocket,
-//! the timer and every page object (settings, `Drupal.Nodejs`, callbacks, status). Arguments
-//! are numbers and strings, plus the page's own values passed through untouched; an empty
-//! string stands for "none". Keeping the page on the JavaScript side keeps the wasm and its
-//! glue small (see `src/lib.rs`).
+//! The JavaScript the wasm calls: the clock, the random source, `console.warn`, and the one
+//! driver method of the socket object of `drupal-js/src/core.js`, which owns the WebSocket,
+//! the timer and every page object (settings, `Drupal.Nodejs`, callbacks, status).
+//!
+//! Every action goes through [`Driver::act`]: a kind ([`act`]), numbers, three texts (the
+//! fields below: x, y, z) and a page value passed back untouched. One import instead
+//! of one per action keeps the glue small (the payload budget, see `src/lib.rs`), as
+//! `Client.input` does the other way.
 
 use wasm_bindgen::prelude::*;
 
@@ -20,61 +22,56 @@ extern "C" {
 
     /// The socket object of `core.js`: `Drupal.Nodejs.socket`, or what `io()` returned.
     pub type Driver;
-    /// Opens a WebSocket to `url`; its frames and its close come back tagged with `conn`. Our
-    /// shim hands the client the page's current credentials first (`Client.credentials`,
-    /// `Client.token`).
-    #[wasm_bindgen(method, js_name = _open)]
-    pub fn open(this: &Driver, conn: u32, url: &str);
-    /// Sends `text` on connection `conn`, with `value` (unless undefined) put in as the
-    /// `message` member (`members` false) or as members after the frame's own (`members`).
-    #[wasm_bindgen(method, js_name = _send)]
-    pub fn send(this: &Driver, conn: u32, text: &str, value: &JsValue, members: bool);
-    /// Closes connection `conn` without reporting its close.
-    #[wasm_bindgen(method, js_name = _close)]
-    pub fn close(this: &Driver, conn: u32, reason: &str);
-    /// Calls the client's `tick()` after `delay` ms (one timer; a negative delay cancels it).
-    #[wasm_bindgen(method, js_name = _arm)]
-    pub fn arm(this: &Driver, delay: f64);
-    /// Runs the socket's listeners of a socket.io event (io facade); `reason` is the
-    /// `disconnect` reason or the `connect_error` message.
-    #[wasm_bindgen(method, js_name = _fire)]
-    pub fn fire(this: &Driver, event: &str, reason: &str);
-    /// Delivers a Drupal message: the module's rules, then the listeners (`listeners`: 0 none,
-    /// 1 channel callbacks of `channel`, 2 broadcast callbacks) with `meta` {channel, stream,
-    /// offset, epoch} (`offset` negative: not recorded).
-    #[wasm_bindgen(method, js_name = _deliver)]
-    pub fn deliver(
+    /// Carries out one action: `kind` ([`act`]) says what `a`, `n`, `m`, `o`, the texts
+    /// `x`, `y`, `z` and `value` carry.
+    #[wasm_bindgen(method, js_name = _do)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn act(
         this: &Driver,
-        message: &JsValue,
-        listeners: u32,
-        channel: &str,
-        stream: &str,
-        offset: f64,
-        epoch: &str,
+        kind: u32,
+        a: u32,
+        n: f64,
+        m: f64,
+        o: f64,
+        x: &str,
+        y: &str,
+        z: &str,
+        value: &JsValue,
     );
-    /// Delivers the presence notification `{uid, event}` the page missed while disconnected.
-    #[wasm_bindgen(method, js_name = _presence)]
-    pub fn presence(this: &Driver, uid: f64, online: bool);
-    /// After a reconnect: the channels recovered and those not recovered, each list joined
-    /// with a NUL character (`recoveryFailed` handlers, status).
-    #[wasm_bindgen(method, js_name = _recovery)]
-    pub fn recovery(this: &Driver, recovered: &str, failed: &str);
-    /// Runs this kind of `connectionSetupHandlers` (our shim).
-    #[wasm_bindgen(method, js_name = _setup)]
-    pub fn setup(this: &Driver, kind: &str);
-    /// The answer to the request `id`: `value` (`ok`), or the refusal `code` and `message`.
-    #[wasm_bindgen(method, js_name = _reply)]
-    pub fn reply(this: &Driver, id: u32, ok: bool, value: &JsValue, code: &str, message: &str);
-    /// Shows the state on the socket and dispatches `drupal-push:status` (numbers are -1 when
-    /// unknown).
-    #[wasm_bindgen(method, js_name = _status)]
-    pub fn status(
-        this: &Driver,
-        state: &str,
-        socket_id: &str,
-        uid: f64,
-        attempts: u32,
-        last_close: f64,
-        retry_in_ms: f64,
-    );
+}
+
+/// The kinds of [`Driver::act`] calls (`S._do` in `drupal-js/src/core.js`); "none" numbers are
+/// -1, absent strings empty. "text = a, b" means x = a, y = b.
+pub mod act {
+    /// Open a WebSocket to text = url; its frames and close come back tagged with `a` = conn.
+    /// Our shim hands the client the page's current credentials first.
+    pub const OPEN: u32 = 0;
+    /// Send text on connection `a`, with `value` (unless undefined) put in as the `message`
+    /// member (`n` = 0) or as members after the frame's own (`n` = 1).
+    pub const SEND: u32 = 1;
+    /// Close connection `a` (text = reason) without reporting its close.
+    pub const CLOSE: u32 = 2;
+    /// Call the client's tick input after `n` ms (one timer; a negative delay cancels it).
+    pub const ARM: u32 = 3;
+    /// Run the socket's listeners of the socket.io event text = event, reason (io facade);
+    /// the reason is the `disconnect` reason or the `connect_error` message.
+    pub const FIRE: u32 = 4;
+    /// Deliver the Drupal message `value`: the module's rules, then the listeners (`a`: 0
+    /// none, 1 channel callbacks, 2 broadcast callbacks) with meta {channel, stream, offset,
+    /// epoch}: text = channel, stream, epoch; `n` = offset (negative: not recorded).
+    pub const DELIVER: u32 = 5;
+    /// Deliver the presence notification `{uid: n, event}` the page missed while disconnected
+    /// (`a` = 1 online, 0 offline).
+    pub const PRESENCE: u32 = 6;
+    /// After a reconnect: x = the channels recovered, y = those not recovered, each list
+    /// joined with NUL characters: `recoveryFailed` handlers, status.
+    pub const RECOVERY: u32 = 7;
+    /// Run text = this kind of `connectionSetupHandlers` (our shim).
+    pub const SETUP: u32 = 8;
+    /// The answer to the request `a`: `value` (`n` = 1), or (`n` = 0) the refusal text =
+    /// code, message.
+    pub const REPLY: u32 = 9;
+    /// Show the state on the socket and dispatch `drupal-push:status`: text = state,
+    /// socketId; `a` = attempts, `n` = uid, `m` = last close code, `o` = retry in ms.
+    pub const STATUS: u32 = 10;
 }

@@ -253,7 +253,13 @@ impl<M: Clone> Machine<M> {
             content_tokens: TokenMap::default(),
             connect_timeout_ms,
         };
-        Machine { facade: true, ..Machine::new(settings, seed) }
+        Machine::with_role(settings, seed, true)
+    }
+
+    /// Our shim's machine (`facade` false) or the io facade's (the settings' auth token and
+    /// content tokens are then unused: the page authenticates).
+    pub fn with_role(settings: Settings, seed: u64, facade: bool) -> Self {
+        Machine { facade, ..Machine::new(settings, seed) }
     }
 
     pub fn new(settings: Settings, seed: u64) -> Self {

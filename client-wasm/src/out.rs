@@ -275,13 +275,12 @@ impl Out<serde_json::Value> {
     pub fn encode(&self) -> String {
         use drupal_push_protocol::ClientFrame;
         use drupal_push_protocol::frames::{
-            Authenticate, ClientMessage, ClientRequest, JoinTokenChannel, Publish, Position as Wire,
+            Authenticate, ClientMessage, ClientRequest, JoinTokenChannel, Position as Wire, Publish,
         };
         let id = |id: &Option<u32>| id.map(u64::from);
         let wire = |positions: Resume| {
-            positions.map(|p| {
-                p.into_iter().map(|(k, p)| (k, Wire { offset: p.offset, epoch: p.epoch })).collect()
-            })
+            positions
+                .map(|p| p.into_iter().map(|(k, p)| (k, Wire { offset: p.offset, epoch: p.epoch })).collect())
         };
         match self.clone() {
             Out::Authenticate { auth_token, content_tokens, positions } => {
@@ -326,9 +325,12 @@ impl Out<serde_json::Value> {
     pub fn driver_text(&self) -> String {
         let text = self.text();
         let Some((value, place)) = self.page_value() else { return text };
-        let frame: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        let frame: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap_or_default();
         match (place, value) {
-            (Place::Message, v) => text.replacen(r#""message":null"#, &[r#""message":"#, &v.to_string()].concat(), 1),
+            (Place::Message, v) => {
+                text.replacen(r#""message":null"#, &[r#""message":"#, &v.to_string()].concat(), 1)
+            }
             (Place::Members, serde_json::Value::Object(members)) => {
                 let mut text = text;
                 text.pop();
@@ -376,21 +378,45 @@ mod tests {
     fn frame_texts_are_the_protocol_crates() {
         use serde_json::{Value, json};
         let odd = json!({"n": [1.5, -2, "\u{e9}\u{1}\u{1f}\"\\\n\t\u{8}\u{c}\r", null, {"k": true}], "type": "chat"});
-        let tokens: TokenMap =
-            [("b".to_string(), "2".to_string()), ("a".into(), "1\"\u{7f}\u{2028}".into())].into_iter().collect();
-        let positions = Some(alloc::vec![("chat".to_string(), pos(12, "k3")), ("*".to_string(), pos(3, "z\"9"))]);
+        let tokens: TokenMap = [("b".to_string(), "2".to_string()), ("a".into(), "1\"\u{7f}\u{2028}".into())]
+            .into_iter()
+            .collect();
+        let positions =
+            Some(alloc::vec![("chat".to_string(), pos(12, "k3")), ("*".to_string(), pos(3, "z\"9"))]);
         let frames: Vec<Out<Value>> = alloc::vec![
-            Out::Authenticate { auth_token: "abc\u{0}\\".into(), content_tokens: tokens.clone(), positions: None },
-            Out::Authenticate { auth_token: "x".into(), content_tokens: TokenMap::default(), positions: None },
+            Out::Authenticate {
+                auth_token: "abc\u{0}\\".into(),
+                content_tokens: tokens.clone(),
+                positions: None
+            },
+            Out::Authenticate {
+                auth_token: "x".into(),
+                content_tokens: TokenMap::default(),
+                positions: None
+            },
             Out::Authenticate {
                 auth_token: "\u{0}\"\u{e9}".into(),
                 content_tokens: [("c".to_string(), "\u{1f}\\/".to_string())].into_iter().collect(),
                 positions: Some(alloc::vec![("k\n".to_string(), pos(u64::from(u32::MAX) * 1000, "\u{2}"))]),
             },
-            Out::Authenticate { auth_token: "x".into(), content_tokens: tokens, positions: positions.clone() },
-            Out::Authenticate { auth_token: "x".into(), content_tokens: TokenMap::default(), positions: Some(alloc::vec![]) },
-            Out::AuthenticateWith { data: json!({"authToken": "t", "contentTokens": {"c": "1"}}), positions: None },
-            Out::AuthenticateWith { data: json!({"authToken": "t", "contentTokens": []}), positions: positions.clone() },
+            Out::Authenticate {
+                auth_token: "x".into(),
+                content_tokens: tokens,
+                positions: positions.clone()
+            },
+            Out::Authenticate {
+                auth_token: "x".into(),
+                content_tokens: TokenMap::default(),
+                positions: Some(alloc::vec![])
+            },
+            Out::AuthenticateWith {
+                data: json!({"authToken": "t", "contentTokens": {"c": "1"}}),
+                positions: None
+            },
+            Out::AuthenticateWith {
+                data: json!({"authToken": "t", "contentTokens": []}),
+                positions: positions.clone()
+            },
             Out::AuthenticateWith {
                 data: json!({"type": "x", "positions": {"forged": {"offset": 1, "epoch": "f"}}, "authToken": "t"}),
                 positions,
@@ -406,7 +432,8 @@ mod tests {
         for frame in frames {
             let ours = frame.driver_text();
             let crates = frame.encode();
-            let (a, b): (Value, Value) = (serde_json::from_str(&ours).unwrap(), serde_json::from_str(&crates).unwrap());
+            let (a, b): (Value, Value) =
+                (serde_json::from_str(&ours).unwrap(), serde_json::from_str(&crates).unwrap());
             assert_eq!(a, b, "{ours}");
             assert!(frame.text().starts_with(r#"{"type":"#), "type first: {}", frame.text());
             let maps = matches!(&frame, Out::Authenticate { content_tokens, positions, .. }

@@ -12,10 +12,10 @@
 //! never while page code runs, so page code may call back into the client (for example
 //! `joinTokenChannel` from a `connect` handler).
 
-use crate::js::{self, Driver};
+use crate::incoming::FrameReader;
+use crate::js::{self, Driver, act};
 use crate::machine::{Action, Input, IoEvent, Machine, Settings, Status};
 use crate::out::Place;
-use crate::incoming::FrameReader;
 use alloc::rc::Rc;
 use alloc::string::String;
 use core::cell::RefCell;
@@ -41,20 +41,23 @@ fn seed() -> u64 {
     (js::random() * 9_007_199_254_740_992.0) as u64
 }
 
-/// A string the driver passed, with "" for none.
-pub fn some(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
+/// The strings separated by NUL characters (`[..].join` links a generic joiner).
+fn nul_joined(list: &[String]) -> String {
+    let mut s = String::new();
+    for (i, item) in list.iter().enumerate() {
+        if i > 0 {
+            s.push('\0');
+        }
+        s.push_str(item);
+    }
+    s
 }
 
 impl Client {
     /// A client for `socket`: our shim's (`facade` false: it authenticates with the settings)
     /// or the io facade's. It connects on the first [`Input::Reauthenticate`].
     pub fn new(socket: JsValue, facade: bool, settings: Settings) -> Client {
-        let machine = if facade {
-            Machine::for_facade(settings.url, settings.connect_timeout_ms, seed())
-        } else {
-            Machine::new(settings, seed())
-        };
+        let machine = Machine::with_role(settings, seed(), facade);
         Client(Rc::new(Inner { machine: RefCell::new(machine), socket, reader: RefCell::default() }))
     }
 
@@ -71,7 +74,7 @@ impl Client {
         }
         let deadline = self.0.machine.try_borrow().ok().and_then(|m| m.next_deadline());
         let delay = deadline.map_or(-1.0, |d| d.saturating_sub(now()) as f64);
-        self.driver().arm(delay);
+        self.act(act::ARM, 0, delay, 0.0, 0.0, "", "", "", &JsValue::UNDEFINED);
     }
 
     /// Runs `f` on the machine, outside any input (credentials before a connection opens).
@@ -81,9 +84,11 @@ impl Client {
         }
     }
 
-    /// A frame (or a member of one) the driver read: see [`FrameReader::frame`].
-    pub fn frame(&self, conn: u32, kind: u32, a: String, n: f64, b: String, value: JsValue) {
-        let frame = self.0.reader.try_borrow_mut().ok().and_then(|mut r| r.frame(kind, a, n, b, value));
+    /// A frame (or a member of one) the driver read: see [`FrameReader::input`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame(&self, conn: u32, kind: u32, bits: u32, n: f64, m: f64, text: &str, value: JsValue) {
+        let frame =
+            self.0.reader.try_borrow_mut().ok().and_then(|mut r| r.input(kind, bits, n, m, text, value));
         if let Some(frame) = frame {
             self.feed(Input::Frame { conn, frame });
         }
@@ -93,26 +98,36 @@ impl Client {
         self.0.socket.unchecked_ref()
     }
 
+    /// One driver action ([`act`]).
+    #[allow(clippy::too_many_arguments)]
+    fn act(&self, kind: u32, a: u32, n: f64, m: f64, o: f64, x: &str, y: &str, z: &str, value: &JsValue) {
+        self.driver().act(kind, a, n, m, o, x, y, z, value);
+    }
+
     fn execute(&self, action: Action<JsValue>) {
-        let d = self.driver();
+        let none = JsValue::UNDEFINED;
+        let simple = |kind, a, n, x: &str, y: &str| self.act(kind, a, n, 0.0, 0.0, x, y, "", &none);
         match action {
-            Action::Open { conn, url } => d.open(conn, &url),
+            Action::Open { conn, url } => simple(act::OPEN, conn, 0.0, &url, ""),
             Action::Send { conn, frame } => {
-                let none = JsValue::UNDEFINED;
                 let (value, place) = frame.page_value().unwrap_or((&none, Place::Message));
-                d.send(conn, &frame.text(), value, place == Place::Members);
+                let members = if place == Place::Members { 1.0 } else { 0.0 };
+                self.act(act::SEND, conn, members, 0.0, 0.0, &frame.text(), "", "", value);
             }
-            Action::Close { conn, reason } => d.close(conn, reason),
+            Action::Close { conn, reason } => simple(act::CLOSE, conn, 0.0, reason, ""),
             Action::Dispatch { message, channel, recorded, listeners } => {
                 let (stream, offset, epoch) = match &recorded {
                     Some((key, p)) => (key.as_str(), p.offset as f64, p.epoch.as_str()),
                     None => ("", -1.0, ""),
                 };
-                d.deliver(&message, listeners.code(), channel.as_deref().unwrap_or(""), stream, offset, epoch);
+                let channel = channel.as_deref().unwrap_or("");
+                self.act(act::DELIVER, listeners.code(), offset, 0.0, 0.0, channel, stream, epoch, &message);
             }
-            Action::Recovery(outcome) => d.recovery(&outcome.recovered.join("\0"), &outcome.failed.join("\0")),
-            Action::Presence { uid, online } => d.presence(uid as f64, online),
-            Action::Setup(event) => d.setup(event.as_str()),
+            Action::Recovery(outcome) => {
+                simple(act::RECOVERY, 0, 0.0, &nul_joined(&outcome.recovered), &nul_joined(&outcome.failed));
+            }
+            Action::Presence { uid, online } => simple(act::PRESENCE, online.into(), uid as f64, "", ""),
+            Action::Setup(event) => simple(act::SETUP, 0, 0.0, event.as_str(), ""),
             Action::Io(event) => {
                 if event == IoEvent::Connect {
                     if let Ok(status) = self.0.machine.try_borrow().map(|m| m.status()) {
@@ -125,16 +140,16 @@ impl Client {
                     IoEvent::ConnectError => "drupal-push: could not connect",
                     _ => "",
                 };
-                d.fire(event.as_str(), reason);
+                simple(act::FIRE, 0, 0.0, event.as_str(), reason);
                 if event == IoEvent::Connect {
                     self.feed(Input::ConnectHandled);
                 }
             }
             Action::Reply { id, result } => match result {
-                Ok(value) => d.reply(id, true, &value, "", ""),
-                Err(refusal) => d.reply(id, false, &JsValue::UNDEFINED, &refusal.code, &refusal.message),
+                Ok(value) => self.act(act::REPLY, id, 1.0, 0.0, 0.0, "", "", "", &value),
+                Err(refusal) => simple(act::REPLY, id, 0.0, &refusal.code, &refusal.message),
             },
-            Action::AuthAck(id) => d.reply(id, true, &JsValue::UNDEFINED, "", ""),
+            Action::AuthAck(id) => simple(act::REPLY, id, 1.0, "", ""),
             Action::Warn(text) => js::warn(&text),
             Action::Status(status) => self.show(&status),
         }
@@ -143,13 +158,16 @@ impl Client {
     /// Shows a state on the socket.
     fn show(&self, s: &Status) {
         let opt = |v: Option<f64>| v.unwrap_or(-1.0);
-        self.driver().status(
-            s.state.as_str(),
-            s.socket_id.as_deref().unwrap_or(""),
-            opt(s.uid.map(|u| u as f64)),
+        self.act(
+            act::STATUS,
             s.attempts,
+            opt(s.uid.map(|u| u as f64)),
             opt(s.last_close.map(f64::from)),
             opt(s.retry_in_ms.map(|ms| ms as f64)),
+            s.state.as_str(),
+            s.socket_id.as_deref().unwrap_or(""),
+            "",
+            &JsValue::UNDEFINED,
         );
     }
 }

@@ -4,7 +4,7 @@
  * because it is a few lines here: reading the module's settings, reading frames into the
  * client's calls (JSON.parse), putting page values into the frames it writes
  * (JSON.stringify), and calling page callbacks with the decisions the wasm makes
- * (w.route, w.channelMatches). Everything hangs off window.drupalPush; no I/O here, so the
+ * (push.route, push.matches: client-wasm's dispatch rules). Everything hangs off window.drupalPush; no I/O here, so the
  * wasm-bindgen tests evaluate this file on its own (client-wasm/tests/web.rs).
  */
 (function (window) {
@@ -89,13 +89,13 @@
   };
 
   /**
-   * Reads a text frame into the calls of the wasm client (or anything with its frame and
-   * message methods): client-wasm/src/incoming.rs, FrameReader, says what each kind carries.
+   * Reads a text frame into the input calls of the wasm client (or anything with its input
+   * method): client-wasm/src/incoming.rs, mod kind, says what each kind carries.
    */
   push.read = function (client, conn, data) {
     var f;
     var u;
-    var frame = function (kind, a, n, b, v) { client.frame(conn, kind, a, n, b, v); };
+    var frame = function (kind, a, n, b, v) { client.input(kind, conn, 0, n, 0, a + '\0' + b, v); };
     try {
       f = JSON.parse(data);
     }
@@ -125,8 +125,8 @@
       var m = f.message;
       var p = Object(Object(m).presenceNotification);
       var event = p.event === 'online' ? 32 : p.event === 'offline' ? 64 : 0;
-      client.message(conn, m, str(f.channel), str(f.stream), num(f.offset), str(f.epoch),
-        str(Object(m).clientSocketId), (push.flags(m) & 16) | event, event ? num(p.uid) : NaN);
+      client.input(11, conn, (push.flags(m) & 16) | event, num(f.offset), event ? num(p.uid) : NaN,
+        [str(f.channel), str(f.stream), str(f.epoch), str(Object(m).clientSocketId)].join('\0'), m);
     }
     else if (t === 'ack') {
       frame(6, '', num(f.id), '', f.result);
@@ -177,12 +177,26 @@
     keys(registry).forEach(function (name) { invoke(registry[name], method, name, arg); });
   }
 
-  // The module's runCallbacks(message) on Drupal.Nodejs N, for a page whose socket id is own,
-  // with the wasm's decision (w.route): skip, the named callbacks (a single name wrapped in an
+  // The module's dispatch rule, as client-wasm's dispatch::route_code defines it (the browser
+  // tests pin the two together) for a message's flags and clientSocketId (sender) on a page
+  // whose socket id is own: 0 skip (the page's own action), 1 the one named callback (its name
+  // wrapped in an array first), 2 the named callbacks, 3 presence, 4 content channel, 5 every
+  // callback.
+  push.route = function (flags, sender, own) {
+    return own && sender === own ? 0 : flags & 1 ? 1 : flags & 2 ? 2 : flags & 4 ? 3 : flags & 8 ? 4 : 5;
+  };
+  // Whether a channelCallbacks key matches a channel (dispatch::channel_matches): equal, or a
+  // prefix ending in *.
+  push.matches = function (pattern, channel) {
+    return pattern.slice(-1) === '*' ? channel.startsWith(pattern.slice(0, -1)) : pattern === channel;
+  };
+
+  // The module's runCallbacks(message) on Drupal.Nodejs N, for a page whose socket id is own
+  // (push.route): skip, the named callbacks (a single name wrapped in an
   // array first), presence, content channel, or every callback.
-  push.runCallbacks = function (w, N, m, own) {
+  push.runCallbacks = function (N, m, own) {
     var o = Object(m);
-    var r = w.route(push.flags(o), str(o.clientSocketId), own || '');
+    var r = push.route(push.flags(o), str(o.clientSocketId), own);
     if (r === 1) {
       o.callback = [o.callback];
     }
@@ -202,8 +216,8 @@
   };
 
   // drupal-push's listeners after the module's rules: kind 1 the channelCallbacks whose key
-  // matches channel (w.channelMatches), kind 2 the broadcastCallbacks; callback(m, meta).
-  push.listeners = function (w, N, kind, channel, m, meta) {
+  // matches channel (push.matches), kind 2 the broadcastCallbacks; callback(m, meta).
+  push.listeners = function (N, kind, channel, m, meta) {
     var entries = function (v) { return isArray(v) ? v.slice() : v && typeof v === 'object' ? [v] : []; };
     var run = function (v, name) {
       entries(v).forEach(function (entry) { invoke(entry, 'callback', name, m, meta); });
@@ -211,7 +225,7 @@
     if (kind === 1) {
       var registry = Object(N.channelCallbacks);
       keys(registry).forEach(function (k) {
-        if (w.channelMatches(k, channel)) {
+        if (push.matches(k, channel)) {
           run(registry[k], k);
         }
       });

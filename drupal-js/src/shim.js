@@ -30,9 +30,9 @@
     var s = settings();
     var token = (push.settings(s, window.location) || {}).authToken;
     if (token) {
-      client.credentials(token);
+      client.input(20, 0, 0, 0, 0, token);
     }
-    push.tokens(s).forEach(function (t) { client.token(t[0], t[1]); });
+    push.tokens(s).forEach(function (t) { client.input(21, 0, 0, 0, 0, t[0] + '\0' + t[1]); });
   };
 
   nodejs.connect = function () {
@@ -42,7 +42,7 @@
         return;
       }
       if (!s) {
-        return window.console.warn('drupal-push: no nodejs settings on this page (drupalSettings.nodejs or Drupal.settings.nodejs)');
+        return window.console.warn('drupal-push: no drupalSettings.nodejs (Drupal 7: Drupal.settings.nodejs)');
       }
       started = true;
       nodejs.socket = socket;
@@ -52,14 +52,14 @@
     return true;
   };
   nodejs.runCallbacks = function (message) {
-    push.later(function (w) { push.runCallbacks(w, nodejs, message, socket.sessionid); });
+    push.runCallbacks(nodejs, message, socket.sessionid);
   };
   nodejs.runSetupHandlers = function (type) {
     push.runSetupHandlers(nodejs, type);
   };
   nodejs.sendAuthMessage = function () {
     if (started) {
-      socket._call('reconnect', []);
+      socket._call(15);
     }
     else {
       nodejs.connect();
@@ -73,7 +73,7 @@
       }
       s.contentTokens[channel] = String(token);
     }
-    socket._call('join', [String(channel), String(token)]);
+    socket._call(18, 0, 0, channel + '\0' + token);
   };
   nodejs.checkConnection = function () {
     var connected = socket.state === 'connected';
