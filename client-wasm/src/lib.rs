@@ -19,7 +19,8 @@
 //! abort at once, so no panic message formatting and no `core::fmt` is linked; the code avoids
 //! `format!`, `to_string` and `concat` for the same reason ([`out::digits`], [`out::cat`]).
 //! The boundary with JavaScript passes numbers and strings only (no `js-sys`, no `Reflect`
-//! calls, no closures), so the glue stays small. Tests build with `std`.
+//! calls, no closures), through one export (`Client.input`) and one driver import (`_do`), so
+//! the glue stays small. Tests build with `std`.
 //!
 //! Where the bytes are: `drupal-js/build.sh --sizes` prints twiggy's largest items of the
 //! wasm before wasm-opt.

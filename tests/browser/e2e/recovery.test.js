@@ -128,6 +128,34 @@ test('zero-change: a gap longer than the history fails that channel only', async
   await page.close();
 });
 
+for (const path of ['shim', 'zero-change']) {
+  test(`${path}: presence changes missed while cut reach presenceCallbacks after the reconnect`, async () => {
+    const [w, x, y] = path === 'shim' ? [311, 312, 313] : [321, 322, 323];
+    const watcher = await userPage(path, w);
+    const direct = async (uid) => {
+      const token = `rec-${uid}`;
+      stack.drupal.user(token, uid, {presenceUids: [w]});
+      const page = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
+      await h.waitConnected(page);
+      return page;
+    };
+    const gone = await direct(x);
+    await h.waitFor('x online', async () => (await h.events(watcher, 'presence')).length >= 1);
+    await cut(watcher);
+    await gone.close();
+    await h.waitFor('x offline on the server', () => stack.drupal.messages('userOffline', (m) => Number(m.uid) === x).length > 0);
+    const arrived = await direct(y);
+    proxy.restore();
+    const seen = await h.waitFor('the missed presence changes', async () => {
+      const p = await h.events(watcher, 'presence');
+      return p.length >= 3 ? p.map((e) => e.message.presenceNotification) : null;
+    }, 20000);
+    assert.deepEqual(seen, [{uid: x, event: 'online'}, {uid: x, event: 'offline'}, {uid: y, event: 'online'}]);
+    await arrived.close();
+    await watcher.close();
+  });
+}
+
 // Last: it restarts the shared server.
 for (const path of ['shim', 'zero-change']) {
   test(`${path}: after a restart of a memory-engine server every stream fails and recoveryFailed runs`, async () => {
