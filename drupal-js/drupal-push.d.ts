@@ -30,7 +30,10 @@ declare namespace DrupalPush {
   interface Meta {
     /** The channel it was delivered on; `null` for a broadcast. */
     channel: string | null;
-    /** Position in the channel's history, when the server keeps one. */
+    /** The recorded stream it belongs to, when the server keeps a history: the channel,
+     * `token:<channel>` for a content-token channel, `*` for broadcasts. */
+    stream?: string;
+    /** Its position in that stream's history (offsets count within an epoch). */
     offset?: number;
     epoch?: string;
   }
@@ -49,6 +52,15 @@ declare namespace DrupalPush {
     connect?(): void;
     disconnect?(): void;
     connectionFailure?(): void;
+    /** After a reconnect: the channels (content-token channels by name, broadcasts as `*`)
+     * whose missed messages could not be recovered; reload their state. */
+    recoveryFailed?(channels: string[]): void;
+  }
+
+  /** The outcome of the last reconnect's recovery, by channel name. */
+  interface Recovery {
+    recovered: string[];
+    failed: string[];
   }
 
   /** Why a request failed: the server's error code, or `not-connected`, `connection-lost`, `timeout`. */
@@ -67,6 +79,8 @@ declare namespace DrupalPush {
     attempts: number;
     lastClose: number | null;
     retryInMs: number | null;
+    /** Since the first reconnect: what it recovered (null before). */
+    recovery: Recovery | null;
   }
 
   /** The socket: `Drupal.Nodejs.socket`, and what `io()` returns. */
@@ -108,7 +122,7 @@ declare namespace DrupalPush {
     onBroadcast(fn: (message: Message, meta: Meta) => void): () => void;
     connect(): boolean | void;
     runCallbacks(message: Message): void;
-    runSetupHandlers(type: 'connect' | 'disconnect' | 'connectionFailure'): void;
+    runSetupHandlers(type: 'connect' | 'disconnect' | 'connectionFailure' | 'recoveryFailed'): void;
     sendAuthMessage(): void;
     joinTokenChannel(channel: string, contentToken: string): void;
     checkConnection(): boolean | void;

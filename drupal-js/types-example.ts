@@ -12,7 +12,8 @@ unregister();
 Drupal.Nodejs.onBroadcast((message) => console.log(message.broadcast === true));
 Drupal.Nodejs.channelCallbacks['chat_42'] = {callback(message, meta) { console.log(message.callback, meta.channel); }};
 Drupal.Nodejs.callbacks.myModule = {callback(message) { console.log(message.data); }};
-Drupal.Nodejs.connectionSetupHandlers.myModule = {connect() {}, connectionFailure() {}};
+Drupal.Nodejs.connectionSetupHandlers.myModule = {connect() {}, connectionFailure() {},
+  recoveryFailed(channels) { console.log(channels.includes('chat_42')); }};
 
 Drupal.Nodejs.sendMessage({messageType: 'chatMessage', text: 'hi'}, (error, result) => {
   if (error) {
@@ -34,7 +35,7 @@ console.log(id);
 
 window.addEventListener('drupal-push:status', (event) => {
   const state: DrupalPush.Status['state'] = event.detail.state;
-  console.log(state, event.detail.retryInMs);
+  console.log(state, event.detail.retryInMs, event.detail.recovery?.failed.length);
 });
 
 // @ts-expect-error: onChannel takes a pattern and a function

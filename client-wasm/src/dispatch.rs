@@ -76,18 +76,29 @@ pub fn channel_matches(pattern: &str, channel: &str) -> bool {
 
 /// The listeners of a message that arrived in an envelope with this `channel`.
 pub fn listeners(channel: Option<&str>, message: &MessageView, own_socket_id: Option<&str>) -> Listeners {
-    if is_own(message, own_socket_id) {
+    listeners_for(channel, message.broadcast, message.client_socket_id.as_deref(), own_socket_id)
+}
+
+/// [`listeners`] from the two members of the message it reads: `broadcast` (truthy) and
+/// `clientSocketId` (`sender`, when a string).
+pub fn listeners_for(
+    channel: Option<&str>,
+    broadcast: bool,
+    sender: Option<&str>,
+    own_socket_id: Option<&str>,
+) -> Listeners {
+    if is_own(sender, own_socket_id) {
         return Listeners::None;
     }
     match channel {
         Some(channel) => Listeners::Channel(channel.into()),
-        None if message.broadcast => Listeners::Broadcast,
+        None if broadcast => Listeners::Broadcast,
         None => Listeners::None,
     }
 }
 
-fn is_own(message: &MessageView, own_socket_id: Option<&str>) -> bool {
-    matches!((own_socket_id, message.client_socket_id.as_deref()), (Some(own), Some(from)) if !own.is_empty() && own == from)
+fn is_own(sender: Option<&str>, own_socket_id: Option<&str>) -> bool {
+    matches!((own_socket_id, sender), (Some(own), Some(from)) if !own.is_empty() && own == from)
 }
 
 /// Where a message goes.
@@ -108,7 +119,7 @@ pub enum Route {
 
 /// Decides where `message` goes on a page whose socket id is `own_socket_id`.
 pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
-    if is_own(message, own_socket_id) {
+    if is_own(message.client_socket_id.as_deref(), own_socket_id) {
         return Route::SelfSkip;
     }
     match &message.callback {
@@ -117,6 +128,89 @@ pub fn route(message: &MessageView, own_socket_id: Option<&str>) -> Route {
         CallbackField::Absent if message.presence_notification => Route::Presence,
         CallbackField::Absent if message.content_channel_notification => Route::ContentChannel,
         CallbackField::Absent => Route::All,
+    }
+}
+
+/// [`route`]'s [`Route::code`] for a message described by [`flags`] (`bits`) and its
+/// `clientSocketId` (`sender`), without building the route (the browser's `runCallbacks`
+/// needs only the code; this keeps the allocations of [`Route::Named`] out of the wasm).
+pub fn route_code(bits: u32, sender: Option<&str>, own_socket_id: Option<&str>) -> u32 {
+    let has = |flag: u32| bits & flag != 0;
+    if is_own(sender, own_socket_id) {
+        0
+    } else if has(flags::ONE_CALLBACK) {
+        1
+    } else if has(flags::MANY_CALLBACKS) {
+        2
+    } else if has(flags::PRESENCE) {
+        3
+    } else if has(flags::CONTENT_CHANNEL) {
+        4
+    } else {
+        5
+    }
+}
+
+/// Bits of [`MessageView::from_flags`], as `drupal-js/src/page.js` computes them.
+pub mod flags {
+    /// `callback` is a truthy string.
+    pub const ONE_CALLBACK: u32 = 1;
+    /// `callback` is another truthy value (a list of names, or something naming nothing).
+    pub const MANY_CALLBACKS: u32 = 2;
+    /// `presenceNotification` is defined.
+    pub const PRESENCE: u32 = 4;
+    /// `contentChannelNotification` is defined.
+    pub const CONTENT_CHANNEL: u32 = 8;
+    /// `broadcast` is truthy.
+    pub const BROADCAST: u32 = 16;
+}
+
+impl MessageView {
+    /// The view the browser driver describes with [`flags`] bits and the message's
+    /// `clientSocketId` (when a string). A list of names is left to the driver, which walks the
+    /// message's own `callback` array after [`Route::Named`].
+    pub fn from_flags(bits: u32, sender: Option<String>) -> Self {
+        let has = |flag: u32| bits & flag != 0;
+        let callback = if has(flags::ONE_CALLBACK) {
+            CallbackField::One(String::new())
+        } else if has(flags::MANY_CALLBACKS) {
+            CallbackField::Many(Vec::new())
+        } else {
+            CallbackField::Absent
+        };
+        MessageView {
+            callback,
+            presence_notification: has(flags::PRESENCE),
+            content_channel_notification: has(flags::CONTENT_CHANNEL),
+            client_socket_id: sender,
+            broadcast: has(flags::BROADCAST),
+        }
+    }
+}
+
+impl Route {
+    /// The number the browser driver acts on: 0 skip, 1 the named callbacks after wrapping a
+    /// single name into an array, 2 the named callbacks, 3 presence, 4 content channel, 5 all.
+    pub fn code(&self) -> u32 {
+        match self {
+            Route::SelfSkip => 0,
+            Route::Named { wrap: true, .. } => 1,
+            Route::Named { wrap: false, .. } => 2,
+            Route::Presence => 3,
+            Route::ContentChannel => 4,
+            Route::All => 5,
+        }
+    }
+}
+
+impl Listeners {
+    /// The number the browser driver acts on: 0 none, 1 channel callbacks, 2 broadcast ones.
+    pub fn code(&self) -> u32 {
+        match self {
+            Listeners::None => 0,
+            Listeners::Channel(_) => 1,
+            Listeners::Broadcast => 2,
+        }
     }
 }
 
@@ -293,6 +387,47 @@ mod tests {
             assert_eq!(route(&view, Some("me")), expected, "{m}");
             assert_eq!(listeners(Some("room"), &view, Some("me")), Listeners::Channel("room".into()), "{m}");
         }
+    }
+
+    #[test]
+    fn the_drivers_flags_route_as_the_message_would() {
+        use flags::*;
+        for (m, bits) in [
+            (json!({"callback": "a"}), ONE_CALLBACK),
+            (json!({"callback": ["a"], "presenceNotification": {}}), MANY_CALLBACKS | PRESENCE),
+            (
+                json!({"presenceNotification": null, "contentChannelNotification": 1}),
+                PRESENCE | CONTENT_CHANNEL,
+            ),
+            (json!({"contentChannelNotification": false, "broadcast": true}), CONTENT_CHANNEL | BROADCAST),
+            (json!({"callback": 0, "clientSocketId": "me"}), 0),
+            (json!({"clientSocketId": "you"}), 0),
+        ] {
+            let sender = m.get("clientSocketId").and_then(Value::as_str).map(str::to_owned);
+            let view = MessageView::from_flags(bits, sender);
+            let code = route(&MessageView::from_json(&m), Some("me")).code();
+            assert_eq!(route(&view, Some("me")).code(), code, "{m}");
+            assert_eq!(route_code(bits, view.client_socket_id.as_deref(), Some("me")), code, "{m}");
+            assert_eq!(
+                listeners(Some("c"), &view, Some("me")),
+                listeners(Some("c"), &MessageView::from_json(&m), Some("me"))
+            );
+        }
+        for bits in 0..32 {
+            for (sender, own) in
+                [(None, None), (Some("me"), Some("me")), (Some("me"), Some("")), (Some("a"), Some("b"))]
+            {
+                let view = MessageView::from_flags(bits, sender.map(Into::into));
+                assert_eq!(
+                    route_code(bits, sender, own),
+                    route(&view, own).code(),
+                    "{bits} {sender:?} {own:?}"
+                );
+            }
+        }
+        assert_eq!(Route::SelfSkip.code(), 0);
+        assert_eq!(Route::All.code(), 5);
+        assert_eq!(Listeners::Broadcast.code(), 2);
     }
 
     #[test]

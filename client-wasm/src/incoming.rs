@@ -2,14 +2,17 @@
 //! message payload `M`.
 //!
 //! The protocol crate's `ServerFrame` is the definition of these frames. Natively (tests,
-//! tools) frames are decoded with it and converted with `From<ServerFrame>`. In the browser the
-//! glue lets `JSON.parse` build the frame and reads these few members from the JS object
-//! (`src/js_frames.rs`): linking serde_json's parser, serde's buffering of internally tagged
-//! enums and `serde_json::Value` would more than double the wasm, and the message would be
-//! copied into wasm memory only to be turned back into a JS object. A browser test checks that
-//! both paths agree on every frame of PROTOCOL.md.
+//! tools) frames are decoded with it and converted with `From<ServerFrame>`. In the browser
+//! `drupal-js/src/page.js` parses a frame with `JSON.parse` and hands these members to the wasm
+//! (`Client.input` in `src/api.rs`): linking serde_json's parser, serde's
+//! buffering of internally tagged enums and `serde_json::Value` would more than double the
+//! wasm, and the message would be copied into wasm memory only to be turned back into a JS
+//! object. The browser test `frames_parsed_in_js_match_the_protocol_crate` checks that both
+//! paths agree on every frame of PROTOCOL.md.
 
+use crate::recovery::Position;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// A server frame as the machine sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,18 +21,23 @@ pub enum Incoming<M> {
         socket_id: String,
         heartbeat_ms: u64,
     },
+    /// `streams`: start positions of the streams not being recovered; `recovered`: per position
+    /// the client sent, whether every missed message follows; `online`: after a reconnect, the
+    /// watched users online now.
     Authenticated {
         socket_id: String,
         uid: u64,
+        streams: Vec<(String, Position)>,
+        recovered: Vec<(String, bool)>,
+        online: Option<Vec<u64>>,
     },
-    /// A Drupal message (the envelope's `message` member), the envelope's `channel`, and
-    /// `meta`: what the envelope says about the message (`{channel}`, plus `offset` and
-    /// `epoch` when it has them), for channel callbacks.
-    Message {
-        message: M,
-        channel: Option<String>,
-        meta: M,
+    /// The socket joined a recorded stream; its start position there.
+    Joined {
+        stream: String,
+        position: Position,
     },
+    /// A Drupal message and what its envelope says.
+    Message(Envelope<M>),
     /// Success of the request with this `id`.
     Ack {
         id: u64,
@@ -47,8 +55,225 @@ pub enum Incoming<M> {
     Invalid(String),
 }
 
+/// A `message` frame: the Drupal message (the page's value, untouched) and what the client
+/// reads from the envelope and the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope<M> {
+    pub message: M,
+    /// The envelope's `channel`.
+    pub channel: Option<String>,
+    /// For a recorded message: its stream's key (the envelope's `stream`, else its `channel`)
+    /// and its position.
+    pub recorded: Option<(String, Position)>,
+    /// The message's `clientSocketId`, when it is a string (the self-skip rule).
+    pub sender: Option<String>,
+    /// The message's `broadcast` is truthy.
+    pub broadcast: bool,
+    /// The message is a presence notification `{uid, event: "online" | "offline"}`.
+    pub presence: Option<(u64, bool)>,
+}
+
+/// The kinds of `Client.input(kind, conn, bits, n, m, text, value)` calls of the browser driver
+/// (`drupal-js/src/page.js`, `core.js`) and what each carries. `text` holds fields separated by
+/// NUL characters; the frame kinds up to [`INVALID`] (read by [`FrameReader::frame`]) carry two,
+/// `a` and `b`, with their number `n` on connection `conn`.
+pub mod kind {
+    /// `hello`: a = socketId, n = heartbeatMs.
+    pub const HELLO: u32 = 0;
+    /// `authenticated`: a = socketId, n = uid, b = "online" when the frame has `online`; after
+    /// the [`START`], [`OUTCOME`] and [`ONLINE`] calls for its members.
+    pub const AUTHENTICATED: u32 = 1;
+    /// A member of `authenticated.streams`: a = stream, n = offset, b = epoch.
+    pub const START: u32 = 2;
+    /// A member of `authenticated.recovered`: a = stream, n = 1 (recovered) or 0.
+    pub const OUTCOME: u32 = 3;
+    /// An element of `authenticated.online`: n = uid.
+    pub const ONLINE: u32 = 4;
+    /// `joined`: a = stream, n = offset, b = epoch.
+    pub const JOINED: u32 = 5;
+    /// `ack`: n = id, value = result.
+    pub const ACK: u32 = 6;
+    /// `error`: a = code, n = id (or NaN), b = message.
+    pub const ERROR: u32 = 7;
+    pub const PING: u32 = 8;
+    pub const PONG: u32 = 9;
+    /// Anything else: a = what is wrong.
+    pub const INVALID: u32 = 10;
+    /// `message`: text = channel, stream, epoch, clientSocketId; n = offset (NaN when absent),
+    /// m = the presence notification's uid, bits = flags, value = the message; see
+    /// [`super::FrameReader::message`].
+    pub const MESSAGE: u32 = 11;
+    /// Connection `conn` closed (or could not be opened) with the close code `bits`.
+    pub const CLOSED: u32 = 12;
+    /// The timer the client armed fired.
+    pub const TICK: u32 = 13;
+    /// The browser went online or the tab became visible.
+    pub const WAKE: u32 = 14;
+    /// Connect (the first time, `sendAuthMessage()`, `socket.connect()`), or reconnect a
+    /// stopped or waiting client now.
+    pub const RECONNECT: u32 = 15;
+    /// `socket.disconnect()`: close and stay disconnected.
+    pub const STOP: u32 = 16;
+    /// The io facade's `emit('authenticate', value, ack)`; n = the ack's id (NaN: none).
+    pub const AUTHENTICATE: u32 = 17;
+    /// `joinTokenChannel` / `emit('join-token-channel')`: text = channel, token.
+    pub const JOIN: u32 = 18;
+    /// A request: value = the message; bits 1 = text is a channel to publish to (else the
+    /// message goes to Drupal), bits 2 = echo; n = the callback's id (NaN: none).
+    pub const REQUEST: u32 = 19;
+    /// Our shim, before a connection opens: text = the auth token the settings hold now.
+    pub const CREDENTIALS: u32 = 20;
+    /// Our shim: text = channel, token: a content token the settings hold.
+    pub const TOKEN: u32 = 21;
+}
+
+/// Bits of the flags of a [`kind::MESSAGE`] input beyond those of
+/// [`crate::dispatch::flags`]: the message is a presence notification.
+pub mod presence_flags {
+    /// `presenceNotification.event` is `online`.
+    pub const ONLINE: u32 = 32;
+    /// `presenceNotification.event` is `offline`.
+    pub const OFFLINE: u32 = 64;
+}
+
+/// Builds [`Incoming`] frames from the driver's calls (see [`kind`]).
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    streams: Vec<(String, Position)>,
+    recovered: Vec<(String, bool)>,
+    online: Vec<u64>,
+}
+
+/// The NUL-separated fields of a driver input's text, one per call ("" past the last). (A
+/// byte scan: `str::split` links a char searcher several times this size.)
+pub fn fields(text: &str) -> impl FnMut() -> String + '_ {
+    let mut rest = Some(text);
+    move || {
+        let Some(r) = rest else { return String::new() };
+        let end = r.bytes().position(|b| b == 0);
+        rest = end.map(|i| &r[i + 1..]);
+        r[..end.unwrap_or(r.len())].into()
+    }
+}
+
+impl FrameReader {
+    /// One input of a frame kind or of [`kind::MESSAGE`] (see [`kind`]): the frame, or `None`
+    /// while the members of an `authenticated` frame come in (and for other kinds).
+    pub fn input<M>(
+        &mut self,
+        kind: u32,
+        bits: u32,
+        n: f64,
+        m: f64,
+        text: &str,
+        value: M,
+    ) -> Option<Incoming<M>> {
+        let mut next = fields(text);
+        match kind {
+            kind::MESSAGE => Some(Self::message(value, next(), next(), n, next(), next(), bits, m)),
+            k if k <= kind::INVALID => self.frame(k, next(), n, next(), value),
+            _ => None,
+        }
+    }
+
+    /// One input of a frame kind: a frame, or `None` while the members of an `authenticated`
+    /// frame come in.
+    pub fn frame<M>(&mut self, kind: u32, a: String, n: f64, b: String, value: M) -> Option<Incoming<M>> {
+        let number = crate::out::whole(n);
+        let position = |offset: Option<u64>, epoch: String| Some(Position { offset: offset?, epoch });
+        let frame = match kind {
+            kind::HELLO => match number {
+                Some(heartbeat_ms) if !a.is_empty() => Incoming::Hello { socket_id: a, heartbeat_ms },
+                _ => Incoming::Invalid("hello frame without socketId or heartbeatMs".into()),
+            },
+            kind::AUTHENTICATED => {
+                let online = core::mem::take(&mut self.online);
+                let (streams, recovered) =
+                    (core::mem::take(&mut self.streams), core::mem::take(&mut self.recovered));
+                match number {
+                    Some(uid) if !a.is_empty() => Incoming::Authenticated {
+                        socket_id: a,
+                        uid,
+                        streams,
+                        recovered,
+                        online: (b == "online").then_some(online),
+                    },
+                    _ => Incoming::Invalid("authenticated frame without socketId or uid".into()),
+                }
+            }
+            kind::START => {
+                if let Some(p) = position(number, b) {
+                    self.streams.push((a, p));
+                }
+                return None;
+            }
+            kind::OUTCOME => {
+                self.recovered.push((a, n == 1.0));
+                return None;
+            }
+            kind::ONLINE => {
+                self.online.extend(number);
+                return None;
+            }
+            kind::JOINED => match position(number, b) {
+                Some(position) => Incoming::Joined { stream: a, position },
+                None => Incoming::Invalid("joined frame without offset or epoch".into()),
+            },
+            kind::ACK => match number {
+                Some(id) => Incoming::Ack { id, result: value },
+                None => Incoming::Invalid("ack frame without id".into()),
+            },
+            kind::ERROR => Incoming::Error { code: a, message: b, id: number },
+            kind::PING => Incoming::Ping,
+            kind::PONG => Incoming::Pong,
+            _ => Incoming::Invalid(a),
+        };
+        Some(frame)
+    }
+
+    /// One [`kind::MESSAGE`] input: the envelope's `channel`, `stream`, `offset` (NaN when
+    /// absent) and `epoch`, the message's `clientSocketId` (`sender`), `flags` (`broadcast`
+    /// from [`crate::dispatch::flags`], presence from [`presence_flags`]) and the presence
+    /// notification's `uid`. Empty strings stand for absent members.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message<M>(
+        message: M,
+        channel: String,
+        stream: String,
+        offset: f64,
+        epoch: String,
+        sender: String,
+        flags: u32,
+        uid: f64,
+    ) -> Incoming<M> {
+        let channel = (!channel.is_empty()).then_some(channel);
+        let key = if stream.is_empty() { channel.clone() } else { Some(stream) };
+        let recorded = match (key, crate::out::whole(offset)) {
+            (Some(key), Some(offset)) if !epoch.is_empty() => Some((key, Position { offset, epoch })),
+            _ => None,
+        };
+        let presence = match (crate::out::whole(uid), flags & presence_flags::ONLINE != 0) {
+            (Some(uid), online) if online || flags & presence_flags::OFFLINE != 0 => Some((uid, online)),
+            _ => None,
+        };
+        Incoming::Message(Envelope {
+            message,
+            channel,
+            recorded,
+            sender: (!sender.is_empty()).then_some(sender),
+            broadcast: flags & crate::dispatch::flags::BROADCAST != 0,
+            presence,
+        })
+    }
+}
+
 #[cfg(feature = "std")]
 use drupal_push_protocol::ServerFrame;
+
+#[cfg(feature = "std")]
+fn position(p: drupal_push_protocol::frames::Position) -> Position {
+    Position { offset: p.offset, epoch: p.epoch }
+}
 
 #[cfg(feature = "std")]
 impl From<ServerFrame> for Incoming<serde_json::Value> {
@@ -57,20 +282,45 @@ impl From<ServerFrame> for Incoming<serde_json::Value> {
             ServerFrame::Hello { socket_id, heartbeat_ms, .. } => {
                 Incoming::Hello { socket_id: socket_id.0, heartbeat_ms }
             }
-            ServerFrame::Authenticated { socket_id, uid, .. } => {
-                Incoming::Authenticated { socket_id: socket_id.0, uid: uid.0 }
+            ServerFrame::Authenticated { socket_id, uid, streams, recovered, online, .. } => {
+                Incoming::Authenticated {
+                    socket_id: socket_id.0,
+                    uid: uid.0,
+                    streams: streams.into_iter().map(|(k, p)| (k, position(p))).collect(),
+                    recovered: recovered.into_iter().collect(),
+                    online: online.map(|uids| uids.into_iter().map(|u| u.0).collect()),
+                }
+            }
+            ServerFrame::Joined { stream, offset, epoch } => {
+                Incoming::Joined { stream, position: Position { offset, epoch } }
             }
             ServerFrame::Message(envelope) => {
-                let mut meta = serde_json::Map::new();
-                meta.insert("channel".into(), envelope.channel.clone().into());
-                if let Some(offset) = envelope.offset {
-                    meta.insert("offset".into(), offset.into());
-                }
-                if let Some(epoch) = envelope.epoch {
-                    meta.insert("epoch".into(), epoch.into());
-                }
-                let meta = serde_json::Value::Object(meta);
-                Incoming::Message { message: envelope.message, channel: envelope.channel, meta }
+                let recorded = match (envelope.stream_key(), envelope.offset, &envelope.epoch) {
+                    (Some(key), Some(offset), Some(epoch)) => {
+                        Some((key.to_owned(), Position { offset, epoch: epoch.clone() }))
+                    }
+                    _ => None,
+                };
+                let m = &envelope.message;
+                let presence = m.get("presenceNotification").and_then(|p| {
+                    let uid = p.get("uid").and_then(|u| match u {
+                        serde_json::Value::String(s) => crate::out::parse_digits(s),
+                        other => other.as_u64(),
+                    })?;
+                    match p.get("event")?.as_str()? {
+                        "online" => Some((uid, true)),
+                        "offline" => Some((uid, false)),
+                        _ => None,
+                    }
+                });
+                Incoming::Message(Envelope {
+                    sender: m.get("clientSocketId").and_then(|s| s.as_str()).map(str::to_owned),
+                    broadcast: m.get("broadcast").is_some_and(crate::dispatch::truthy),
+                    presence,
+                    recorded,
+                    channel: envelope.channel,
+                    message: envelope.message,
+                })
             }
             ServerFrame::Error { code, message } => {
                 let code = serde_json::to_value(code).ok();
@@ -79,8 +329,7 @@ impl From<ServerFrame> for Incoming<serde_json::Value> {
             }
             ServerFrame::Ack { id, result } => Incoming::Ack { id, result },
             ServerFrame::Ping => Incoming::Ping,
-            // Positions are not kept by this client yet: a `joined` notice needs no action.
-            ServerFrame::Pong | ServerFrame::Joined { .. } => Incoming::Pong,
+            ServerFrame::Pong => Incoming::Pong,
         }
     }
 }
@@ -106,6 +355,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn pos(offset: u64, epoch: &str) -> Position {
+        Position { offset, epoch: epoch.into() }
+    }
+
+    fn envelope(message: serde_json::Value, channel: Option<&str>) -> Envelope<serde_json::Value> {
+        Envelope {
+            message,
+            channel: channel.map(Into::into),
+            recorded: None,
+            sender: None,
+            broadcast: false,
+            presence: None,
+        }
+    }
+
+    #[test]
+    fn fields_split_at_nul() {
+        let mut next = fields("a\0\0é\0");
+        let got: Vec<String> = (0..5).map(|_| next()).collect();
+        assert_eq!(got, ["a", "", "é", "", ""]);
+        let mut next = fields("");
+        assert_eq!((next(), next()), (String::new(), String::new()));
+    }
+
     #[test]
     fn protocol_frames_convert() {
         assert_eq!(
@@ -114,31 +387,71 @@ mod tests {
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"authenticated","socketId":"k3","uid":"5","channels":[]}"#),
-            Incoming::Authenticated { socket_id: "k3".into(), uid: 5 }
+            Incoming::Authenticated {
+                socket_id: "k3".into(),
+                uid: 5,
+                streams: vec![],
+                recovered: vec![],
+                online: None
+            }
+        );
+        assert_eq!(
+            Incoming::decode(
+                r#"{"type":"authenticated","socketId":"s","uid":5,"channels":["chat"],"streams":{"token:room":{"offset":40,"epoch":"n"}},"recovered":{"chat":true,"token:room":false},"online":[7,9]}"#
+            ),
+            Incoming::Authenticated {
+                socket_id: "s".into(),
+                uid: 5,
+                streams: vec![("token:room".into(), pos(40, "n"))],
+                recovered: vec![("chat".into(), true), ("token:room".into(), false)],
+                online: Some(vec![7, 9])
+            }
+        );
+        assert_eq!(
+            Incoming::decode(r#"{"type":"joined","stream":"token:room","offset":3,"epoch":"a1"}"#),
+            Incoming::Joined { stream: "token:room".into(), position: pos(3, "a1") }
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"message","channel":"c","message":{"a":[1]}}"#),
-            Incoming::Message {
-                message: json!({"a": [1]}),
-                channel: Some("c".into()),
-                meta: json!({"channel": "c"})
-            }
+            Incoming::Message(envelope(json!({"a": [1]}), Some("c")))
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"message","channel":"c","message":{},"offset":4,"epoch":"e"}"#),
-            Incoming::Message {
-                message: json!({}),
-                channel: Some("c".into()),
-                meta: json!({"channel": "c", "offset": 4, "epoch": "e"})
-            }
+            Incoming::Message(Envelope {
+                recorded: Some(("c".into(), pos(4, "e"))),
+                ..envelope(json!({}), Some("c"))
+            })
         );
         assert_eq!(
-            Incoming::decode(r#"{"type":"message","message":{"broadcast":true}}"#),
-            Incoming::Message {
-                message: json!({"broadcast": true}),
-                channel: None,
-                meta: json!({"channel": null})
-            }
+            Incoming::decode(
+                r#"{"type":"message","channel":"room","stream":"token:room","offset":3,"epoch":"a","message":{"clientSocketId":"me"}}"#
+            ),
+            Incoming::Message(Envelope {
+                recorded: Some(("token:room".into(), pos(3, "a"))),
+                sender: Some("me".into()),
+                ..envelope(json!({"clientSocketId": "me"}), Some("room"))
+            })
+        );
+        assert_eq!(
+            Incoming::decode(
+                r#"{"type":"message","stream":"*","offset":7,"epoch":"z","message":{"broadcast":true}}"#
+            ),
+            Incoming::Message(Envelope {
+                recorded: Some(("*".into(), pos(7, "z"))),
+                broadcast: true,
+                ..envelope(json!({"broadcast": true}), None)
+            })
+        );
+        let presence = json!({"presenceNotification": {"uid": "5", "event": "offline"}});
+        assert_eq!(
+            Incoming::decode(&json!({"type": "message", "message": presence}).to_string()),
+            Incoming::Message(Envelope { presence: Some((5, false)), ..envelope(presence, None) })
+        );
+        let odd = json!({"presenceNotification": {"uid": 5, "event": "away"}, "clientSocketId": 3});
+        assert_eq!(
+            Incoming::decode(&json!({"type": "message", "message": odd}).to_string()),
+            Incoming::Message(envelope(odd, None)),
+            "an unknown event, a numeric clientSocketId"
         );
         assert_eq!(
             Incoming::decode(r#"{"type":"error","code":"auth-pending","message":"m"}"#),

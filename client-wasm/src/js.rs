@@ -1,29 +1,18 @@
-//! The few JavaScript functions the wasm calls, declared lean: property access without
-//! exception plumbing (callers check that the target is an object first), console output with
-//! Rust strings, and the driver methods of the socket object (`drupal-js/src/core.js`), which
-//! owns the WebSocket, the timer and the `online`/`visibilitychange` listeners. Declaring them
-//! here rather than through web-sys keeps the wasm and its glue small (see `src/lib.rs`).
+//! The JavaScript the wasm calls: the clock, the random source, `console.warn`, and the one
+//! driver method of the socket object of `drupal-js/src/core.js`, which owns the WebSocket,
+//! the timer and every page object (settings, `Drupal.Nodejs`, callbacks, status).
+//!
+//! Every action goes through [`Driver::act`]: a kind ([`act`]), numbers, three texts (the
+//! fields below: x, y, z) and a page value passed back untouched. One import instead
+//! of one per action keeps the glue small (the payload budget, see `src/lib.rs`), as
+//! `Client.input` does the other way.
 
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_namespace = Reflect, js_name = get)]
-    fn reflect_get(target: &JsValue, key: &str) -> JsValue;
-    #[wasm_bindgen(js_namespace = Reflect, js_name = set)]
-    fn reflect_set(target: &JsValue, key: &str, value: &JsValue) -> bool;
-
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     pub fn warn(text: &str);
-    #[wasm_bindgen(js_namespace = console, js_name = error)]
-    pub fn error(text: &str, detail: &JsValue);
-
-    /// `JSON.parse` taking the JS string as it came from the WebSocket.
-    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
-    pub fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
-    /// `JSON.stringify`, keeping the result a JS string.
-    #[wasm_bindgen(js_namespace = JSON, js_name = stringify, catch)]
-    pub fn json_stringify(value: &JsValue) -> Result<JsValue, JsValue>;
 
     /// `performance.now()`.
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
@@ -31,44 +20,58 @@ extern "C" {
     #[wasm_bindgen(js_namespace = Math, js_name = random)]
     pub fn random() -> f64;
 
-    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
-    static GLOBAL_THIS: JsValue;
-
     /// The socket object of `core.js`: `Drupal.Nodejs.socket`, or what `io()` returned.
     pub type Driver;
-    /// Opens a WebSocket to `url`; its frames and its close come back tagged with `conn`.
-    #[wasm_bindgen(method, js_name = _open)]
-    pub fn open(this: &Driver, conn: u32, url: &str);
-    #[wasm_bindgen(method, js_name = _send)]
-    pub fn send(this: &Driver, conn: u32, text: &JsValue);
-    /// Closes connection `conn` without reporting its close.
-    #[wasm_bindgen(method, js_name = _close)]
-    pub fn close(this: &Driver, conn: u32, reason: &str);
-    /// Calls the client's `tick()` after `delay` ms (one timer; a negative delay cancels it).
-    #[wasm_bindgen(method, js_name = _arm)]
-    pub fn arm(this: &Driver, delay: f64);
-    /// Runs the socket's listeners of `event` (socket.io's events, io facade).
-    #[wasm_bindgen(method, js_name = _fire)]
-    pub fn fire(this: &Driver, event: &str, arg: &JsValue);
-    /// Shows a status (`{state, socketId, …}`) on the socket and dispatches
-    /// `drupal-push:status`; `facade` counts the socket as connected from `hello` on.
-    #[wasm_bindgen(method, js_name = _status)]
-    pub fn status(this: &Driver, status: &JsValue, facade: bool);
+    /// Carries out one action: `kind` ([`act`]) says what `a`, `n`, `m`, `o`, the texts
+    /// `x`, `y`, `z` and `value` carry.
+    #[wasm_bindgen(method, js_name = _do)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn act(
+        this: &Driver,
+        kind: u32,
+        a: u32,
+        n: f64,
+        m: f64,
+        o: f64,
+        x: &str,
+        y: &str,
+        z: &str,
+        value: &JsValue,
+    );
 }
 
-/// `target[key]`, or `undefined` when `target` is not an object or a function.
-pub fn get(target: &JsValue, key: &str) -> JsValue {
-    if target.is_object() || target.is_function() { reflect_get(target, key) } else { JsValue::UNDEFINED }
-}
-
-/// `target[key] = value` when `target` is an object or a function.
-pub fn set(target: &JsValue, key: &str, value: &JsValue) {
-    if target.is_object() || target.is_function() {
-        reflect_set(target, key, value);
-    }
-}
-
-/// The global object (`window`).
-pub fn global() -> JsValue {
-    GLOBAL_THIS.with(JsValue::clone)
+/// The kinds of [`Driver::act`] calls (`S._do` in `drupal-js/src/core.js`); "none" numbers are
+/// -1, absent strings empty. "text = a, b" means x = a, y = b.
+pub mod act {
+    /// Open a WebSocket to text = url; its frames and close come back tagged with `a` = conn.
+    /// Our shim hands the client the page's current credentials first.
+    pub const OPEN: u32 = 0;
+    /// Send text on connection `a`, with `value` (unless undefined) put in as the `message`
+    /// member (`n` = 0) or as members after the frame's own (`n` = 1).
+    pub const SEND: u32 = 1;
+    /// Close connection `a` (text = reason) without reporting its close.
+    pub const CLOSE: u32 = 2;
+    /// Call the client's tick input after `n` ms (one timer; a negative delay cancels it).
+    pub const ARM: u32 = 3;
+    /// Run the socket's listeners of the socket.io event text = event, reason (io facade);
+    /// the reason is the `disconnect` reason or the `connect_error` message.
+    pub const FIRE: u32 = 4;
+    /// Deliver the Drupal message `value`: the module's rules, then the listeners (`a`: 0
+    /// none, 1 channel callbacks, 2 broadcast callbacks) with meta {channel, stream, offset,
+    /// epoch}: text = channel, stream, epoch; `n` = offset (negative: not recorded).
+    pub const DELIVER: u32 = 5;
+    /// Deliver the presence notification `{uid: n, event}` the page missed while disconnected
+    /// (`a` = 1 online, 0 offline).
+    pub const PRESENCE: u32 = 6;
+    /// After a reconnect: x = the channels recovered, y = those not recovered, each list
+    /// joined with NUL characters: `recoveryFailed` handlers, status.
+    pub const RECOVERY: u32 = 7;
+    /// Run text = this kind of `connectionSetupHandlers` (our shim).
+    pub const SETUP: u32 = 8;
+    /// The answer to the request `a`: `value` (`n` = 1), or (`n` = 0) the refusal text =
+    /// code, message.
+    pub const REPLY: u32 = 9;
+    /// Show the state on the socket and dispatch `drupal-push:status`: text = state,
+    /// socketId; `a` = attempts, `n` = uid, `m` = last close code, `o` = retry in ms.
+    pub const STATUS: u32 = 10;
 }

@@ -3,25 +3,27 @@
 //! working.
 //!
 //! Start reading at [`machine`]: the connection state machine (handshake, heartbeat,
-//! reconnection, requests, setup-handler and io-facade events), pure Rust and tested natively.
-//! Beside it, also pure: [`incoming`] (the frames it reads), [`out`] (the frames it sends, close
-//! codes), [`settings`] (page settings), [`backoff`] (delays), [`tokens`] (content tokens) and
-//! [`dispatch`] (which callbacks a message reaches). The browser glue is compiled for wasm32
-//! only: `web` runs the machine with the JavaScript driver of `core.js` (WebSocket, timer), `js`
-//! declares the JavaScript it calls, `js_frames` reads and writes
-//! frames with `JSON.parse`/`JSON.stringify`, `page` reads the settings and calls page
-//! callbacks, `api` is the exported JavaScript surface used by `drupal-js/src/*.js`.
+//! reconnection, recovery, requests, setup-handler and io-facade events), pure Rust and tested
+//! natively. Beside it, also pure: [`incoming`] (the frames it reads), [`out`] (the frames it
+//! sends, their JSON, close codes), [`recovery`] (stream positions and the presence picture
+//! across reconnects), [`backoff`] (delays), [`tokens`] (content tokens) and [`dispatch`]
+//! (which callbacks a message reaches). The browser glue is compiled for wasm32 only: `api` is
+//! the exported surface, `web` runs the machine and carries out its actions, `js` declares the
+//! JavaScript it calls. Page objects (settings, `Drupal.Nodejs`, frames as JS objects,
+//! callbacks) are handled by the JavaScript driver, `drupal-js/src/page.js` and `core.js`: the
+//! wasm decides, the driver reads and calls.
 //!
-//! Size: the browser payload has a budget (`drupal-js/build.sh`). `drupal-js/build.sh` builds
-//! without the default `std` feature: the crate is then `no_std` (with `alloc`, lol_alloc's
-//! free-list allocator and a panic handler that traps), so no panic message formatting and no
-//! `core::fmt` is linked; the code avoids `format!`, `to_string` and `concat` for the same
-//! reason ([`out::digits`], [`out::cat`]). Tests build with `std`.
+//! Size: the browser payload has a budget of 20 KiB gzipped (`drupal-js/build.sh`). The build
+//! there is `no_std` (without the default `std` feature: `alloc`, lol_alloc's free-list
+//! allocator, a panic handler that traps) with core and alloc rebuilt for size and panics that
+//! abort at once, so no panic message formatting and no `core::fmt` is linked; the code avoids
+//! `format!`, `to_string` and `concat` for the same reason ([`out::digits`], [`out::cat`]).
+//! The boundary with JavaScript passes numbers and strings only (no `js-sys`, no `Reflect`
+//! calls, no closures), through one export (`Client.input`) and one driver import (`_do`), so
+//! the glue stays small. Tests build with `std`.
 //!
-//! Where the bytes are (`drupal-js/build.sh --sizes`, twiggy on the wasm before wasm-opt): the
-//! machine, the glue modules and the frame reader/writer are most of it; `core::fmt` is not
-//! quite gone (RefCell and bounds-check panic messages inside core/alloc/wasm-bindgen still
-//! reference `u32` and `BorrowError` formatting, about 2 KB); the allocator is lol_alloc's.
+//! Where the bytes are: `drupal-js/build.sh --sizes` prints twiggy's largest items of the
+//! wasm before wasm-opt.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -45,7 +47,7 @@ pub mod dispatch;
 pub mod incoming;
 pub mod machine;
 pub mod out;
-pub mod settings;
+pub mod recovery;
 pub mod status;
 pub mod tokens;
 
@@ -53,9 +55,5 @@ pub mod tokens;
 pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod js;
-#[cfg(target_arch = "wasm32")]
-pub mod js_frames;
-#[cfg(target_arch = "wasm32")]
-pub mod page;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -24,6 +24,12 @@
 //! handlers and failure check there, so the machine reports io events instead of
 //! [`SetupEvent`]s.
 //!
+//! **Recovery** ([`crate::recovery`]): the machine keeps the position of every recorded stream,
+//! drops duplicates, and after a reconnect (any authentication but the first) sends the
+//! positions in `authenticate`, on both paths. From the answer it reports an
+//! [`Action::Recovery`] (the io facade too: the module knows nothing of it) and the presence
+//! notifications that bring the page's picture up to date ([`Action::Presence`]).
+//!
 //! **Requests** (`message` to Drupal, `publish` to a channel) are sent once authenticated,
 //! queued (at most [`QUEUE_MAX`]) while the client is connecting or waiting, and refused at once
 //! when it is stopped. A request with an `id` gets exactly one [`Action::Reply`]: the server's
@@ -31,8 +37,11 @@
 //! [`REQUEST_TIMEOUT_MS`]).
 
 use crate::backoff::{Backoff, Rng, soon_delay};
-use crate::incoming::Incoming;
-use crate::out::{Out, Policy, digits, policy, stop_reason};
+use crate::dispatch::{Listeners, listeners_for};
+use crate::incoming::{Envelope, Incoming};
+use crate::out::{Out, Policy, Resume, digits, policy, stop_reason};
+pub use crate::recovery::Outcome;
+use crate::recovery::{Position, Positions, Presence};
 pub use crate::status::{IoEvent, SetupEvent, State, Status};
 use crate::tokens::TokenMap;
 use crate::tokens::Tokens;
@@ -49,6 +58,21 @@ pub const HEARTBEAT_GRACE_MS: u64 = 10_000;
 pub const QUEUE_MAX: usize = 64;
 /// A request still unanswered after this long gets a `timeout` refusal.
 pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+/// What the client needs from the page settings (our shim reads them in
+/// `drupal-js/src/page.js`: Drupal 8+'s `drupalSettings.nodejs`, Drupal 7's
+/// `Drupal.settings.nodejs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `ws://host:port/path` or `wss://…`.
+    pub url: String,
+    pub auth_token: String,
+    /// Content-token channel -> token, from `contentTokens`.
+    pub content_tokens: TokenMap,
+    /// `connectionFailure` handlers run this long (plus 250 ms) after start when the page is
+    /// not connected by then; also the time an attempt may take.
+    pub connect_timeout_ms: u64,
+}
 
 /// A request of the page: a message for Drupal (`channel` is `None`) or a publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,11 +143,22 @@ pub enum Action<M> {
         reason: &'static str,
     },
     /// Hand a Drupal message to the page: the module's dispatch (`runCallbacks`, or the io
-    /// facade's `message` listeners), then channel callbacks.
+    /// facade's `message` listeners), then the `listeners` of drupal-push; their `meta` is the
+    /// envelope's `channel`, and the stream and position of a recorded message.
     Dispatch {
         message: M,
         channel: Option<String>,
-        meta: M,
+        recorded: Option<(String, Position)>,
+        listeners: Listeners,
+    },
+    /// After a reconnect: what was recovered; `recoveryFailed(failed)` handlers run when some
+    /// stream was not, and the `drupal-push:status` event carries it.
+    Recovery(Outcome),
+    /// Hand the page a presence notification `{uid, event}` it missed while disconnected (like
+    /// a message without a channel).
+    Presence {
+        uid: u64,
+        online: bool,
     },
     /// Run this kind of `connectionSetupHandlers` (our shim).
     Setup(SetupEvent),
@@ -199,6 +234,10 @@ pub struct Machine<M> {
     auth_acks: Vec<u32>,
     /// io facade: `connect` was reported for some connection already.
     connected_before: bool,
+    /// Some connection authenticated before: the next `authenticate` carries the positions.
+    authenticated_before: bool,
+    positions: Positions,
+    presence: Presence,
     queue: Vec<Request<M>>,
     /// Requests sent with an id, and when they time out.
     pending: Vec<(u32, u64)>,
@@ -208,16 +247,22 @@ pub struct Machine<M> {
 impl<M: Clone> Machine<M> {
     /// The io facade's machine: connects to `url`; the page authenticates.
     pub fn for_facade(url: String, connect_timeout_ms: u64, seed: u64) -> Self {
-        let settings = crate::settings::Settings {
+        let settings = Settings {
             url,
             auth_token: String::new(),
             content_tokens: TokenMap::default(),
             connect_timeout_ms,
         };
-        Machine { facade: true, ..Machine::new(settings, seed) }
+        Machine::with_role(settings, seed, true)
     }
 
-    pub fn new(settings: crate::settings::Settings, seed: u64) -> Self {
+    /// Our shim's machine (`facade` false) or the io facade's (the settings' auth token and
+    /// content tokens are then unused: the page authenticates).
+    pub fn with_role(settings: Settings, seed: u64, facade: bool) -> Self {
+        Machine { facade, ..Machine::new(settings, seed) }
+    }
+
+    pub fn new(settings: Settings, seed: u64) -> Self {
         Machine {
             url: settings.url,
             auth_token: settings.auth_token,
@@ -237,6 +282,9 @@ impl<M: Clone> Machine<M> {
             page_auth: None,
             auth_acks: Vec::new(),
             connected_before: false,
+            authenticated_before: false,
+            positions: Positions::default(),
+            presence: Presence::default(),
             queue: Vec::new(),
             pending: Vec::new(),
             out: Vec::new(),
@@ -291,7 +339,7 @@ impl<M: Clone> Machine<M> {
                 if let (Phase::Authenticating { sent: false, .. }, Some(data)) =
                     (&self.phase, &self.page_auth)
                 {
-                    let frame = Out::AuthenticateWith(data.clone());
+                    let frame = Out::AuthenticateWith { data: data.clone(), positions: self.resume() };
                     self.auth_sent(now, frame);
                 }
             }
@@ -358,6 +406,20 @@ impl<M: Clone> Machine<M> {
         &self.tokens
     }
 
+    pub fn positions(&self) -> &Positions {
+        &self.positions
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// The positions for an `authenticate`: after a reconnect only (even none: the server then
+    /// still sends the presence picture).
+    fn resume(&self) -> Resume {
+        self.authenticated_before.then(|| self.positions.iter().cloned().collect())
+    }
+
     fn conn(&self) -> Option<u32> {
         match self.phase {
             Phase::Opening { conn, .. }
@@ -406,14 +468,16 @@ impl<M: Clone> Machine<M> {
                     let frame = Out::Authenticate {
                         auth_token: self.auth_token.clone(),
                         content_tokens: self.tokens.for_authenticate(),
+                        positions: self.resume(),
                     };
                     self.auth_sent(now, frame);
                 }
             }
-            Incoming::Authenticated { socket_id, uid } => {
+            Incoming::Authenticated { socket_id, uid, streams, recovered, online } => {
                 if !matches!(self.phase, Phase::Authenticating { .. }) {
                     return;
                 }
+                let outcome = self.positions.settle(streams, &recovered);
                 self.phase = Phase::Connected { conn, socket_id, since: now };
                 self.uid = Some(uid);
                 self.failure_reported = false;
@@ -430,10 +494,15 @@ impl<M: Clone> Machine<M> {
                 } else {
                     self.out.push(Action::Setup(SetupEvent::Connect));
                 }
+                if core::mem::replace(&mut self.authenticated_before, true) {
+                    self.out.push(Action::Recovery(outcome));
+                    for (uid, online) in online.map(|o| self.presence.replace(&o)).unwrap_or_default() {
+                        self.out.push(Action::Presence { uid, online });
+                    }
+                }
             }
-            Incoming::Message { message, channel, meta } => {
-                self.out.push(Action::Dispatch { message, channel, meta })
-            }
+            Incoming::Joined { stream, position } => self.positions.start(stream, position),
+            Incoming::Message(envelope) => self.on_message(envelope),
             Incoming::Ack { id, result } => self.reply(id, Ok(result)),
             Incoming::Error { code, message, id: Some(id) } if self.is_pending(id) => {
                 self.reply(id, Err(Refusal { code, message }))
@@ -448,6 +517,21 @@ impl<M: Clone> Machine<M> {
                 self.out.push(Action::Warn(crate::out::cat(&["drupal-push: ignored a frame: ", &why])))
             }
         }
+    }
+
+    /// A Drupal message: dropped when its stream already had it, else handed to the page.
+    fn on_message(&mut self, envelope: Envelope<M>) {
+        let Envelope { message, channel, recorded, sender, broadcast, presence } = envelope;
+        if let Some((key, p)) = &recorded
+            && !self.positions.accept(key, p.offset, &p.epoch)
+        {
+            return;
+        }
+        if let Some((uid, online)) = presence {
+            self.presence.note(uid, online);
+        }
+        let listeners = listeners_for(channel.as_deref(), broadcast, sender.as_deref(), self.socket_id());
+        self.out.push(Action::Dispatch { message, channel, recorded, listeners });
     }
 
     fn on_tick(&mut self, now: u64) {
@@ -516,7 +600,8 @@ impl<M: Clone> Machine<M> {
             _ => {}
         }
         if awaiting {
-            self.auth_sent(now, Out::AuthenticateWith(data));
+            let frame = Out::AuthenticateWith { data, positions: self.resume() };
+            self.auth_sent(now, frame);
         }
     }
 

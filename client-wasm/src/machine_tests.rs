@@ -1,7 +1,6 @@
 //! Tests of the connection state machine, driven with explicit times.
 
 use super::*;
-use crate::settings::Settings;
 use serde_json::{Value, json};
 
 fn settings() -> Settings {
@@ -88,7 +87,7 @@ fn sent(actions: &[Action<Value>]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { frame, .. } => Some(frame.encode()),
+            Action::Send { frame, .. } => Some(frame.driver_text()),
             _ => None,
         })
         .collect()
@@ -131,8 +130,8 @@ fn messages_are_dispatched_verbatim_errors_warn_and_pings_are_answered() {
     h.connect();
     let a = h.text(r#"{"type":"message","channel":"c","message":{"callback":"x","data":{"n":1}}}"#);
     let message = json!({"callback":"x","data":{"n":1}});
-    let meta = json!({"channel": "c"});
-    assert_eq!(a, [Action::Dispatch { message, channel: Some("c".into()), meta }]);
+    let listeners = Listeners::Channel("c".into());
+    assert_eq!(a, [Action::Dispatch { message, channel: Some("c".into()), recorded: None, listeners }]);
     let a = h.text(r#"{"type":"error","code":"invalid-content-token","message":"no"}"#);
     assert!(matches!(&a[..], [Action::Warn(w)] if w.contains("invalid-content-token") && w.contains("no")));
     assert_eq!(sent(&h.text(r#"{"type":"ping"}"#)), [r#"{"type":"pong"}"#]);
@@ -152,7 +151,7 @@ fn events_of_an_old_connection_are_ignored() {
     h.at(retry, Input::Tick);
     assert_ne!(h.conn(), old);
     assert!(h.feed(Input::Closed { conn: old, code: 4002 }).is_empty());
-    let frame = Incoming::Message { message: json!({}), channel: None, meta: json!({}) };
+    let frame = Incoming::decode(r#"{"type":"message","message":{}}"#);
     assert!(h.feed(Input::Frame { conn: old, frame }).is_empty());
     assert_eq!(h.m.status().state, State::Connecting);
 }
@@ -353,8 +352,9 @@ fn joins_are_sent_deferred_or_saved_for_the_next_authenticate() {
         sent(&a),
         [concat!(
             r#"{"type":"authenticate","authToken":"tok2","contentTokens":"#,
-            r#"{"ajax":"a","chat":"t1","early":"e","live":"l","pending":"p"}}"#
-        )]
+            r#"{"chat":"t1","early":"e","pending":"p","live":"l","ajax":"a"},"positions":{}}"#
+        )],
+        "every token in the order the page got them; a reconnect: positions (none known)"
     );
     assert!(sent(&h.authenticated()).is_empty(), "nothing deferred this time");
 }
@@ -548,3 +548,6 @@ fn the_facade_defers_joins_until_authenticated_and_stop_closes() {
     assert_eq!(h.m.next_deadline(), None);
     assert_eq!(opens(&h.feed(Input::Reauthenticate)), 1, "socket.connect() starts again");
 }
+
+#[path = "machine_recovery_tests.rs"]
+mod recovery;

@@ -1,28 +1,24 @@
 //! The runtime glue: runs the [`Machine`] with the JavaScript driver of `drupal-js/src/core.js`
-//! (the socket object: it owns the WebSocket, the one timer and the `online` /
-//! `visibilitychange` listeners, and calls back [`Client::frame`], [`Client::closed`],
-//! [`Client::tick`] and [`Client::wake`]), and carries out the machine's actions on the page.
+//! (the socket object: it owns the WebSocket, the one timer, the page objects and the
+//! `online` / `visibilitychange` listeners, and calls the exports of `src/api.rs`), and carries
+//! out the machine's actions through the driver methods of `src/js.rs`.
 //!
-//! The I/O stays in JavaScript because it is a few lines there, while web-sys bindings and
-//! wasm-bindgen closures for it would be a good part of the wasm (the payload budget, see
-//! `src/lib.rs`). A frame goes from the `message` event to `JSON.parse` without being copied
-//! into wasm memory.
+//! The I/O and every page object stay in JavaScript, where they are a few lines, while
+//! bindings for them would be a good part of the wasm (the payload budget, see `src/lib.rs`).
+//! A Drupal message goes from `JSON.parse` to the page's callbacks without being copied into
+//! wasm memory: the wasm holds it as an opaque value.
 //!
 //! Every input goes through [`Client::feed`]: the machine is borrowed only while it decides,
-//! never while page code runs, so callbacks may call back into the client (for example
-//! `joinTokenChannel` from a `connect` handler). The page's callbacks for requests and for the
-//! io facade's `authenticate` ack wait in `replies` under the id the machine reports back with
-//! [`Action::Reply`] / [`Action::AuthAck`].
+//! never while page code runs, so page code may call back into the client (for example
+//! `joinTokenChannel` from a `connect` handler).
 
-use crate::js::{self, Driver, set};
-use crate::machine::{Action, Input, IoEvent, Machine, Refusal, Status};
-use crate::page::{self, Page};
-use crate::{js_frames, settings};
+use crate::incoming::FrameReader;
+use crate::js::{self, Driver, act};
+use crate::machine::{Action, Input, IoEvent, Machine, Settings, Status};
+use crate::out::Place;
 use alloc::rc::Rc;
 use alloc::string::String;
-use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
-use js_sys::{Function, Object};
+use core::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// A running client. Cheap to clone.
@@ -31,14 +27,10 @@ pub struct Client(Rc<Inner>);
 
 struct Inner {
     machine: RefCell<Machine<JsValue>>,
-    /// Our shim's page; the io facade looks `Drupal.Nodejs` up at each delivery instead (the
-    /// module's `nodejs.js` owns it there).
-    page: Option<Page>,
-    /// `Drupal.Nodejs.socket` (our shim) or the io facade's socket; also the I/O driver.
+    /// `Drupal.Nodejs.socket` (our shim) or the io facade's socket: the driver.
     socket: JsValue,
-    /// Callbacks waiting for a reply: (id, function, node-style `(error, result)`).
-    replies: RefCell<Vec<(u32, Function, bool)>>,
-    next_id: Cell<u32>,
+    /// Reads the frames the driver reports member by member.
+    reader: RefCell<FrameReader>,
 }
 
 fn now() -> u64 {
@@ -49,32 +41,24 @@ fn seed() -> u64 {
     (js::random() * 9_007_199_254_740_992.0) as u64
 }
 
+/// The strings separated by NUL characters (`[..].join` links a generic joiner).
+fn nul_joined(list: &[String]) -> String {
+    let mut s = String::new();
+    for (i, item) in list.iter().enumerate() {
+        if i > 0 {
+            s.push('\0');
+        }
+        s.push_str(item);
+    }
+    s
+}
+
 impl Client {
-    /// Our shim: reads the settings from `page` and connects; `socket` becomes
-    /// `Drupal.Nodejs.socket`.
-    pub fn start(page: Page, socket: JsValue) -> Result<Client, &'static str> {
-        let settings = settings::parse(&page.settings(), &page::location())
-            .map_err(|_| settings::MissingSettings::TEXT)?;
-        set(&page.nodejs, "socket", &socket);
-        Ok(Client::run(Machine::new(settings, seed()), Some(page), socket))
-    }
-
-    /// The io facade: connects to `url` (a `ws:` or `wss:` URL) and reports to `socket`.
-    pub fn start_io(url: String, connect_timeout_ms: u64, socket: JsValue) -> Client {
-        Client::run(Machine::for_facade(url, connect_timeout_ms, seed()), None, socket)
-    }
-
-    fn run(machine: Machine<JsValue>, page: Option<Page>, socket: JsValue) -> Client {
-        let inner = Inner {
-            machine: RefCell::new(machine),
-            page,
-            socket,
-            replies: RefCell::default(),
-            next_id: Cell::new(0),
-        };
-        let client = Client(Rc::new(inner));
-        client.feed(Input::Start);
-        client
+    /// A client for `socket`: our shim's (`facade` false: it authenticates with the settings)
+    /// or the io facade's. It connects on the first [`Input::Reauthenticate`].
+    pub fn new(socket: JsValue, facade: bool, settings: Settings) -> Client {
+        let machine = Machine::with_role(settings, seed(), facade);
+        Client(Rc::new(Inner { machine: RefCell::new(machine), socket, reader: RefCell::default() }))
     }
 
     /// Feeds one input to the machine and carries out what it decides.
@@ -90,147 +74,100 @@ impl Client {
         }
         let deadline = self.0.machine.try_borrow().ok().and_then(|m| m.next_deadline());
         let delay = deadline.map_or(-1.0, |d| d.saturating_sub(now()) as f64);
-        self.driver().arm(delay);
+        self.act(act::ARM, 0, delay, 0.0, 0.0, "", "", "", &JsValue::UNDEFINED);
     }
 
-    /// A text frame (a JS string) arrived on connection `conn`.
-    pub fn frame(&self, conn: u32, text: &JsValue) {
-        self.feed(Input::Frame { conn, frame: js_frames::parse(text) });
-    }
-
-    pub fn closed(&self, conn: u32, code: u16) {
-        self.feed(Input::Closed { conn, code });
-    }
-
-    pub fn tick(&self) {
-        self.feed(Input::Tick);
-    }
-
-    /// The browser went online or the tab became visible.
-    pub fn wake(&self) {
-        self.feed(Input::Wake);
-    }
-
-    /// Keeps `callback` for the reply to a new request id; `None` without a callback.
-    pub fn reply_id(&self, callback: Option<Function>, node_style: bool) -> Option<u32> {
-        let f = callback?;
-        let id = self.0.next_id.get().wrapping_add(1);
-        self.0.next_id.set(id);
-        if let Ok(mut replies) = self.0.replies.try_borrow_mut() {
-            replies.push((id, f, node_style));
+    /// Runs `f` on the machine, outside any input (credentials before a connection opens).
+    pub fn with_machine(&self, f: impl FnOnce(&mut Machine<JsValue>)) {
+        if let Ok(mut m) = self.0.machine.try_borrow_mut() {
+            f(&mut m);
         }
-        Some(id)
     }
 
-    pub fn is_facade(&self) -> bool {
-        self.0.page.is_none()
-    }
-
-    pub fn status(&self) -> Status {
-        self.0.machine.try_borrow().map(|m| m.status()).unwrap_or_default()
-    }
-
-    pub fn socket_id(&self) -> Option<String> {
-        self.0.machine.try_borrow().ok()?.socket_id().map(Into::into)
-    }
-
-    /// The page whose `Drupal.Nodejs` gets messages now.
-    pub fn page(&self) -> Option<Page> {
-        self.0.page.clone().or_else(Page::from_window)
+    /// A frame (or a member of one) the driver read: see [`FrameReader::input`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn frame(&self, conn: u32, kind: u32, bits: u32, n: f64, m: f64, text: &str, value: JsValue) {
+        let frame =
+            self.0.reader.try_borrow_mut().ok().and_then(|mut r| r.input(kind, bits, n, m, text, value));
+        if let Some(frame) = frame {
+            self.feed(Input::Frame { conn, frame });
+        }
     }
 
     fn driver(&self) -> &Driver {
         self.0.socket.unchecked_ref()
     }
 
+    /// One driver action ([`act`]).
+    #[allow(clippy::too_many_arguments)]
+    fn act(&self, kind: u32, a: u32, n: f64, m: f64, o: f64, x: &str, y: &str, z: &str, value: &JsValue) {
+        self.driver().act(kind, a, n, m, o, x, y, z, value);
+    }
+
     fn execute(&self, action: Action<JsValue>) {
+        let none = JsValue::UNDEFINED;
+        let simple = |kind, a, n, x: &str, y: &str| self.act(kind, a, n, 0.0, 0.0, x, y, "", &none);
         match action {
-            Action::Open { conn, url } => {
-                if let (Some(page), Ok(mut machine)) = (&self.0.page, self.0.machine.try_borrow_mut()) {
-                    let (token, tokens) = settings::credentials(&page.settings());
-                    machine.refresh(token, tokens);
-                }
-                self.driver().open(conn, &url);
+            Action::Open { conn, url } => simple(act::OPEN, conn, 0.0, &url, ""),
+            Action::Send { conn, frame } => {
+                let (value, place) = frame.page_value().unwrap_or((&none, Place::Message));
+                let members = if place == Place::Members { 1.0 } else { 0.0 };
+                self.act(act::SEND, conn, members, 0.0, 0.0, &frame.text(), "", "", value);
             }
-            Action::Send { conn, frame } => match js_frames::encode(&frame) {
-                Ok(text) => self.driver().send(conn, &text),
-                Err(e) => js::error("drupal-push: cannot encode a frame", &e),
-            },
-            Action::Close { conn, reason } => self.driver().close(conn, reason),
-            Action::Dispatch { message, channel, meta } => {
-                let own = self.socket_id();
-                let facade = self.is_facade().then_some(&self.0.socket);
-                if let Some(page) = self.page() {
-                    page.deliver(&message, channel.as_deref(), &meta, own.as_deref(), facade);
-                }
+            Action::Close { conn, reason } => simple(act::CLOSE, conn, 0.0, reason, ""),
+            Action::Dispatch { message, channel, recorded, listeners } => {
+                let (stream, offset, epoch) = match &recorded {
+                    Some((key, p)) => (key.as_str(), p.offset as f64, p.epoch.as_str()),
+                    None => ("", -1.0, ""),
+                };
+                let channel = channel.as_deref().unwrap_or("");
+                self.act(act::DELIVER, listeners.code(), offset, 0.0, 0.0, channel, stream, epoch, &message);
             }
-            Action::Setup(event) => {
-                if let Some(page) = &self.0.page {
-                    page.run_setup_handlers(event.as_str());
-                }
+            Action::Recovery(outcome) => {
+                simple(act::RECOVERY, 0, 0.0, &nul_joined(&outcome.recovered), &nul_joined(&outcome.failed));
             }
+            Action::Presence { uid, online } => simple(act::PRESENCE, online.into(), uid as f64, "", ""),
+            Action::Setup(event) => simple(act::SETUP, 0, 0.0, event.as_str(), ""),
             Action::Io(event) => {
                 if event == IoEvent::Connect {
-                    self.show(&self.status());
+                    if let Ok(status) = self.0.machine.try_borrow().map(|m| m.status()) {
+                        self.show(&status);
+                    }
                 }
-                let arg = match event {
-                    IoEvent::Disconnect { by_server: true } => JsValue::from_str("io server disconnect"),
-                    IoEvent::Disconnect { by_server: false } => JsValue::from_str("transport close"),
-                    IoEvent::ConnectError => js_sys::Error::new("drupal-push: could not connect").into(),
-                    _ => JsValue::UNDEFINED,
+                let reason = match event {
+                    IoEvent::Disconnect { by_server: true } => "io server disconnect",
+                    IoEvent::Disconnect { by_server: false } => "transport close",
+                    IoEvent::ConnectError => "drupal-push: could not connect",
+                    _ => "",
                 };
-                self.driver().fire(event.as_str(), &arg);
+                simple(act::FIRE, 0, 0.0, event.as_str(), reason);
                 if event == IoEvent::Connect {
                     self.feed(Input::ConnectHandled);
                 }
             }
-            Action::Reply { id, result } => self.reply(id, result),
-            Action::AuthAck(id) => {
-                let ok = Object::new();
-                set(&ok, "result", &"success".into());
-                self.reply(id, Ok(ok.into()));
-            }
+            Action::Reply { id, result } => match result {
+                Ok(value) => self.act(act::REPLY, id, 1.0, 0.0, 0.0, "", "", "", &value),
+                Err(refusal) => simple(act::REPLY, id, 0.0, &refusal.code, &refusal.message),
+            },
+            Action::AuthAck(id) => simple(act::REPLY, id, 1.0, "", ""),
             Action::Warn(text) => js::warn(&text),
             Action::Status(status) => self.show(&status),
         }
     }
 
-    fn show(&self, status: &Status) {
-        self.driver().status(&page::status_object(status), self.is_facade());
-    }
-
-    /// Calls the callback waiting for `id`: `callback(error, result)` node-style, else
-    /// socket.io's ack style `ack(result)`, with `{error, code}` for a refusal.
-    fn reply(&self, id: u32, result: Result<JsValue, Refusal>) {
-        let Some((f, node_style)) = self.0.replies.try_borrow_mut().ok().and_then(|mut replies| {
-            let mut found = None;
-            replies.retain(|(i, f, node_style)| {
-                let hit = found.is_none() && *i == id;
-                if hit {
-                    found = Some((f.clone(), *node_style));
-                }
-                !hit
-            });
-            found
-        }) else {
-            return;
-        };
-        let (error, value) = match result {
-            Ok(value) => (JsValue::NULL, value),
-            Err(Refusal { code, message }) => {
-                let e = Object::new();
-                set(&e, "code", &code.into());
-                set(&e, if node_style { "message" } else { "error" }, &message.into());
-                (e.into(), JsValue::UNDEFINED)
-            }
-        };
-        let called = if node_style {
-            f.call2(&JsValue::NULL, &error, &value)
-        } else {
-            f.call1(&JsValue::NULL, if error.is_null() { &value } else { &error })
-        };
-        if let Err(e) = called {
-            js::error("drupal-push: a reply callback threw", &e);
-        }
+    /// Shows a state on the socket.
+    fn show(&self, s: &Status) {
+        let opt = |v: Option<f64>| v.unwrap_or(-1.0);
+        self.act(
+            act::STATUS,
+            s.attempts,
+            opt(s.uid.map(|u| u as f64)),
+            opt(s.last_close.map(f64::from)),
+            opt(s.retry_in_ms.map(|ms| ms as f64)),
+            s.state.as_str(),
+            s.socket_id.as_deref().unwrap_or(""),
+            "",
+            &JsValue::UNDEFINED,
+        );
     }
 }

@@ -1,8 +1,9 @@
 /**
- * drupal-push core (the start of both socket.io.js and drupal-push.js; build.sh joins the
- * files): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs, and
- * defines the global `io`: a facade with socket.io's API over the same client, for the nodejs
- * module's own nodejs.js.
+ * drupal-push core (after page.js in both socket.io.js and drupal-push.js; build.sh joins the
+ * files): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs,
+ * defines the socket object that drives the client (WebSocket, timer, page callbacks), and the
+ * global `io`: a facade with socket.io's API over the same client, for the nodejs module's own
+ * nodejs.js.
  *
  * It runs synchronously: `io` exists as soon as this script has run. The glue and the wasm
  * load from beside this script (its src; window.drupalPushBaseUrl overrides), possibly from
@@ -13,31 +14,36 @@
   'use strict';
 
   var push = window.drupalPush;
-  if (!push) {
+  var console = window.console;
+  if (!push.later) {
     var script = document.currentScript;
     var base = window.drupalPushBaseUrl || (script && script.src) || window.location.href;
-    var wasm = null;
     var waiting = [];
-    push = window.drupalPush = {
-      // Runs f(wasm) now, or once the wasm is loaded.
-      later: function (f) {
-        if (wasm) {
-          f(wasm);
-        }
-        else {
-          waiting.push(f);
-        }
+    // Runs f(wasm) now, or once the wasm is loaded.
+    push.later = function (f) {
+      if (push.wasm) {
+        f(push.wasm);
+      }
+      else {
+        waiting.push(f);
       }
     };
-    push.loaded = import(new URL('drupal_push_client.js', base).href)
-      .then(function (m) {
-        return m.default({module_or_path: new URL('drupal_push_client_bg.wasm', base)}).then(function () {
-          wasm = m;
-          waiting.splice(0).forEach(function (f) { f(m); });
-        });
+    // The glue and the wasm load in parallel; the glue exports initSync only (build.sh).
+    var wasm = fetch(new URL('drupal_push_client_bg.wasm', base)).then(function (r) {
+      if (!r.ok) {
+        throw new Error('HTTP ' + r.status + ' for ' + r.url);
+      }
+      return r.arrayBuffer();
+    });
+    push.loaded = Promise.all([import(new URL('drupal_push_client.js', base).href), wasm.then(WebAssembly.compile)])
+      .then(function (loaded) {
+        var m = loaded[0];
+        m.initSync({module: loaded[1]});
+        push.wasm = m;
+        waiting.splice(0).forEach(function (f) { f(m); });
       })
       .catch(function (e) {
-        window.console.error('drupal-push: could not load the client', e);
+        console.error('drupal-push: could not load the client', e);
       });
   }
 
@@ -100,9 +106,9 @@
     return N;
   };
   function request(channel, message, echo, callback) {
-    callback = typeof callback === 'function' ? callback : undefined;
-    if (push.socket) {
-      push.socket._call('request', [channel, message, echo, callback, true]);
+    var socket = push.socket;
+    if (socket) {
+      socket._call(19, channel === undefined ? 0 : 1 | (echo ? 2 : 0), socket._keep(callback, 0), channel, message);
     }
     else if (callback) {
       callback({code: 'not-connected', message: 'drupal-push: not connected yet'});
@@ -113,13 +119,18 @@
   }
 
   // A socket as socket.io's client shows it to nodejs.js: on/off/emit, connected, id,
-  // sessionid, socket.sessionid and socket.connected (socket.io 0.9 names). The wasm client
-  // sets the fields and calls _fire(event, arg).
-  function Socket() {
+  // sessionid, socket.sessionid and socket.connected (socket.io 0.9 names). It is also the
+  // driver of the wasm client (the _ methods, see client-wasm/src/js.rs). _facade: the io
+  // facade's socket (the page runs its own runCallbacks and authenticates itself).
+  function Socket(facade) {
     this.connected = false;
     this.disconnected = true;
     this.socket = {connected: false};
+    this.recovery = null;
     this._on = {};
+    this._replies = {};
+    this._id = 0;
+    this._facade = facade;
   }
   var S = Socket.prototype;
   S.on = S.addListener = function (event, fn) {
@@ -134,21 +145,23 @@
     }
     return this;
   };
-  S._fire = function (event, arg) {
+  // Runs the listeners of a socket.io event.
+  S._run = function (event, arg) {
     var self = this;
     (this._on[event] || []).slice().forEach(function (fn) {
       try {
         fn.call(self, arg);
       }
       catch (e) {
-        window.console.error('drupal-push: a "' + event + '" listener threw', e);
+        console.error('drupal-push: a "' + event + '" listener threw', e);
       }
     });
   };
-  // Calls client[name](args...) once the socket's client runs (calls wait in order).
-  S._call = function (name, args) {
+  // Feeds the client an input (client-wasm/src/incoming.rs, mod kind) once it runs (inputs
+  // wait in order); n is NaN when undefined.
+  S._call = function (kind, bits, n, text, value) {
     var self = this;
-    var call = function () { self._client[name].apply(self._client, args); };
+    var call = function () { self._client.input(kind, 0, bits || 0, n === undefined ? NaN : n, 0, text || '', value); };
     if (this._client) {
       call();
     }
@@ -159,99 +172,192 @@
   S._started = function (client) {
     this._client = client;
     (this._waiting || []).splice(0).forEach(function (call) { call(); });
+    this._call(15);
+  };
+  // Keeps a callback for the answer to a request; style 0: callback(error, result), 1:
+  // socket.io's ack(result) or ack({error, code}), 2: an authenticate ack ({result: 'success'}).
+  S._keep = function (f, style) {
+    if (typeof f === 'function') {
+      this._replies[++this._id] = [f, style];
+      return this._id;
+    }
   };
   S.emit = function (event, data, ack) {
-    ack = typeof ack === 'function' ? ack : undefined;
     if (event === 'authenticate') {
-      this._call('authenticate', [data, ack]);
+      if (this._facade) {
+        this._call(17, 0, this._keep(ack, 2), '', data);
+      }
+      else {
+        this._call(15);
+      }
     }
     else if (event === 'join-token-channel' && data) {
-      this._call('join', [String(data.channel), String(data.contentToken)]);
+      this._call(18, 0, 0, data.channel + '\0' + data.contentToken);
     }
     else if (event === 'message') {
-      this._call('request', [undefined, data, false, ack, false]);
+      this._call(19, 0, this._keep(ack, 1), '', data);
     }
     else {
-      window.console.warn('drupal-push: socket.emit(' + event + ') is not supported');
+      console.warn('drupal-push: socket.emit(' + event + ') is not supported');
     }
     return this;
   };
-  // The driver of the wasm client: one WebSocket, one timer (see client-wasm/src/js.rs).
-  S._open = function (conn, url) {
+  // The driver of the wasm client: one WebSocket, one timer, the page's callbacks. The wasm
+  // calls _do(kind, a, n, m, o, x, y, z, value) for every action (client-wasm/src/js.rs, mod
+  // act); f holds the texts [x, y, z].
+  S._do = function (kind, a, n, m, o, x, y, z, v) {
+    [this._open, this._send, this._close, this._arm, this._fire, this._deliver, this._presence, this._recovery,
+      this._setup, this._reply, this._status][kind].call(this, a, n, m, o, [x, y, z], v);
+  };
+  S._open = function (conn, n, m, o, f) {
     var self = this;
-    this._close(this._conn, 'replaced');
+    var url = f[0];
+    this._close(this._conn);
+    if (this._refresh) {
+      this._refresh(this._client);
+    }
     var ws;
     try {
       ws = new WebSocket(url);
     }
     catch (e) {
-      window.console.error('drupal-push: cannot open ' + url, e);
-      setTimeout(function () { self._client.closed(conn, 1006); }, 0);
+      console.error('drupal-push: cannot open ' + url, e);
+      setTimeout(function () { self._client.input(12, conn, 1006, 0, 0, ''); }, 0);
       return;
     }
     ws.onmessage = function (event) {
       if (typeof event.data === 'string') {
-        self._client.frame(conn, event.data);
+        push.read(self._client, conn, event.data);
       }
     };
     ws.onclose = function (event) {
       self._ws = null;
-      self._client.closed(conn, event.code);
+      self._client.input(12, conn, event.code, 0, 0, '');
     };
     this._ws = ws;
     this._conn = conn;
   };
-  S._send = function (conn, text) {
+  // Sends the frame text with the page's value put in (members: n = 1).
+  S._send = function (conn, members, m, o, f, value) {
     if (this._ws && this._conn === conn) {
       try {
-        this._ws.send(text);
+        this._ws.send(push.frame(f[0], value, members));
       }
       catch (e) {
-        window.console.warn('drupal-push: send failed', e);
+        console.warn('drupal-push: send failed', e);
       }
     }
   };
-  S._close = function (conn, reason) {
+  // Closes without reporting the close (the wasm has moved on).
+  S._close = function (conn, n, m, o, f) {
     var ws = this._ws;
     if (ws && this._conn === conn) {
       this._ws = null;
       ws.onmessage = ws.onclose = null;
-      ws.close(1000, reason);
+      ws.close(1000, f ? f[0] : 'replaced');
     }
   };
-  S._arm = function (delay) {
+  S._arm = function (a, delay) {
     var self = this;
     clearTimeout(this._timer);
     if (delay >= 0) {
-      this._timer = setTimeout(function () { self._client.tick(); }, delay);
+      this._timer = setTimeout(function () { self._client.input(13, 0, 0, 0, 0, ''); }, delay);
     }
   };
-  S._status = function (status, facade) {
-    var up = status.state === 'connected' || (facade && status.state === 'authenticating');
-    var id = status.socketId || undefined;
+  // A socket.io event f[0] with the reason f[1].
+  S._fire = function (a, n, m, o, f) {
+    this._run(f[0], f[0] === 'connect_error' ? new Error(f[1]) : f[1] || undefined);
+  };
+  // A Drupal message: the module's rules (the facade's message listeners are the module's
+  // runCallbacks), then channel or broadcast callbacks (listeners) with meta {channel, stream,
+  // offset, epoch} (f: channel, stream, epoch).
+  S._deliver = function (listeners, offset, m, o, f, message) {
+    var N = push.nodejs();
+    var meta = {channel: f[0] || null};
+    if (f[1]) {
+      meta.stream = f[1];
+      meta.offset = offset;
+      meta.epoch = f[2];
+    }
+    if (this._facade) {
+      this._run('message', message);
+    }
+    else if (typeof N.runCallbacks === 'function') {
+      try {
+        N.runCallbacks(message);
+      }
+      catch (e) {
+        console.error('drupal-push: runCallbacks threw', e);
+      }
+    }
+    push.listeners(N, listeners, f[0], message, meta);
+  };
+  S._presence = function (online, uid) {
+    this._deliver(0, 0, 0, 0, [''], {presenceNotification: {uid: uid, event: online ? 'online' : 'offline'}});
+  };
+  // After a reconnect: the channels recovered (f[0]) and not recovered (f[1]), NUL-separated.
+  S._recovery = function (a, n, m, o, f) {
+    var list = function (s) { return s ? s.split('\0') : []; };
+    var failed = list(f[1]);
+    this.recovery = {recovered: list(f[0]), failed: failed};
+    if (failed.length) {
+      push.runSetupHandlers(push.nodejs(), 'recoveryFailed', failed);
+    }
+  };
+  S._setup = function (a, n, m, o, f) {
+    push.runSetupHandlers(push.nodejs(), f[0]);
+  };
+  // The answer to request id: value (ok), or the refusal f = code, message.
+  S._reply = function (id, ok, m, o, f, value) {
+    var r = this._replies[id];
+    delete this._replies[id];
+    try {
+      if (!r) {
+        return;
+      }
+      if (r[1] === 2) {
+        r[0]({result: 'success'});
+      }
+      else if (r[1] === 0) {
+        r[0](ok ? null : {code: f[0], message: f[1]}, value);
+      }
+      else {
+        r[0](ok ? value : {code: f[0], error: f[1]});
+      }
+    }
+    catch (e) {
+      console.error('drupal-push: a reply callback threw', e);
+    }
+  };
+  // f = state, socketId; numbers are -1 when unknown.
+  S._status = function (attempts, uid, lastClose, retryInMs, f) {
+    var n = function (v) { return v < 0 ? null : v; };
+    var state = f[0];
+    var up = state === 'connected' || (this._facade && state === 'authenticating');
     this.connected = this.socket.connected = up;
     this.disconnected = !up;
-    this.id = this.sessionid = this.socket.sessionid = id;
-    this.state = status.state;
-    this.status = status;
-    window.dispatchEvent(new CustomEvent('drupal-push:status', {detail: status}));
+    this.id = this.sessionid = this.socket.sessionid = f[1] || undefined;
+    this.state = state;
+    this.status = {state: state, socketId: f[1] || null, uid: n(uid), attempts: attempts,
+      lastClose: n(lastClose), retryInMs: n(retryInMs), recovery: this.recovery};
+    window.dispatchEvent(new CustomEvent('drupal-push:status', {detail: this.status}));
   };
   // Going online or becoming visible cuts a reconnect backoff short.
   function wake() {
     var socket = push.socket;
     if (socket && socket._client && document.visibilityState !== 'hidden') {
-      socket._client.wake();
+      socket._client.input(14, 0, 0, 0, 0, '');
     }
   }
   window.addEventListener('online', wake);
   document.addEventListener('visibilitychange', wake);
 
   S.connect = S.open = function () {
-    this._call('reconnect', []);
+    this._call(15);
     return this;
   };
   S.disconnect = S.close = function () {
-    this._call('stop', []);
+    this._call(16);
     return this;
   };
   push.Socket = Socket;
@@ -265,7 +371,7 @@
     if (push.socket) {
       return push.socket;
     }
-    var socket = (push.socket = new Socket());
+    var socket = (push.socket = new Socket(true));
     var settings = (window.drupalSettings || (window.Drupal && window.Drupal.settings) || {}).nodejs || {};
     var path = wsPath.charAt(0) === '/' ? wsPath : (settings.client && settings.client.path) || '/ws';
     var target = new URL(url || '/', window.location.href);
@@ -278,7 +384,7 @@
       push.nodejs();
     }
     push.later(function (w) {
-      socket._started(w.Client.startIo(target.href, timeout, socket));
+      socket._started(new w.Client(socket, true, target.href, timeout, ''));
     });
     return socket;
   }

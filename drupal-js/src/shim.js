@@ -5,7 +5,8 @@
  * It keeps Drupal.Nodejs when the page already has one (callbacks registered by other scripts
  * stay), installs connect, runCallbacks, runSetupHandlers, sendAuthMessage, joinTokenChannel,
  * checkConnection and status (core.js adds sendMessage, publish, onChannel, onBroadcast; calls
- * made before the wasm is loaded are queued), connects once from Drupal.behaviors.nodejs, and adds the POST field
+ * made before the wasm is loaded are queued), reads the settings (page.js), connects once from
+ * Drupal.behaviors.nodejs, and adds the POST field
  * nodejs_client_socket_id to Drupal AJAX requests while connected. If the module's own
  * nodejs.js runs after this file, it replaces these functions and talks to core.js's `io`.
  */
@@ -15,57 +16,74 @@
   var push = window.drupalPush;
   var nodejs = push.nodejs();
   var Drupal = window.Drupal;
-  var client = null;
-
-  // Calls client[name](args) (or, before a client runs, fallback(wasm, args)) once loaded.
-  function call(name, fallback) {
-    return function () {
-      var args = arguments;
-      push.later(function (wasm) {
-        if (client) {
-          client[name].apply(client, args);
-        }
-        else if (fallback) {
-          fallback(wasm, args);
-        }
-      });
-    };
-  }
-
+  var started = false;
   // The socket exists from the start (requests made before connect() wait for it).
-  var socket = (push.socket = push.socket || new push.Socket());
+  var socket = (push.socket = push.socket || new push.Socket(false));
+
+  // drupalSettings.nodejs (Drupal 8+) or Drupal.settings.nodejs (Drupal 7), looked up each time:
+  // Drupal AJAX may add content tokens.
+  function settings() {
+    return Object(window.drupalSettings || {}).nodejs || Object(Drupal.settings).nodejs;
+  }
+  // Before each connection: the credentials the settings hold now.
+  socket._refresh = function (client) {
+    var s = settings();
+    var token = (push.settings(s, window.location) || {}).authToken;
+    if (token) {
+      client.input(20, 0, 0, 0, 0, token);
+    }
+    push.tokens(s).forEach(function (t) { client.input(21, 0, 0, 0, 0, t[0] + '\0' + t[1]); });
+  };
 
   nodejs.connect = function () {
-    push.later(function (wasm) {
-      if (client) {
+    push.later(function (w) {
+      var s = push.settings(settings(), window.location);
+      if (started) {
         return;
       }
-      client = wasm.Client.start(socket) || null;
-      if (client) {
-        socket._started(client);
-        patchAjax();
+      if (!s) {
+        return window.console.warn('drupal-push: no drupalSettings.nodejs (Drupal 7: Drupal.settings.nodejs)');
       }
+      started = true;
+      nodejs.socket = socket;
+      socket._started(new w.Client(socket, false, s.url, s.timeout, s.authToken));
+      patchAjax();
     });
     return true;
   };
-  nodejs.runCallbacks = call('runCallbacks', function (wasm, args) { wasm.runCallbacks(args[0]); });
+  nodejs.runCallbacks = function (message) {
+    push.runCallbacks(nodejs, message, socket.sessionid);
+  };
   nodejs.runSetupHandlers = function (type) {
-    push.later(function (wasm) { wasm.runSetupHandlers(type); });
+    push.runSetupHandlers(nodejs, type);
   };
   nodejs.sendAuthMessage = function () {
-    if (client) {
-      client.reconnect();
+    if (started) {
+      socket._call(15);
     }
     else {
       nodejs.connect();
     }
   };
   nodejs.joinTokenChannel = function (channel, token) {
-    socket._call('join', [String(channel), String(token)]);
+    var s = settings();
+    if (s && typeof s === 'object') {
+      if (!s.contentTokens || typeof s.contentTokens !== 'object' || Array.isArray(s.contentTokens)) {
+        s.contentTokens = {};
+      }
+      s.contentTokens[channel] = String(token);
+    }
+    socket._call(18, 0, 0, channel + '\0' + token);
   };
-  nodejs.checkConnection = call('checkConnection', function (wasm) { wasm.runSetupHandlers('connectionFailure'); });
+  nodejs.checkConnection = function () {
+    var connected = socket.state === 'connected';
+    if (!connected) {
+      nodejs.runSetupHandlers('connectionFailure');
+    }
+    return connected;
+  };
   nodejs.status = function () {
-    return client ? client.status() : null;
+    return socket.status || null;
   };
   nodejs.loaded = push.loaded;
 

@@ -5,6 +5,7 @@
 const {spawn} = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
@@ -205,6 +206,96 @@ class Server {
   }
 }
 
+/**
+ * A TCP proxy between the browser and the server: `cut()` drops every connection through it
+ * (a reset, no WebSocket close frame, as a phone changing networks sees it) and refuses new
+ * ones until `restore()`. A connection also ends when the server's side ends (a restart).
+ */
+class Proxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.down = false;
+    this.pairs = new Set();
+    this.server = net.createServer((client) => this.accept(client));
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.address().port;
+    return this;
+  }
+
+  accept(client) {
+    if (this.down) {
+      return client.resetAndDestroy();
+    }
+    const upstream = net.connect(this.targetPort, '127.0.0.1');
+    const pair = [client, upstream];
+    this.pairs.add(pair);
+    const end = () => {
+      this.pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of pair) {
+      s.on('error', end);
+      s.on('close', end);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  cut() {
+    this.down = true;
+    for (const [client, upstream] of this.pairs) {
+      client.resetAndDestroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  restore() {
+    this.down = false;
+  }
+
+  /** Page settings that reach the server through this proxy. */
+  settings(authToken, contentTokens = {}) {
+    const address = {scheme: 'http', host: '127.0.0.1', port: this.port};
+    return {nodejs: address, client: {...address, path: '/ws'}, authToken, contentTokens, connectTimeout: 2000};
+  }
+
+  stop() {
+    this.cut();
+    return new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/**
+ * The Drupal site of the zero-change path: a static server on another origin than the push
+ * server (localhost, its own port) serving the test pages and jQuery; `PUSH_SERVER` in the
+ * pages becomes `pushUrl()`.
+ */
+async function startSite(pushUrl) {
+  const jquery = path.resolve(__dirname, '..', 'node_modules', 'jquery', 'dist', 'jquery.min.js');
+  const site = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://localhost');
+    const file = url.pathname === '/jquery.min.js' ? jquery : path.join(PAGES, path.basename(url.pathname));
+    if (!fs.existsSync(file)) {
+      res.writeHead(404);
+      return res.end('not found');
+    }
+    let body = fs.readFileSync(file);
+    if (file.endsWith('.html')) {
+      body = body.toString().replaceAll('PUSH_SERVER', pushUrl());
+    }
+    res.writeHead(200, {'Content-Type': file.endsWith('.html') ? 'text/html' : 'text/javascript'});
+    res.end(body);
+  });
+  await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+  site.url = `http://localhost:${site.address().port}`;
+  return site;
+}
+
 function timeoutAfter(ms, what) {
   return new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms).unref());
 }
@@ -296,6 +387,6 @@ function useStack() {
 }
 
 module.exports = {
-  useStack, ROOT, ARTIFACTS, SERVICE_KEY, FakeDrupal, Server, launchBrowser, openPage, events, waitFor,
+  useStack, ROOT, ARTIFACTS, SERVICE_KEY, FakeDrupal, Server, Proxy, startSite, launchBrowser, openPage, events, waitFor,
   waitForEvents, socketState, waitConnected, serverBinary
 };

@@ -25,6 +25,18 @@
   N.connectionSetupHandlers.h = {
     connect: function () { events.push({kind: 'setup', name: 'connect', at: Date.now()}); },
     disconnect: function () { events.push({kind: 'setup', name: 'disconnect', at: Date.now()}); },
-    connectionFailure: function () { events.push({kind: 'setup', name: 'connectionFailure', at: Date.now()}); }
+    connectionFailure: function () { events.push({kind: 'setup', name: 'connectionFailure', at: Date.now()}); },
+    recoveryFailed: function (channels) {
+      events.push({kind: 'setup', name: 'recoveryFailed', message: channels.slice(), at: Date.now()});
+    }
   };
+  // The recovery outcome of each reconnect, as the drupal-push:status event carries it.
+  var lastRecovery = null;
+  window.addEventListener('drupal-push:status', function (e) {
+    var recovery = e.detail.recovery;
+    if (recovery && recovery !== lastRecovery) {
+      lastRecovery = recovery;
+      events.push({kind: 'recovery', name: e.detail.state, message: JSON.parse(JSON.stringify(recovery)), at: Date.now()});
+    }
+  });
 })();
