@@ -265,6 +265,15 @@ impl Engine for MemoryEngine {
         }
     }
 
+    fn ready(&self) -> bool {
+        true
+    }
+
+    fn settle(&self) -> Fut<'_, Result<(), EngineError>> {
+        // Publications are delivered inside `publish` here: nothing is ever in flight.
+        Box::pin(async { Ok(()) })
+    }
+
     fn recover<'a>(
         &'a self,
         stream: &'a Stream,
@@ -483,6 +492,8 @@ impl Engine for MemoryEngine {
                         waiting_content_tokens: st.tokens.waiting_count(),
                         sessions: st.sessions.connected_count(),
                         history_bytes: self.inner.streams.bytes(),
+                        nodes: 1,
+                        cluster_sockets: 0,
                     }
                 })
                 .0)
