@@ -90,7 +90,11 @@ impl Slots {
         if self.queued.fetch_add(1, Ordering::Relaxed) >= self.queue_length {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             if !self.refusing.swap(true, Ordering::Relaxed) {
-                tracing::warn!(queue_length = self.queue_length, "backend queue full: {} until it drains", self.refused);
+                tracing::warn!(
+                    queue_length = self.queue_length,
+                    "backend queue full: {} until it drains",
+                    self.refused
+                );
             }
             return None;
         }
@@ -129,11 +133,7 @@ impl Backend {
                 url,
                 service_key: config.service_key.clone(),
                 authorization,
-                slots: Slots::new(
-                    b.concurrency,
-                    b.queue_length,
-                    "new authentications are closed with 4100",
-                ),
+                slots: Slots::new(b.concurrency, b.queue_length, "new authentications are closed with 4100"),
                 message_slots: Slots::new(
                     b.message_concurrency,
                     b.message_queue_length,

@@ -69,10 +69,15 @@ impl Policy {
         }
         let rate = config.client_request_rate_per_socket;
         if !rate.is_finite() || rate < 0.0 {
-            return Err(format!("clientRequestRatePerSocket: {rate} must be a number of at least 0 (0: no limit)"));
+            return Err(format!(
+                "clientRequestRatePerSocket: {rate} must be a number of at least 0 (0: no limit)"
+            ));
         }
         if rate > 0.0 && config.client_request_burst_per_socket == 0 {
-            return Err("clientRequestBurstPerSocket: must be at least 1 when clientRequestRatePerSocket is set".into());
+            return Err(
+                "clientRequestBurstPerSocket: must be at least 1 when clientRequestRatePerSocket is set"
+                    .into(),
+            );
         }
         if config.client_request_max_bytes == 0 || config.client_request_max_bytes > config.max_frame_size {
             return Err(format!(
@@ -121,9 +126,15 @@ impl Policy {
 
     /// Checks a request frame of `len` bytes against the socket's allowance (creating it on the
     /// first request); takes a token when the size is acceptable.
-    pub fn admit(&self, allowance: &mut Option<Box<Allowance>>, len: usize, now: Instant) -> Result<(), Refusal> {
+    pub fn admit(
+        &self,
+        allowance: &mut Option<Box<Allowance>>,
+        len: usize,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         if self.rate > 0.0 {
-            let bucket = allowance.get_or_insert_with(|| Box::new(Allowance(TokenBucket::full(self.burst, now))));
+            let bucket =
+                allowance.get_or_insert_with(|| Box::new(Allowance(TokenBucket::full(self.burst, now))));
             if !bucket.0.take(self.rate, self.burst, now) {
                 return Err((
                     ErrorCode::RateLimited,
@@ -242,7 +253,10 @@ mod tests {
             ("clientRequestRatePerSocket = -1", "clientRequestRatePerSocket"),
             ("clientRequestBurstPerSocket = 0", "clientRequestBurstPerSocket"),
             ("clientRequestMaxBytes = 0", "clientRequestMaxBytes"),
-            ("clientRequestMaxBytes = \"1mb\"", "clientRequestMaxBytes: 1048576 must be between 1 and maxFrameSize"),
+            (
+                "clientRequestMaxBytes = \"1mb\"",
+                "clientRequestMaxBytes: 1048576 must be between 1 and maxFrameSize",
+            ),
             ("clientRequestMaxBytes = \"big\"", "clientRequestMaxBytes"),
             ("clientMessages = 3", "clientMessages"),
         ] {
@@ -254,8 +268,10 @@ mod tests {
 
     #[test]
     fn rate_then_size() {
-        let p = policy("clientRequestRatePerSocket = 2\nclientRequestBurstPerSocket = 3\nclientRequestMaxBytes = 100")
-            .unwrap();
+        let p = policy(
+            "clientRequestRatePerSocket = 2\nclientRequestBurstPerSocket = 3\nclientRequestMaxBytes = 100",
+        )
+        .unwrap();
         let t = Instant::now();
         let mut a = None;
         for _ in 0..3 {
@@ -264,7 +280,11 @@ mod tests {
         assert_eq!(p.admit(&mut a, 10, t).unwrap_err().0, ErrorCode::RateLimited);
         let later = t + Duration::from_millis(500);
         assert_eq!(p.admit(&mut a, 101, later).unwrap_err().0, ErrorCode::MessageTooLarge);
-        assert_eq!(p.admit(&mut a, 100, later).unwrap_err().0, ErrorCode::RateLimited, "the large one took the token");
+        assert_eq!(
+            p.admit(&mut a, 100, later).unwrap_err().0,
+            ErrorCode::RateLimited,
+            "the large one took the token"
+        );
         let no_limit = policy("clientRequestRatePerSocket = 0").unwrap();
         let mut none = None;
         for _ in 0..1000 {

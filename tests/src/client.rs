@@ -218,7 +218,9 @@ impl TestClient {
         let text = self.next_text().await;
         match ServerFrame::decode(&text) {
             Ok(ServerFrame::Ack { id, result }) => Reply::Ack { id, result },
-            Ok(ServerFrame::Error { .. }) => Reply::Error(ErrorReply::decode(&text).expect("error frames decode")),
+            Ok(ServerFrame::Error { .. }) => {
+                Reply::Error(ErrorReply::decode(&text).expect("error frames decode"))
+            }
             _ => panic!("expected an ack or an error, got {text}"),
         }
     }

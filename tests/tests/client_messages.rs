@@ -131,7 +131,8 @@ async fn messages_are_off_by_default() {
 #[tokio::test]
 async fn each_socket_has_its_own_rate_limit() {
     // A rate this low refills nothing during the test, so the count is exact on any machine.
-    let (d, s) = setup(&[("clientRequestRatePerSocket", "0.001"), ("clientRequestBurstPerSocket", "3")]).await;
+    let (d, s) =
+        setup(&[("clientRequestRatePerSocket", "0.001"), ("clientRequestBurstPerSocket", "3")]).await;
     d.answer_message("chatMessage", Answer::Json(json!({"ok": true})));
     let mut c = TestClient::connect_auth(&s.ws_url(), "s1").await;
     for id in 1..=5 {
@@ -182,10 +183,51 @@ async fn a_failing_drupal_answers_backend_unavailable_and_the_socket_stays() {
 #[tokio::test]
 async fn a_slow_drupal_never_stops_the_socket_from_reading() {
     let (d, s) = setup(&[("backend.timeoutMs", "10000")]).await;
-    d.answer_message("saveDraft", Answer::Slow(Duration::from_secs(2), Box::new(Answer::Json(json!("late")))));
+    d.answer_message(
+        "saveDraft",
+        Answer::Slow(Duration::from_secs(2), Box::new(Answer::Json(json!("late")))),
+    );
     let mut c = TestClient::connect_auth(&s.ws_url(), "s1").await;
     c.send_message(json!({"type": "saveDraft"}), Some(1)).await;
     c.send(&drupal_push_protocol::ClientFrame::Ping).await;
     assert_eq!(c.next_frame().await, drupal_push_protocol::ServerFrame::Pong, "answered while Drupal works");
     assert_eq!(c.next_reply().await, ack(1, json!("late")));
+}
+
+#[tokio::test]
+async fn messages_waiting_for_drupal_never_delay_an_authentication() {
+    // One slot for authentications, one for messages and no queue for messages. The message
+    // holds its slot far longer than the test waits for anything (`WAIT`), so an authentication
+    // that had to wait for it would fail the test rather than make it slow.
+    let settings = [
+        ("backend.concurrency", "1"),
+        ("backend.messageConcurrency", "1"),
+        ("backend.messageQueueLength", "0"),
+        ("backend.timeoutMs", "120000"),
+    ];
+    let (d, s) = setup(&settings).await;
+    let stuck = Answer::Slow(Duration::from_secs(100), Box::new(Answer::Json(json!("late"))));
+    d.answer_message("saveDraft", stuck);
+    let mut c = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    c.send_message(json!({"type": "saveDraft", "n": 1}), Some(1)).await;
+    d.wait_for("the first message", |m| format!("{m:?}").contains("saveDraft")).await;
+
+    // The message slot is taken and nothing may wait: refused at once, Drupal not called.
+    c.send_message(json!({"type": "saveDraft", "n": 2}), Some(2)).await;
+    let Reply::Error(e) = c.next_reply().await else { panic!("a busy message slot is an error") };
+    assert_eq!((e.id, e.code), (Some(2), ErrorCode::BackendUnavailable), "{e:?}");
+    assert!(e.message.contains("too many messages"), "{e:?}");
+    assert_eq!(d.forwarded_calls(), 1);
+
+    // Authentications have their own slot: a new socket authenticates while the message waits.
+    let mut other = TestClient::connect_auth(&s.ws_url(), "s2").await;
+    other.send_message(json!({"type": "chatMessage"}), Some(3)).await;
+    let r = other.next_reply().await;
+    assert_eq!(
+        (r.id(), r.code()),
+        (Some(3), ErrorCode::BackendUnavailable),
+        "the message slot is still taken"
+    );
+    c.send(&drupal_push_protocol::ClientFrame::Ping).await;
+    assert_eq!(c.next_frame().await, drupal_push_protocol::ServerFrame::Pong, "still waiting, still served");
 }

@@ -71,7 +71,9 @@ impl std::fmt::Display for ForwardError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ForwardError::NotAnObject => "the message must be a JSON object",
-            ForwardError::NoType => "the message needs a messageType (or type) string naming its Drupal handler",
+            ForwardError::NoType => {
+                "the message needs a messageType (or type) string naming its Drupal handler"
+            }
         })
     }
 }

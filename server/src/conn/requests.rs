@@ -58,11 +58,12 @@ impl Connection {
     fn forward(&self, member: &Member, message: Value, id: Option<u64>) -> Result<(), Refusal> {
         let bad = |e: drupal_push_protocol::backend::ForwardError| (ErrorCode::BadFrame, e.to_string());
         self.app.requests.check_message_type(ForwardedMessage::type_of(&message).map_err(bad)?)?;
-        let message = ForwardedMessage::new(message, member.uid, &member.token, self.socket_id.clone())
-            .map_err(bad)?;
+        let message =
+            ForwardedMessage::new(message, member.uid, &member.token, self.socket_id.clone()).map_err(bad)?;
         let (backend, outbox) = (self.app.backend.clone(), Arc::downgrade(&self.outbox));
         let message_type = message.message_type.clone();
-        tokio::spawn(async move {
+        // Tracked, so that a shutdown lets the call to Drupal finish rather than cut it.
+        self.app.tracker.spawn(async move {
             let result = backend.forward(message).await;
             answer(&outbox, id, result, &message_type);
         });
@@ -77,7 +78,10 @@ impl Connection {
             return Err((ErrorCode::ChannelNotWritable, what));
         }
         if !app.hub.is_member(self.id, &p.channel) {
-            return Err((ErrorCode::NotAMember, format!("this socket is not a member of channel {:?}", p.channel)));
+            return Err((
+                ErrorCode::NotAMember,
+                format!("this socket is not a member of channel {:?}", p.channel),
+            ));
         }
         let Value::Object(mut message) = p.message else {
             return Err((ErrorCode::BadFrame, "the message must be a JSON object".into()));
@@ -114,7 +118,12 @@ impl Connection {
 
 /// Pushes Drupal's answer to a forwarded message (or the failure) to the socket, if it is
 /// still there.
-fn answer(outbox: &Weak<crate::outbox::Outbox>, id: Option<u64>, result: Result<Value, BackendError>, kind: &str) {
+fn answer(
+    outbox: &Weak<crate::outbox::Outbox>,
+    id: Option<u64>,
+    result: Result<Value, BackendError>,
+    kind: &str,
+) {
     let frame = match result {
         Ok(result) => match id {
             Some(id) => ServerFrame::Ack { id, result }.encode(),
@@ -123,7 +132,9 @@ fn answer(outbox: &Weak<crate::outbox::Outbox>, id: Option<u64>, result: Result<
         Err(e) => {
             match &e {
                 BackendError::MessagesBusy => tracing::debug!(error = %e, "browser message refused"),
-                _ => tracing::warn!(error = %e, message_type = kind, "browser message not delivered to Drupal"),
+                _ => {
+                    tracing::warn!(error = %e, message_type = kind, "browser message not delivered to Drupal")
+                }
             }
             let code = ErrorCode::BackendUnavailable;
             ErrorReply { code, message: client_text(&e), id }.encode()

@@ -268,7 +268,8 @@ impl Hub {
     pub fn snapshot(&self, stream: &Stream, sender: Option<&str>) -> (Option<Snapshot>, Option<Arc<Outbox>>) {
         let mut local = self.lock();
         let l = &mut *local;
-        let skip = sender.and_then(|s| l.senders.get(s)).and_then(|id| l.conns.get(*id)).map(|c| c.outbox.clone());
+        let skip =
+            sender.and_then(|s| l.senders.get(s)).and_then(|id| l.conns.get(*id)).map(|c| c.outbox.clone());
         let to = match stream {
             Stream::Channel(c) => l.channels.snapshot(&**c),
             Stream::Token(c) => l.token_channels.snapshot(&**c),

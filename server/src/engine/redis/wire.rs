@@ -238,7 +238,8 @@ mod tests {
             assert_eq!(publication.sender, None);
         }
         let from_browser = format!("{}\n3\nep\n{{}}", header("n1", 5, Some("k3j9x0q2m7a1"), "chat_1"));
-        let Some(Incoming::Publication { publication, .. }) = parse_publication(from_browser.as_bytes()) else {
+        let Some(Incoming::Publication { publication, .. }) = parse_publication(from_browser.as_bytes())
+        else {
             panic!("not a publication")
         };
         assert_eq!(publication.sender.as_deref(), Some("k3j9x0q2m7a1"));
