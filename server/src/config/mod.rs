@@ -232,7 +232,8 @@ pub struct Config {
     pub client_request_rate_per_socket: f64,
     /// How many requests one socket may send at once before the rate applies.
     pub client_request_burst_per_socket: u32,
-    /// Largest request frame (`message`, `publish`) a socket may send, bytes.
+    /// Largest request frame (`message`, `publish`) a socket may send, bytes; over it the request
+    /// is refused (`message-too-large`). `maxFrameSize` still applies first (close 1009).
     #[serde(deserialize_with = "byte_size")]
     pub client_request_max_bytes: usize,
     /// On SIGTERM, close the WebSockets with 1001 spread over this many milliseconds.
