@@ -23,6 +23,7 @@ mod fleet;
 mod interleave;
 mod metrics;
 mod pusher;
+mod recovery;
 mod report;
 mod results;
 mod round;
@@ -56,6 +57,8 @@ enum Cmd {
     Smoke(SuiteArgs),
     /// One sequential fan-out size, two server variants alternating; writes their ratio as JSON.
     Interleave(interleave::InterleaveArgs),
+    /// Issue 8's figures: a reconnect storm with recovery, and history memory under its cap.
+    Recovery(recovery::RecoveryArgs),
     /// Render RESULTS.md from suite results.
     Report(report::ReportArgs),
     /// The ceiling: a raw WebSocket broadcaster (prints its ports, serves until killed).
@@ -182,6 +185,7 @@ fn main() -> anyhow::Result<()> {
             }
             Cmd::Smoke(args) => smoke(&args).await,
             Cmd::Interleave(args) => interleave::run(&args).await,
+            Cmd::Recovery(args) => recovery::run(&args).await,
             Cmd::Report(args) => report::render(&args),
             Cmd::Broadcaster => ceiling::serve().await,
         }
