@@ -84,15 +84,6 @@ impl TestServer {
         server
     }
 
-    /// Another node of this server's cluster (Redis engine): the same settings and Redis, a
-    /// port of its own, ready when returned. Its Redis stays with the first node.
-    pub async fn another_node(&self) -> TestServer {
-        assert!(self.redis.is_some(), "only a server on the Redis engine has other nodes");
-        let server = Self::start_config(self.config.clone()).await;
-        server.wait_ready().await;
-        server
-    }
-
     /// Waits until `/readyz` says the server can serve (its engine is connected).
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + crate::WAIT;

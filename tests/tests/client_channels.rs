@@ -3,7 +3,7 @@
 //! server, not its own socket (only with `echo`), and not the other tabs of its session either
 //! way; non-members, channels that do not match and malformed messages are refused; the rate
 //! limit applies; the message is recorded like Drupal's, so a member that reconnects recovers it.
-//! On the Redis engine it reaches the members on every node, and skips its sender there too.
+//! On several nodes (the Redis engine): server/tests/cluster_client_requests.rs.
 
 use drupal_push_protocol::ErrorCode;
 use drupal_push_tests::client::{Positions, Reply, track};
@@ -155,42 +155,4 @@ async fn a_publish_is_recorded_and_a_reconnecting_member_recovers_it() {
     assert_eq!(missed.message, from(json!({"n": 2}), 1, &a));
     assert_eq!(missed.offset, env.offset.map(|o| o + 1));
     assert_eq!(b.next_message().await["n"], 3);
-}
-
-#[tokio::test]
-async fn on_redis_a_publish_reaches_the_members_on_every_node_but_its_sender() {
-    if !drupal_push_tests::redis::engine_is_redis() {
-        eprintln!("skipped: several nodes need the Redis engine (DRUPAL_PUSH_TEST_ENGINE=redis)");
-        return;
-    }
-    let (d, one) = setup(&[]).await;
-    let two = one.another_node().await;
-    let mut a = TestClient::connect_auth(&one.ws_url(), "s1").await;
-    let mut c = TestClient::connect_auth(&one.ws_url(), "s3").await;
-    let mut a2 = TestClient::connect_auth(&two.ws_url(), "s1").await; // a's session, other node
-    let mut b = TestClient::connect_auth(&two.ws_url(), "s2").await;
-
-    a.publish("chat_1", json!({"n": 1}), false, Some(1)).await;
-    assert_eq!(a.next_reply().await, sent(1, 1), "the ack counts this node's sockets: c");
-    for member in [&mut c, &mut a2, &mut b] {
-        assert_eq!(member.next_message().await, from(json!({"n": 1}), 1, &a));
-    }
-
-    b.publish("chat_1", json!({"n": 2}), false, Some(2)).await;
-    assert_eq!(b.next_reply().await, sent(2, 1), "a2 on b's node; b skipped");
-    for member in [&mut a, &mut c, &mut a2] {
-        assert_eq!(member.next_message().await, from(json!({"n": 2}), 2, &b));
-    }
-    b.publish("chat_1", json!({"n": 3}), true, Some(3)).await;
-    assert_eq!(b.next_message().await["n"], 3, "echoed on its own node");
-    assert_eq!(b.next_reply().await, sent(3, 2));
-    for member in [&mut a, &mut c, &mut a2] {
-        assert_eq!(member.next_message().await["n"], 3);
-    }
-    // Nothing else is queued for the senders: a ping is answered next.
-    for sender in [&mut a, &mut b] {
-        sender.send(&drupal_push_protocol::ClientFrame::Ping).await;
-        assert_eq!(sender.next_frame().await, drupal_push_protocol::ServerFrame::Pong);
-    }
-    assert_eq!(d.forwarded_calls(), 0);
 }
