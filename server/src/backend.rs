@@ -11,7 +11,15 @@
 //! Concurrent authentications of one auth token (tabs of one session, a reconnect storm) make
 //! one Drupal call and share its answer. Presence notices are queued per user in
 //! [`crate::notices`] and do not count against the queue. The REST API never waits on any of
-//! this: only WebSocket authentication and the notices call Drupal.
+//! this: only WebSocket authentication, the notices and browser messages call Drupal.
+//!
+//! Browser messages (`clientMessages`, [`Backend::forward`]) have request slots of their own
+//! (`backend.messageConcurrency`, waiting in a queue of `backend.messageQueueLength`) rather
+//! than a lower priority in the authentication queue: a message that held one of the shared
+//! slots would still delay the authentications behind it for as long as Drupal takes to answer
+//! it, while separate slots bound what messages can take from Drupal (its PHP workers) and
+//! leave every authentication slot to authentications. A full message queue refuses the message
+//! at once (`backend-unavailable`), never an authentication.
 
 use crate::config::Config;
 use crate::error::BackendError;
@@ -19,7 +27,7 @@ use crate::notices::NoticeQueues;
 use base64::Engine;
 use drupal_push_protocol::backend::{
     AuthAnswer, AuthAnswerError, AuthenticateRequest, BackendMessage, FORM_MESSAGE_FIELD,
-    FORM_SERVICE_KEY_FIELD,
+    FORM_SERVICE_KEY_FIELD, ForwardedMessage,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,15 +50,64 @@ struct Inner {
     url: String,
     service_key: String,
     authorization: Option<String>,
+    /// Slots of authentications and notices.
+    slots: Slots,
+    /// Slots of browser messages.
+    message_slots: Slots,
+    /// Authentication calls in flight, by auth token.
+    flights: Mutex<HashMap<String, Flight>>,
+    notices: NoticeQueues,
+}
+
+/// Request slots, and a bounded queue of callers waiting for one.
+struct Slots {
     slots: Semaphore,
-    /// Authentications waiting for a slot now, and at most.
+    /// Callers waiting for a slot now, and at most.
     queued: AtomicUsize,
     queue_length: usize,
     /// Set while the queue refuses, so that a storm logs one line, not one per client.
     refusing: AtomicBool,
-    /// Authentication calls in flight, by auth token.
-    flights: Mutex<HashMap<String, Flight>>,
-    notices: NoticeQueues,
+    /// What a full queue refuses, for the log line.
+    refused: &'static str,
+}
+
+impl Slots {
+    fn new(concurrency: usize, queue_length: usize, refused: &'static str) -> Slots {
+        Slots {
+            slots: Semaphore::new(concurrency),
+            queued: AtomicUsize::new(0),
+            queue_length,
+            refusing: AtomicBool::new(false),
+            refused,
+        }
+    }
+
+    /// A slot, waiting in the bounded queue when all are busy; `None` when the queue is full.
+    async fn acquire(&self) -> Option<SemaphorePermit<'_>> {
+        if let Ok(slot) = self.slots.try_acquire() {
+            return Some(slot);
+        }
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.queue_length {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            if !self.refusing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    queue_length = self.queue_length,
+                    "backend queue full: {} until it drains",
+                    self.refused
+                );
+            }
+            return None;
+        }
+        self.refusing.store(false, Ordering::Relaxed);
+        struct Leave<'a>(&'a AtomicUsize);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _in_queue = Leave(&self.queued);
+        self.slots.acquire().await.ok()
+    }
 }
 
 impl Backend {
@@ -64,7 +121,7 @@ impl Backend {
             .timeout(timeout)
             .connect_timeout(timeout)
             .tls_danger_accept_invalid_certs(!b.strict_ssl)
-            .pool_max_idle_per_host(b.concurrency)
+            .pool_max_idle_per_host(b.concurrency + b.message_concurrency)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("backend: cannot build the HTTP client: {e}"))?;
@@ -76,10 +133,12 @@ impl Backend {
                 url,
                 service_key: config.service_key.clone(),
                 authorization,
-                slots: Semaphore::new(b.concurrency),
-                queued: AtomicUsize::new(0),
-                queue_length: b.queue_length,
-                refusing: AtomicBool::new(false),
+                slots: Slots::new(b.concurrency, b.queue_length, "new authentications are closed with 4100"),
+                message_slots: Slots::new(
+                    b.message_concurrency,
+                    b.message_queue_length,
+                    "browser messages are refused (backend-unavailable)",
+                ),
                 flights: Mutex::default(),
                 notices: NoticeQueues::default(),
             }),
@@ -97,54 +156,55 @@ impl Backend {
 
     /// Authentications waiting for a request slot now.
     pub fn queued(&self) -> usize {
-        self.inner.queued.load(Ordering::Relaxed)
-    }
-
-    /// A request slot, waiting in the bounded queue when all are busy.
-    async fn queued_slot(&self) -> Result<SemaphorePermit<'_>, BackendError> {
-        let inner = &self.inner;
-        if let Ok(slot) = inner.slots.try_acquire() {
-            return Ok(slot);
-        }
-        if inner.queued.fetch_add(1, Ordering::Relaxed) >= inner.queue_length {
-            inner.queued.fetch_sub(1, Ordering::Relaxed);
-            if !inner.refusing.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    queue_length = inner.queue_length,
-                    "backend queue full: new authentications are closed with 4100 until it drains"
-                );
-            }
-            return Err(BackendError::Busy);
-        }
-        inner.refusing.store(false, Ordering::Relaxed);
-        struct Leave<'a>(&'a AtomicUsize);
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-        let _in_queue = Leave(&inner.queued);
-        inner.slots.acquire().await.map_err(|_| BackendError::Busy)
+        self.inner.slots.queued.load(Ordering::Relaxed)
     }
 
     /// Posts one presence notice, waiting for a slot as long as it takes.
     pub async fn post_notice(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
-        let _slot = self.inner.slots.acquire().await.map_err(|_| BackendError::Busy)?;
+        let _slot = self.inner.slots.slots.acquire().await.map_err(|_| BackendError::Busy)?;
         self.send(message).await
     }
 
     /// Posts one message through the bounded queue and returns the body of a 200 answer.
     pub async fn post(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
-        let _slot = self.queued_slot().await?;
+        let _slot = self.inner.slots.acquire().await.ok_or(BackendError::Busy)?;
         self.send(message).await
     }
 
-    /// Sends one request (the caller holds a slot).
+    /// Posts a browser's message to Drupal in the message slots; returns Drupal's JSON answer,
+    /// whatever it is (a handler's `$response`). An answer other than 200 is an error, with
+    /// Drupal's `error` text when it gave one (Drupal 8+ answers 400 `Not implemented` when no
+    /// `hook_nodejs_message_callback` handles the type).
+    pub async fn forward(&self, message: ForwardedMessage) -> Result<serde_json::Value, BackendError> {
+        let _slot = self.inner.message_slots.acquire().await.ok_or(BackendError::MessagesBusy)?;
+        let (status, body) = self.send_raw(&BackendMessage::Forwarded(message).to_json()).await?;
+        let answer = serde_json::from_slice::<serde_json::Value>(&body);
+        if status != http::StatusCode::OK {
+            let error = answer.ok().and_then(|a| a.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+            return Err(match error {
+                Some(e) => BackendError::Drupal(format!("HTTP {}: {e}", status.as_u16())),
+                None => BackendError::Status(status.as_u16()),
+            });
+        }
+        answer.map_err(|e| {
+            let head = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+            BackendError::NotJson(format!("{e}; the answer began with {head:?}"))
+        })
+    }
+
+    /// Sends one request (the caller holds a slot); the body of a 200 answer.
     async fn send(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
+        let (status, body) = self.send_raw(&message.to_json()).await?;
+        if status != http::StatusCode::OK {
+            return Err(BackendError::Status(status.as_u16()));
+        }
+        Ok(body)
+    }
+
+    /// Posts `json` as `messageJson`; the status and body of any answer but a redirect.
+    async fn send_raw(&self, json: &str) -> Result<(http::StatusCode, bytes::Bytes), BackendError> {
         let inner = &self.inner;
-        let json = message.to_json();
-        let form =
-            [(FORM_MESSAGE_FIELD, json.as_str()), (FORM_SERVICE_KEY_FIELD, inner.service_key.as_str())];
+        let form = [(FORM_MESSAGE_FIELD, json), (FORM_SERVICE_KEY_FIELD, inner.service_key.as_str())];
         let mut req = inner.client.post(&inner.url).form(&form);
         if let Some(a) = &inner.authorization {
             req = req.header(http::header::AUTHORIZATION, a);
@@ -160,10 +220,8 @@ impl Backend {
                 .to_owned();
             return Err(BackendError::Redirect { status: status.as_u16(), location });
         }
-        if status != http::StatusCode::OK {
-            return Err(BackendError::Status(status.as_u16()));
-        }
-        resp.bytes().await.map_err(|e| classify(&inner.url, e))
+        let body = resp.bytes().await.map_err(|e| classify(&inner.url, e))?;
+        Ok((status, body))
     }
 
     /// Asks Drupal whether the client's auth token is a valid session (spec 2.4). A call for a

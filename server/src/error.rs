@@ -17,6 +17,10 @@ pub enum BackendError {
     )]
     Busy,
     #[error(
+        "backend busy: backend.messageQueueLength browser messages already wait for one of the backend.messageConcurrency request slots"
+    )]
+    MessagesBusy,
+    #[error(
         "backend answered HTTP {status} redirecting to {location:?}: point backend.* at the final address"
     )]
     Redirect { status: u16, location: String },
@@ -88,6 +92,8 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Admission(String),
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Engine(String),
     #[error(transparent)]

@@ -4,7 +4,10 @@
 //!
 //! Answers come from a script ([`FakeDrupal::answer`], per token) or else from the fake's
 //! [`Rule`] (a function of the token: the demo's `demo-<uid>-…` tokens, the benchmark's
-//! `bench-<gen>-<idx>`). Every message is counted; tests also record them and wait on them.
+//! `bench-<gen>-<idx>`). Browser messages forwarded by the server (any other `messageType`) get
+//! the answer scripted for their type ([`FakeDrupal::answer_message`]), else what Drupal 7
+//! answers when no handler takes a type: `{"error":"Not implemented"}`. Every message is
+//! counted; tests also record them and wait on them.
 //! The browser tests keep a small JavaScript fake of their own (tests/browser/lib/harness.js),
 //! because they run under Node, not in this process.
 
@@ -41,6 +44,8 @@ pub enum Answer {
     Garbage,
     /// `{"error": …}`.
     Error(String),
+    /// This JSON (a message handler's `$response`).
+    Json(Value),
     /// The Drupal 7 shape: string uid, the whole user object, the service key.
     Drupal7 { uid: u64, channels: Vec<String> },
 }
@@ -68,6 +73,8 @@ pub struct Counts {
     pub authenticate: AtomicU64,
     pub online: AtomicU64,
     pub offline: AtomicU64,
+    /// Browser messages forwarded by the server.
+    pub forwarded: AtomicU64,
     /// Requests with a wrong service key.
     pub bad_key: AtomicU64,
     /// Requests whose message could not be read.
@@ -81,6 +88,8 @@ struct Shared {
     rule: Rule,
     record: bool,
     scripted: Mutex<HashMap<String, Answer>>,
+    /// Answers to forwarded browser messages, by message type.
+    handlers: Mutex<HashMap<String, Answer>>,
     received: Mutex<Vec<BackendMessage>>,
     counts: Counts,
     changed: Notify,
@@ -107,6 +116,7 @@ impl FakeDrupal {
                 rule,
                 record,
                 scripted: Mutex::default(),
+                handlers: Mutex::default(),
                 received: Mutex::default(),
                 counts: Counts::default(),
                 changed: Notify::new(),
@@ -127,6 +137,11 @@ impl FakeDrupal {
     /// Scripts the answer for `token`.
     pub fn answer(&self, token: &str, answer: Answer) {
         lock(&self.shared.scripted).insert(token.to_owned(), answer);
+    }
+
+    /// Scripts the answer to forwarded browser messages of `message_type` (its handler).
+    pub fn answer_message(&self, message_type: &str, answer: Answer) {
+        lock(&self.shared.handlers).insert(message_type.to_owned(), answer);
     }
 
     /// Makes `userOnline` and `userOffline` take this long each (a busy Drupal).
@@ -184,10 +199,19 @@ async fn handle(State(fake): State<FakeDrupal>, Form(form): Form<HashMap<String,
             return Json(json!({"error": "No message."})).into_response();
         }
     };
+    let mut handler = None;
     let request = match &message {
         BackendMessage::Authenticate(req) => {
             s.counts.authenticate.fetch_add(1, Relaxed);
             Some(req.clone())
+        }
+        BackendMessage::Forwarded(m) => {
+            s.counts.forwarded.fetch_add(1, Relaxed);
+            handler = Some(lock(&s.handlers).get(&m.message_type).cloned().unwrap_or_else(|| {
+                // What Drupal 7 answers when no hook_nodejs_message_callback takes the type.
+                Answer::Json(json!({"error": "Not implemented"}))
+            }));
+            None
         }
         BackendMessage::UserOnline { .. } => {
             let delay = lock(&s.notice_delays).0;
@@ -206,17 +230,28 @@ async fn handle(State(fake): State<FakeDrupal>, Form(form): Form<HashMap<String,
         lock(&s.received).push(message);
     }
     s.changed.notify_waiters();
-    match request {
-        Some(req) => respond(fake.answer_for(&req.auth_token), &req, &s.key).await,
-        None => Json(json!({"status": "success"})).into_response(),
+    match (request, handler) {
+        (Some(req), _) => respond(fake.answer_for(&req.auth_token), Some(&req), &s.key).await,
+        (None, Some(answer)) => respond(answer, None, &s.key).await,
+        (None, None) => Json(json!({"status": "success"})).into_response(),
     }
 }
 
-async fn respond(mut answer: Answer, req: &AuthenticateRequest, key: &str) -> Response {
+/// The answer's response; `req` is the authentication it answers, if it answers one (else the
+/// authentication answers give what Drupal gives a type without a handler).
+async fn respond(mut answer: Answer, req: Option<&AuthenticateRequest>, key: &str) -> Response {
     while let Answer::Slow(d, next) = answer {
         tokio::time::sleep(d).await;
         answer = *next;
     }
+    let Some(req) = req else {
+        return match answer {
+            Answer::Valid { .. } | Answer::Invalid | Answer::Drupal7 { .. } => {
+                Json(json!({"error": "Not implemented"})).into_response()
+            }
+            other => plain(other),
+        };
+    };
     match answer {
         Answer::Valid { uid, channels, presence_uids } => {
             Json(AuthAnswer::accept(req, Uid(uid), channels, presence_uids.into_iter().map(Uid).collect()))
@@ -235,6 +270,13 @@ async fn respond(mut answer: Answer, req: &AuthenticateRequest, key: &str) -> Re
             Json(v).into_response()
         }
         Answer::Invalid => Json(AuthAnswer::reject(req)).into_response(),
+        other => plain(other),
+    }
+}
+
+/// The answers that do not depend on the request.
+fn plain(answer: Answer) -> Response {
+    match answer {
         Answer::Status(code) => {
             StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }
@@ -244,6 +286,9 @@ async fn respond(mut answer: Answer, req: &AuthenticateRequest, key: &str) -> Re
         }
         Answer::Garbage => (StatusCode::OK, "<html><body>Fatal error</body></html>").into_response(),
         Answer::Error(e) => Json(json!({"error": e})).into_response(),
-        Answer::Slow(..) => unreachable!("unwrapped above"),
+        Answer::Json(v) => Json(v).into_response(),
+        Answer::Slow(..) | Answer::Valid { .. } | Answer::Invalid | Answer::Drupal7 { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }

@@ -15,6 +15,8 @@
 //! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
 //! allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices to
 //! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`].
+//! [`client_requests`] says what browsers may send besides `authenticate` (messages for Drupal,
+//! publishes to client-writable channels); `conn` carries them out.
 
 // The configuration defaults are one `json!` literal with many keys.
 #![recursion_limit = "256"]
@@ -23,6 +25,7 @@ mod admission;
 mod api;
 mod backend;
 mod client_assets;
+mod client_requests;
 pub mod config;
 mod conn;
 mod demo;
@@ -68,6 +71,8 @@ pub(crate) struct App {
     /// The cluster-wide state.
     pub engine: Arc<dyn Engine>,
     pub backend: Backend,
+    /// What browsers may send besides `authenticate`: messages for Drupal, channel publishes.
+    pub requests: client_requests::Policy,
     pub outbox_limits: outbox::Limits,
     /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
     pub admission: admission::Admission,
@@ -121,6 +126,7 @@ fn build_state(
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
     let backend = Backend::new(&config, url).map_err(StartError::BackendClient)?;
     let admission = admission::Admission::new(&config).map_err(StartError::Admission)?;
+    let requests = client_requests::Policy::new(&config).map_err(StartError::Config)?;
     let hub = Hub::new(ConnLimits {
         max_connections: config.max_connections,
         max_per_address: config.max_connections_per_address,
@@ -156,6 +162,7 @@ fn build_state(
         hub,
         engine,
         backend,
+        requests,
         admission,
         tracker: TaskTracker::new(),
         started: Instant::now(),

@@ -1,6 +1,7 @@
-//! Per-address rate limits: token buckets keyed by the client's IP address, for new WebSocket
-//! connections (`connectionRatePerAddress`, `connectionBurstPerAddress`) and for
-//! authentications that go to Drupal (`authRatePerAddress`, `authBurstPerAddress`).
+//! Rate limits: the token bucket ([`TokenBucket`], also one per socket for its requests), and
+//! per-address buckets keyed by the client's IP address, for new WebSocket connections
+//! (`connectionRatePerAddress`, `connectionBurstPerAddress`) and for authentications that go to
+//! Drupal (`authRatePerAddress`, `authBurstPerAddress`).
 //!
 //! A bucket holds up to `burst` tokens and refills at `rate` per second; each event takes one.
 //! An address nobody has seen for a while has a full bucket, which is the same as no bucket:
@@ -48,9 +49,40 @@ struct Table {
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
+    tokens: TokenBucket,
+    refusing: bool,
+}
+
+/// A bucket of up to `burst` tokens refilled at `rate` per second; each event takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
     tokens: f64,
     at: Instant,
-    refusing: bool,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn full(burst: f64, now: Instant) -> TokenBucket {
+        TokenBucket { tokens: burst, at: now }
+    }
+
+    /// Takes a token at `now` if there is one.
+    pub fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the bucket would be full again at `now`.
+    fn refilled(&self, rate: f64, burst: f64, now: Instant) -> bool {
+        self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * rate >= burst
+    }
 }
 
 impl RateLimit {
@@ -70,16 +102,12 @@ impl RateLimit {
         if table.buckets.len() >= table.sweep_at {
             self.sweep(&mut table, now);
         }
-        let full = Bucket { tokens: self.burst, at: now, refusing: false };
+        let full = Bucket { tokens: TokenBucket::full(self.burst, now), refusing: false };
         if table.buckets.len() >= MAX_TRACKED && !table.buckets.contains_key(&ip) {
             return Verdict::Allowed;
         }
         let bucket = table.buckets.entry(ip).or_insert(full);
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens.take(self.rate, self.burst, now) {
             bucket.refusing = false;
             Verdict::Allowed
         } else {
@@ -92,9 +120,7 @@ impl RateLimit {
     /// Drops the buckets that have refilled completely.
     fn sweep(&self, table: &mut Table, now: Instant) {
         let (rate, burst) = (self.rate, self.burst);
-        table
-            .buckets
-            .retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
+        table.buckets.retain(|_, b| !b.tokens.refilled(rate, burst, now));
         table.sweep_at = (table.buckets.len() * 2).max(MIN_SWEEP);
     }
 

@@ -47,9 +47,9 @@ pub fn joined_frame(stream: &Stream, position: &Position) -> Bytes {
 impl Node for LocalNode {
     fn deliver<'a>(&'a self, p: &'a Publication) -> Fut<'a, usize> {
         Box::pin(async move {
-            let Some(to) = self.hub.snapshot(&p.stream) else { return 0 };
+            let (Some(to), skip) = self.hub.snapshot(&p.stream, p.sender.as_deref()) else { return 0 };
             let (frame, tag) = publication_frame(p);
-            fanout::fan_out(&to, &frame, tag.as_ref()).await
+            fanout::fan_out(&to, &frame, tag.as_ref(), skip.as_ref()).await
         })
     }
 

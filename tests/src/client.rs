@@ -1,7 +1,9 @@
 //! A WebSocket client speaking the drupal-push protocol, for tests. Every receive has a timeout;
 //! server pings are answered and skipped.
 
-use drupal_push_protocol::frames::{Authenticate, Envelope, JoinTokenChannel, Position};
+use drupal_push_protocol::frames::{
+    Authenticate, ClientMessage, ClientRequest, Envelope, ErrorReply, JoinTokenChannel, Position, Publish,
+};
 use drupal_push_protocol::{ClientFrame, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -37,6 +39,31 @@ pub fn track(positions: &mut Positions, envelope: &Envelope) {
         (envelope.stream_key(), envelope.offset, &envelope.epoch)
     {
         positions.insert(stream.to_string(), Position { offset, epoch: epoch.clone() });
+    }
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ack { id: u64, result: Value },
+    Error(ErrorReply),
+}
+
+impl Reply {
+    /// The id of the request it answers.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            Reply::Ack { id, .. } => Some(*id),
+            Reply::Error(e) => e.id,
+        }
+    }
+
+    /// The refusal's code; panics on an ack.
+    pub fn code(&self) -> drupal_push_protocol::ErrorCode {
+        match self {
+            Reply::Error(e) => e.code,
+            Reply::Ack { .. } => panic!("expected an error, got {self:?}"),
+        }
     }
 }
 
@@ -172,6 +199,30 @@ impl TestClient {
 
     pub async fn send_raw(&mut self, message: Message) {
         tokio::time::timeout(crate::WAIT, self.ws.send(message)).await.expect("send in time").expect("send");
+    }
+
+    /// Sends a `message` request (for Drupal).
+    pub async fn send_message(&mut self, message: Value, id: Option<u64>) {
+        let request = ClientRequest::Message(ClientMessage { message, id });
+        self.send_raw(Message::text(request.encode())).await;
+    }
+
+    /// Sends a `publish` request.
+    pub async fn publish(&mut self, channel: &str, message: Value, echo: bool, id: Option<u64>) {
+        let request = ClientRequest::Publish(Publish { channel: channel.into(), message, echo, id });
+        self.send_raw(Message::text(request.encode())).await;
+    }
+
+    /// The next frame, which must be a request's answer (`ack` or `error`, with its `id`).
+    pub async fn next_reply(&mut self) -> Reply {
+        let text = self.next_text().await;
+        match ServerFrame::decode(&text) {
+            Ok(ServerFrame::Ack { id, result }) => Reply::Ack { id, result },
+            Ok(ServerFrame::Error { .. }) => {
+                Reply::Error(ErrorReply::decode(&text).expect("error frames decode"))
+            }
+            _ => panic!("expected an ack or an error, got {text}"),
+        }
     }
 
     /// The text of the next frame that is not a ping, exactly as the server sent it.

@@ -2,7 +2,7 @@
 //! (`drupal_push_server::fake_drupal`) served over real HTTP (or HTTPS) on 127.0.0.1:0,
 //! recording every message. Unscripted tokens are invalid.
 
-use drupal_push_protocol::backend::BackendMessage;
+use drupal_push_protocol::backend::{BackendMessage, ForwardedMessage};
 pub use drupal_push_server::fake_drupal::Answer;
 use drupal_push_server::fake_drupal::FakeDrupal as Core;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ pub struct FakeDrupal {
     core: Core,
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Drop for FakeDrupal {
@@ -42,9 +43,14 @@ impl FakeDrupal {
         let app = core.router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake drupal");
         let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = match tls {
             None => tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
             }),
             Some((cert, key)) => {
                 let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
@@ -65,7 +71,37 @@ impl FakeDrupal {
                 })
             }
         };
-        FakeDrupal { core, addr, task }
+        FakeDrupal { core, addr, task, stop: Some(stop) }
+    }
+
+    /// Stops serving (plain HTTP fakes): the port refuses connections and the connections the
+    /// server keeps open are closed, as when Drupal's web server goes down.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(crate::WAIT, &mut self.task).await.expect("the fake Drupal stops in time").ok();
+    }
+
+    /// Scripts the answer to browser messages of `message_type` (its Drupal handler).
+    pub fn answer_message(&self, message_type: &str, answer: Answer) {
+        self.core.answer_message(message_type, answer);
+    }
+
+    /// The browser messages the server forwarded so far.
+    pub fn forwarded(&self) -> Vec<ForwardedMessage> {
+        self.messages()
+            .into_iter()
+            .filter_map(|m| match m {
+                BackendMessage::Forwarded(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Number of browser messages forwarded so far.
+    pub fn forwarded_calls(&self) -> usize {
+        self.core.counts().forwarded.load(Relaxed) as usize
     }
 
     /// Scripts the answer for `token`. Unscripted tokens are invalid.

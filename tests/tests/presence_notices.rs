@@ -23,7 +23,7 @@ fn notices_by_user(d: &FakeDrupal) -> HashMap<u64, String> {
         match m {
             BackendMessage::UserOnline { uid: Uid(u) } => by_user.entry(u).or_default().push('+'),
             BackendMessage::UserOffline { uid: Uid(u) } => by_user.entry(u).or_default().push('-'),
-            BackendMessage::Authenticate(_) => {}
+            BackendMessage::Authenticate(_) | BackendMessage::Forwarded(_) => {}
         }
     }
     by_user

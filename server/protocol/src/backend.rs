@@ -1,6 +1,8 @@
 //! The server -> Drupal callback: `POST {backend}/nodejs/message`, form-encoded with
 //! `messageJson` (one [`BackendMessage`] as JSON) and `serviceKey` (spec 2.1, 2.2), and the
-//! answer Drupal gives to `authenticate` ([`AuthAnswer`], spec 2.4).
+//! answer Drupal gives to `authenticate` ([`AuthAnswer`], spec 2.4). Besides its own messages
+//! the server forwards the `message` requests of browsers ([`ForwardedMessage`]), which Drupal
+//! dispatches to `hook_nodejs_message_callback` handlers by their `messageType`.
 
 use crate::frames::Authenticate;
 use crate::names::{SocketId, Uid};
@@ -26,6 +28,78 @@ pub enum BackendMessage {
     /// A user's last socket has been gone for the grace period.
     #[serde(rename = "userOffline")]
     UserOffline { uid: Uid },
+    /// A browser's message for a Drupal handler, any other `messageType`.
+    #[serde(untagged)]
+    Forwarded(ForwardedMessage),
+}
+
+/// The `messageType` values the server itself sends; a browser may not send messages of these
+/// types to Drupal.
+pub const RESERVED_MESSAGE_TYPES: [&str; 3] = ["authenticate", "userOnline", "userOffline"];
+
+/// A browser's `message` request as Drupal receives it: the browser's members, with
+/// `messageType` (the browser's `messageType`, else its `type`) and the members the server sets
+/// from the socket, which the browser cannot forge: `uid`, `authToken` and `clientId` (the
+/// socket id), named as in the server's own messages so that a handler can pass the message to
+/// `nodejs_auth_check()` to re-check the session. Members of those names the browser sent are
+/// replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardedMessage {
+    pub message_type: String,
+    pub uid: Uid,
+    pub auth_token: String,
+    pub client_id: SocketId,
+    /// The browser's other members, verbatim.
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+/// Members of a forwarded message that the server sets.
+const FORWARD_RESERVED: [&str; 4] = ["messageType", "uid", "authToken", "clientId"];
+
+/// Why a browser's message cannot be forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The message is not a JSON object.
+    NotAnObject,
+    /// Neither `messageType` nor `type` is a non-empty string.
+    NoType,
+}
+
+impl std::fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ForwardError::NotAnObject => "the message must be a JSON object",
+            ForwardError::NoType => {
+                "the message needs a messageType (or type) string naming its Drupal handler"
+            }
+        })
+    }
+}
+
+impl ForwardedMessage {
+    /// The message type a browser's message names: its `messageType`, else its `type`.
+    pub fn type_of(message: &Value) -> Result<&str, ForwardError> {
+        let object = message.as_object().ok_or(ForwardError::NotAnObject)?;
+        let named = |key| object.get(key).and_then(Value::as_str).filter(|t| !t.is_empty());
+        named("messageType").or_else(|| named("type")).ok_or(ForwardError::NoType)
+    }
+
+    /// Builds the message Drupal gets from a browser's `message` and its socket's identity.
+    pub fn new(
+        message: Value,
+        uid: Uid,
+        auth_token: &str,
+        client_id: SocketId,
+    ) -> Result<ForwardedMessage, ForwardError> {
+        let message_type = Self::type_of(&message)?.to_owned();
+        let Value::Object(mut fields) = message else { return Err(ForwardError::NotAnObject) };
+        for key in FORWARD_RESERVED {
+            fields.remove(key);
+        }
+        Ok(ForwardedMessage { message_type, uid, auth_token: auth_token.to_owned(), client_id, fields })
+    }
 }
 
 /// The client's `authenticate` frame plus the socket id, as Drupal expects it.
@@ -241,6 +315,42 @@ mod tests {
         );
         let back: BackendMessage = serde_json::from_str(&msg.to_json()).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn golden_forwarded_messages() {
+        let from_page = serde_json::json!({
+            "type": "chat", "text": "hi", "uid": 1, "authToken": "forged", "clientId": "forged"
+        });
+        assert_eq!(ForwardedMessage::type_of(&from_page), Ok("chat"));
+        let m = ForwardedMessage::new(from_page, Uid(5), "t", SocketId("s1".into())).unwrap();
+        let msg = BackendMessage::Forwarded(m);
+        assert_eq!(
+            msg.to_json(),
+            r#"{"messageType":"chat","uid":5,"authToken":"t","clientId":"s1","text":"hi","type":"chat"}"#
+        );
+        let back: BackendMessage = serde_json::from_str(&msg.to_json()).unwrap();
+        assert_eq!(back, msg);
+
+        let named = serde_json::json!({"messageType": "saveDraft", "type": "x"});
+        let m = ForwardedMessage::new(named, Uid(0), "a", SocketId("s".into())).unwrap();
+        assert_eq!(
+            BackendMessage::Forwarded(m).to_json(),
+            r#"{"messageType":"saveDraft","uid":0,"authToken":"a","clientId":"s","type":"x"}"#
+        );
+        for (bad, why) in [
+            (serde_json::json!([1]), ForwardError::NotAnObject),
+            (serde_json::json!("chat"), ForwardError::NotAnObject),
+            (serde_json::json!({"text": "hi"}), ForwardError::NoType),
+            (serde_json::json!({"type": ""}), ForwardError::NoType),
+            (serde_json::json!({"messageType": 3}), ForwardError::NoType),
+        ] {
+            assert_eq!(ForwardedMessage::type_of(&bad), Err(why.clone()), "{bad}");
+            assert_eq!(ForwardedMessage::new(bad, Uid(1), "t", SocketId("s".into())), Err(why));
+        }
+        // The server's own messages still decode as themselves.
+        let online: BackendMessage = serde_json::from_str(r#"{"messageType":"userOnline","uid":5}"#).unwrap();
+        assert_eq!(online, BackendMessage::UserOnline { uid: Uid(5) });
     }
 
     #[test]

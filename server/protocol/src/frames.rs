@@ -9,10 +9,10 @@
 //! [`ErrorReply`] carrying the request's `id`.
 //!
 //! [`ClientRequest`] and [`ErrorReply`] stand beside [`ClientFrame`] and
-//! [`ServerFrame::Error`] rather than inside them so that a server which does not handle
-//! requests yet keeps compiling and answers them with `bad-frame`; a server that handles them
-//! decodes with [`ClientRequest::decode`] when [`ClientFrame::decode`] does not know the `type`
-//! (see [`ClientRequest::is_request`]).
+//! [`ServerFrame::Error`] rather than inside them: the client only ever encodes requests and
+//! decodes replies, and the server decodes a request only when [`ClientFrame::decode`] does
+//! not know the frame's `type` ([`ClientRequest::decode_refused`]), so the frames every
+//! connection exchanges keep their small, closed enums.
 
 use crate::names::{SocketId, Uid};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -160,6 +160,24 @@ impl ClientRequest {
 
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("requests always serialize")
+    }
+
+    /// Reads a frame that [`ClientFrame::decode`] refused: `None` when its `type` is not a
+    /// request's; else the request, or why it is not one together with the frame's `id` (when
+    /// the frame has a usable one), so that the refusal can carry it.
+    pub fn decode_refused(text: &str) -> Option<Result<ClientRequest, (String, Option<u64>)>> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default)]
+            id: Option<Value>,
+        }
+        let head: Head = serde_json::from_str(text).ok()?;
+        if !Self::is_request(&head.kind) {
+            return None;
+        }
+        Some(Self::decode(text).map_err(|e| (e, head.id.as_ref().and_then(Value::as_u64))))
     }
 
     /// The request's `id`, for the answer.
@@ -534,6 +552,20 @@ mod tests {
         assert!(e.contains("channel"), "{e}");
         let e = ClientRequest::decode(r#"{"type":"message","message":{},"id":-1}"#).unwrap_err();
         assert!(e.contains("invalid"), "{e}");
+
+        assert_eq!(ClientRequest::decode_refused(text), Some(Ok(p)));
+        assert_eq!(ClientRequest::decode_refused(r#"{"type":"subscribe","id":3}"#), None);
+        assert_eq!(ClientRequest::decode_refused("not json"), None);
+        let Some(Err((e, id))) = ClientRequest::decode_refused(r#"{"type":"publish","message":{},"id":9}"#)
+        else {
+            panic!("a publish without a channel is a request that does not decode")
+        };
+        assert!(e.contains("channel"), "{e}");
+        assert_eq!(id, Some(9));
+        let Some(Err((_, id))) = ClientRequest::decode_refused(r#"{"type":"message","id":"x"}"#) else {
+            panic!("a message with a string id does not decode")
+        };
+        assert_eq!(id, None, "an id that is not a number cannot be echoed");
     }
 
     #[test]

@@ -115,6 +115,12 @@ pub struct BackendConfig {
     /// `authenticate` calls waiting for a free request slot at most; one more is refused at once
     /// (close 4100, the client backs off). 0: refuse whenever every slot is busy.
     pub queue_length: usize,
+    /// Browser messages (`clientMessages`) in flight to Drupal at most, in request slots of
+    /// their own beside `concurrency`, so that they never delay an authentication.
+    pub message_concurrency: usize,
+    /// Browser messages waiting for one of their slots at most; one more is refused at once
+    /// (`backend-unavailable`). 0: refuse whenever every slot is busy.
+    pub message_queue_length: usize,
 }
 
 /// All settings. Field docs say what each key does; defaults are in `sources::defaults()`.
@@ -213,6 +219,23 @@ pub struct Config {
     pub auth_rate_per_address: f64,
     /// How many authentications one address may send at once before the rate applies.
     pub auth_burst_per_address: u32,
+    /// Message types a browser may send to Drupal's `/nodejs/message` (`["*"]`: any type but the
+    /// reserved `authenticate`, `userOnline`, `userOffline`). Empty: none (the default).
+    #[serde(deserialize_with = "string_list")]
+    pub client_messages: Vec<String>,
+    /// Channels whose members may publish to each other, as patterns (`chat_*`, `*` matches any
+    /// run of characters). Empty: none (the default).
+    #[serde(deserialize_with = "string_list")]
+    pub client_writable_channels: Vec<String>,
+    /// Requests (`message`, `publish`) per second one socket may send (0: no limit).
+    #[serde(deserialize_with = "lenient_f64")]
+    pub client_request_rate_per_socket: f64,
+    /// How many requests one socket may send at once before the rate applies.
+    pub client_request_burst_per_socket: u32,
+    /// Largest request frame (`message`, `publish`) a socket may send, bytes; over it the request
+    /// is refused (`message-too-large`). `maxFrameSize` still applies first (close 1009).
+    #[serde(deserialize_with = "byte_size")]
+    pub client_request_max_bytes: usize,
     /// On SIGTERM, close the WebSockets with 1001 spread over this many milliseconds.
     pub drain_window_ms: u64,
     /// `text` or `json` log lines.
@@ -341,6 +364,7 @@ impl Config {
         let positive = [
             ("backend.timeoutMs", self.backend.timeout_ms),
             ("backend.concurrency", self.backend.concurrency as u64),
+            ("backend.messageConcurrency", self.backend.message_concurrency as u64),
             ("authTimeoutMs", self.auth_timeout_ms),
             ("heartbeatIntervalMs", self.heartbeat_interval_ms),
             ("writeTimeoutMs", self.write_timeout_ms),
@@ -391,6 +415,7 @@ impl Config {
             return Err("wsReadBufferSize: must be at least 256 bytes".into());
         }
         self.validate_admission()?;
+        crate::client_requests::Policy::new(self)?;
         if self.scheme == Scheme::Https {
             for (key, path) in [("sslKeyPath", &self.ssl_key_path), ("sslCertPath", &self.ssl_cert_path)] {
                 if path.is_empty() {

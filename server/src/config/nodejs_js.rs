@@ -44,7 +44,13 @@ pub fn parse(text: &str) -> Result<(Value, Vec<String>), String> {
         map.keys().filter(|k| LEGACY_KEYS.contains(&k.as_str()) || k.ends_with("Url")).cloned().collect();
     for k in legacy {
         map.remove(&k);
-        warnings.push(format!("{k}: ignored (an option of older Node.js servers with no effect here)"));
+        let instead = match k.as_str() {
+            "clientsCanWriteToChannels" => "; see clientWritableChannels (channel patterns)",
+            "clientsCanWriteToClients" => "; see clientMessages (message types for Drupal)",
+            _ => "",
+        };
+        warnings
+            .push(format!("{k}: ignored (an option of older Node.js servers with no effect here){instead}"));
     }
     Ok((Value::Object(map), warnings))
 }
@@ -156,6 +162,12 @@ settings = {
         assert!(v.get("transports").is_none() && v.get("publishUrl").is_none());
         assert_eq!(v["resource"], "/socket.io", "resource is ours again: where socket.io.js is served");
         assert_eq!(warnings.len(), 6, "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("clientsCanWriteToChannels") && w.contains("clientWritableChannels")),
+            "{warnings:?}"
+        );
     }
 
     #[test]

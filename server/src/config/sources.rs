@@ -78,7 +78,9 @@ fn defaults() -> Value {
             "httpAuth": "",
             "timeoutMs": 30000,
             "concurrency": 64,
-            "queueLength": 5000
+            "queueLength": 5000,
+            "messageConcurrency": 8,
+            "messageQueueLength": 1000
         },
         "contentTokenStatus": "auto",
         "authTimeoutMs": 10000,
@@ -110,6 +112,11 @@ fn defaults() -> Value {
         "connectionBurstPerAddress": 4000,
         "authRatePerAddress": 100,
         "authBurstPerAddress": 2000,
+        "clientMessages": [],
+        "clientWritableChannels": [],
+        "clientRequestRatePerSocket": 10,
+        "clientRequestBurstPerSocket": 20,
+        "clientRequestMaxBytes": "8kb",
         "drainWindowMs": 5000,
         "logFormat": "text",
         "staticDir": "",

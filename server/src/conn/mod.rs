@@ -10,19 +10,23 @@
 //! outbox, and the task's own departure follows.
 //!
 //! Files: `upgrade.rs` (the opening handshake), `socket.rs` (the byte stream), `codec.rs`
-//! (frames), `auth.rs` (the authentication steps).
+//! (frames), `auth.rs` (the authentication steps), `requests.rs` (a browser's messages for
+//! Drupal and publishes).
 
 mod auth;
 pub mod codec;
+mod requests;
 pub mod socket;
 pub mod upgrade;
 
 use crate::App;
+use crate::client_requests::Allowance;
 use crate::engine::Member;
 use crate::hub::ConnId;
 use crate::outbox::{Flush, Outbox};
 use bytes::Bytes;
 use codec::{Incoming, Reader};
+use drupal_push_protocol::frames::ClientRequest;
 use drupal_push_protocol::{ClientFrame, CloseCode, ErrorCode, PROTOCOL_VERSION, ServerFrame, SocketId};
 use socket::Socket;
 use std::io::ErrorKind;
@@ -70,6 +74,8 @@ pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: 
         outbox,
         phase: auth::Phase::AwaitingAuth,
         member: None,
+        allowance: None,
+        sender: false,
     };
     let end = conn.serve(early).instrument(span.clone()).await;
     conn.leave(end).instrument(span).await;
@@ -86,6 +92,10 @@ struct Connection {
     phase: auth::Phase,
     /// Set once the engine counted this socket's arrival, so its departure must be reported.
     member: Option<Member>,
+    /// The socket's request budget, from its first request on.
+    allowance: Option<Box<Allowance>>,
+    /// The hub indexes this socket by its id, since it published without echo.
+    sender: bool,
 }
 
 impl Connection {
@@ -228,7 +238,11 @@ impl Connection {
         let frame = match ClientFrame::decode(text) {
             Ok(f) => f,
             Err(e) => {
-                self.reply_error(ErrorCode::BadFrame, e);
+                match ClientRequest::decode_refused(text) {
+                    Some(Ok(request)) => self.on_request(request, text.len()).await,
+                    Some(Err((e, id))) => self.refuse(id, (ErrorCode::BadFrame, e)),
+                    None => self.reply_error(ErrorCode::BadFrame, e),
+                }
                 return None;
             }
         };
@@ -250,7 +264,8 @@ impl Connection {
             self.outbox.close(code);
         }
         let forced = matches!(self.outbox.closing(), Some(CloseCode::KICKED | CloseCode::LOGGED_OUT));
-        let mut changes = self.app.hub.detach(self.id, forced);
+        let sender = self.sender.then_some(self.socket_id.as_str());
+        let mut changes = self.app.hub.detach(self.id, forced, sender);
         if self.member.is_none() {
             changes.departures.clear();
         }

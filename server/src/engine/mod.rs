@@ -18,7 +18,8 @@
 //!   offsets, one at a time: a node never has two deliveries of the same stream in flight.
 //!   Different streams are not ordered relative to each other.
 //! * **Exactly once per node.** Each publication is delivered once to every live node; a node
-//!   delivers it once to each local socket subscribed at that moment. Offsets of a stream
+//!   delivers it once to each local socket subscribed at that moment, except the socket that
+//!   published it ([`Publication::sender`]). Offsets of a stream
 //!   increase by one per recorded publication within an epoch; a new epoch means earlier
 //!   positions can no longer be recovered.
 //! * **Decided once.** `userOnline` on a user's first socket anywhere and `userOffline` when its
@@ -205,6 +206,10 @@ pub struct Publication {
     pub stream: Stream,
     pub message: Arc<RawValue>,
     pub position: Option<Position>,
+    /// The socket id of the browser that published it, whichever node it is on: no node
+    /// delivers it to that socket (socket ids are random, so unique across the cluster). Not
+    /// part of the history: a replay goes to a new socket.
+    pub sender: Option<Arc<str>>,
 }
 
 /// What a socket (re)joining a stream gets.
@@ -279,7 +284,17 @@ pub trait Engine: Send + Sync + 'static {
     /// Publishes a Drupal message on `stream` to every node; resolves once this node has
     /// delivered it, with the number of local sockets it reached. A `Stream::Token` channel
     /// that does not exist is [`EngineError::NoSuchTokenChannel`].
-    fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>>;
+    fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>> {
+        self.publish_from(stream, message, None)
+    }
+    /// [`Engine::publish`] of a message a browser published (a client-writable channel): every
+    /// node skips the socket `sender` ([`Publication::sender`]); recorded like any other.
+    fn publish_from(
+        &self,
+        stream: Stream,
+        message: Arc<RawValue>,
+        sender: Option<Arc<str>>,
+    ) -> Fut<'_, Result<usize, EngineError>>;
 
     /// Where `stream` is and what a socket that last saw `since` missed there (see
     /// [`Recovery`]); makes the stream exist (with its epoch) when it does not yet.

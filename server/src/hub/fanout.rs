@@ -8,20 +8,26 @@
 //! before this one returns (the engine's contract).
 
 use super::Snapshot;
-use crate::outbox::{Pushed, Tag};
+use crate::outbox::{Outbox, Pushed, Tag};
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// Pushes between two yields: about 1-2 ms of work.
 const CHUNK: usize = 256;
 
-/// Pushes `frame` to every outbox of `to`; returns how many took it.
-pub async fn fan_out(to: &Snapshot, frame: &Bytes, tag: Option<&Tag>) -> usize {
+/// Pushes `frame` to every outbox of `to` but `skip` (the publishing socket's); returns how
+/// many took it.
+pub async fn fan_out(to: &Snapshot, frame: &Bytes, tag: Option<&Tag>, skip: Option<&Arc<Outbox>>) -> usize {
     let mut sent = 0;
     for (i, chunk) in to.chunks(CHUNK).enumerate() {
         if i > 0 {
             tokio::task::yield_now().await;
         }
-        sent += chunk.iter().filter(|o| o.push_tagged(frame.clone(), tag) == Pushed::Queued).count();
+        sent += chunk
+            .iter()
+            .filter(|o| !skip.is_some_and(|s| Arc::ptr_eq(s, o)))
+            .filter(|o| o.push_tagged(frame.clone(), tag) == Pushed::Queued)
+            .count();
     }
     sent
 }

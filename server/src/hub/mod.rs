@@ -5,7 +5,9 @@
 //! [`Hub`] is a cheap-clone handle around one `std::sync::Mutex`; every method is synchronous
 //! and short, and no lock is held across an `.await` or a call into the engine. Membership
 //! changes are reported as [`Changes`] for the caller to hand to the engine. Every lookup is
-//! indexed; only broadcasts and shutdown touch all connections. Parts: [`conns`] (the
+//! indexed; only broadcasts and shutdown touch all connections. Sockets that published to a
+//! client-writable channel are also indexed by socket id, so a delivery can skip its sender
+//! (idle sockets are not in that index and pay nothing for it). Parts: [`conns`] (the
 //! connection table and its counters) and [`groups`] (members and fan-out snapshots);
 //! [`fanout`] pushes one frame to a snapshot outside the lock.
 
@@ -21,6 +23,7 @@ use crate::outbox::Outbox;
 use conns::{ConnAuth, Conns};
 use drupal_push_protocol::{CloseCode, SocketId, Uid};
 use groups::Groups;
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -49,6 +52,8 @@ struct Local {
     token_channels: Groups<Arc<str>>,
     users: Groups<Uid>,
     sessions: Groups<Arc<str>>,
+    /// Sockets that published as browsers, by socket id.
+    senders: FxHashMap<Arc<str>, ConnId>,
 }
 
 impl Local {
@@ -172,11 +177,15 @@ impl Hub {
         local.token_channels.remove(channel, id);
     }
 
-    /// The connection ended: out of every index. Returns what the engine must hear: channels
-    /// closed here and, if it was authenticated, its departure (`forced`: without grace).
-    pub fn detach(&self, id: ConnId, forced: bool) -> Changes {
+    /// The connection ended: out of every index (`sender`: its socket id, when it registered
+    /// as a sender). Returns what the engine must hear: channels closed here and, if it was
+    /// authenticated, its departure (`forced`: without grace).
+    pub fn detach(&self, id: ConnId, forced: bool, sender: Option<&str>) -> Changes {
         let mut local = self.lock();
         let l = &mut *local;
+        if let Some(socket_id) = sender {
+            l.senders.remove(socket_id);
+        }
         let mut changes = Changes::default();
         let Some((_, auth)) = l.conns.remove(id) else { return changes };
         let Some(auth) = auth else { return changes };
@@ -237,14 +246,36 @@ impl Hub {
         (changes, joined)
     }
 
-    /// The outboxes a publication on `stream` goes to here.
-    pub fn snapshot(&self, stream: &Stream) -> Option<Snapshot> {
+    /// Makes a connection findable by its socket id, so that what it publishes can skip it;
+    /// [`Hub::detach`] takes it out again. False when it is gone.
+    pub fn register_sender(&self, id: ConnId, socket_id: &str) -> bool {
         let mut local = self.lock();
-        match stream {
-            Stream::Channel(c) => local.channels.snapshot(&**c),
-            Stream::Token(c) => local.token_channels.snapshot(&**c),
-            Stream::Broadcast => Some(local.conns.everyone()),
+        if local.conns.get(id).is_none() {
+            return false;
         }
+        local.senders.insert(Arc::from(socket_id), id);
+        true
+    }
+
+    /// Whether an authenticated connection is a member of `channel`.
+    pub fn is_member(&self, id: ConnId, channel: &str) -> bool {
+        let mut local = self.lock();
+        local.conns.auth_mut(id).is_some_and(|a| a.channels.iter().any(|c| &**c == channel))
+    }
+
+    /// The outboxes a publication on `stream` goes to here, and the outbox of its sender when
+    /// that socket is here (to be skipped).
+    pub fn snapshot(&self, stream: &Stream, sender: Option<&str>) -> (Option<Snapshot>, Option<Arc<Outbox>>) {
+        let mut local = self.lock();
+        let l = &mut *local;
+        let skip =
+            sender.and_then(|s| l.senders.get(s)).and_then(|id| l.conns.get(*id)).map(|c| c.outbox.clone());
+        let to = match stream {
+            Stream::Channel(c) => l.channels.snapshot(&**c),
+            Stream::Token(c) => l.token_channels.snapshot(&**c),
+            Stream::Broadcast => Some(l.conns.everyone()),
+        };
+        (to, skip)
     }
 
     /// The outboxes of the local sockets of `uids`.

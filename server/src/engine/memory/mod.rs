@@ -136,7 +136,7 @@ impl MemoryEngine {
                     }
                     Effect::Backend(_) => {}
                     Effect::Notice(stream, message) => {
-                        self.deliver(stream, Arc::from(message)).await;
+                        self.deliver(stream, Arc::from(message), None).await;
                     }
                     Effect::PresenceTimer { uid, timer } => {
                         let (engine, due) = (self.clone(), Instant::now() + self.inner.grace);
@@ -159,7 +159,7 @@ impl MemoryEngine {
                             engine.run(fx).await;
                             if notify {
                                 let notice = drupal::content_channel_disconnect(&channel, uid);
-                                engine.deliver(Stream::Token(channel), Arc::from(notice)).await;
+                                engine.deliver(Stream::Token(channel), Arc::from(notice), None).await;
                             }
                         });
                     }
@@ -168,14 +168,15 @@ impl MemoryEngine {
         })
     }
 
-    /// Takes the stream's turn, records the message and has the node deliver it.
-    async fn deliver(&self, stream: Stream, message: Arc<RawValue>) -> usize {
+    /// Takes the stream's turn, records the message and has the node deliver it (to every
+    /// socket of the stream but `sender`'s).
+    async fn deliver(&self, stream: Stream, message: Arc<RawValue>, sender: Option<Arc<str>>) -> usize {
         let streams = &self.inner.streams;
         let slot = streams.slot(&stream);
         let (sent, stream) = {
             let _turn = slot.order.lock().await;
             let position = streams.append(&slot, &message);
-            let publication = Publication { stream, message, position };
+            let publication = Publication { stream, message, position, sender };
             (self.node().deliver(&publication).await, publication.stream)
         };
         streams.release(&stream, slot);
@@ -287,6 +288,7 @@ impl Engine for MemoryEngine {
                     stream: stream.clone(),
                     message,
                     position: r.top.as_ref().map(|t| Position { offset, epoch: t.epoch.clone() }),
+                    sender: None,
                 })
                 .collect();
             Ok(Recovery { top: r.top, replay, recovered: r.recovered })
@@ -297,7 +299,12 @@ impl Engine for MemoryEngine {
         Box::pin(async move { Ok(self.with(|st, _| st.presence.watched_online(watcher)).0) })
     }
 
-    fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>> {
+    fn publish_from(
+        &self,
+        stream: Stream,
+        message: Arc<RawValue>,
+        sender: Option<Arc<str>>,
+    ) -> Fut<'_, Result<usize, EngineError>> {
         Box::pin(async move {
             if let Stream::Token(channel) = &stream {
                 let known = self.with(|st, _| {
@@ -308,7 +315,7 @@ impl Engine for MemoryEngine {
                     return Err(EngineError::NoSuchTokenChannel);
                 }
             }
-            Ok(self.deliver(stream, message).await)
+            Ok(self.deliver(stream, message, sender).await)
         })
     }
 

@@ -269,7 +269,7 @@ impl RedisEngine {
 
     async fn leave_notice(&self, channel: &str, uid: Uid) {
         let notice = drupal::content_channel_disconnect(channel, uid);
-        if let Err(e) = self.publish_on(Stream::Token(Arc::from(channel)), Arc::from(notice)).await {
+        if let Err(e) = self.publish_on(Stream::Token(Arc::from(channel)), Arc::from(notice), None).await {
             tracing::warn!(error = %e, channel, "could not publish a leave notice");
         }
     }
@@ -391,8 +391,14 @@ impl RedisEngine {
         })
     }
 
-    /// Appends and publishes; resolves once this node delivered it.
-    async fn publish_on(&self, stream: Stream, message: Arc<RawValue>) -> Result<usize, EngineError> {
+    /// Appends and publishes (from the browser socket `sender`, if one published it); resolves
+    /// once this node delivered it.
+    async fn publish_on(
+        &self,
+        stream: Stream,
+        message: Arc<RawValue>,
+        sender: Option<&str>,
+    ) -> Result<usize, EngineError> {
         let key = stream.key();
         let h = self.inner.settings.history;
         let (pid, rx) = self.wait_for_own();
@@ -407,7 +413,7 @@ impl RedisEngine {
             .arg(h.ttl.as_secs().max(1))
             .arg(now_ms())
             .arg(crate::ids::random_id(8))
-            .arg(wire::header(&self.inner.node_id, pid, &key))
+            .arg(wire::header(&self.inner.node_id, pid, sender, &key))
             .arg(message.get())
             .arg(META_TTL_SECS.max(h.ttl.as_secs()))
             .invoke_async(&mut self.conn())
@@ -449,7 +455,7 @@ fn recovery_of(stream: &Stream, since: Option<&Position>, reply: Vec<RedisValue>
             .filter_map(|(i, v)| {
                 let message = Arc::from(RawValue::from_string(text(v)?).ok()?);
                 let position = Some(Position { offset: first + 1 + i as u64, epoch: epoch.clone() });
-                Some(Publication { stream: stream.clone(), message, position })
+                Some(Publication { stream: stream.clone(), message, position, sender: None })
             })
             .collect()
     } else {
@@ -469,7 +475,12 @@ impl Engine for RedisEngine {
         self.inner.subscribed.load(Ordering::Relaxed) && self.inner.heartbeat_ok.load(Ordering::Relaxed)
     }
 
-    fn publish(&self, stream: Stream, message: Arc<RawValue>) -> Fut<'_, Result<usize, EngineError>> {
+    fn publish_from(
+        &self,
+        stream: Stream,
+        message: Arc<RawValue>,
+        sender: Option<Arc<str>>,
+    ) -> Fut<'_, Result<usize, EngineError>> {
         Box::pin(async move {
             if let Stream::Token(channel) = &stream {
                 let known: bool =
@@ -478,7 +489,7 @@ impl Engine for RedisEngine {
                     return Err(EngineError::NoSuchTokenChannel);
                 }
             }
-            self.publish_on(stream, message).await
+            self.publish_on(stream, message, sender.as_deref()).await
         })
     }
 
@@ -516,7 +527,7 @@ impl Engine for RedisEngine {
     fn settle(&self) -> Fut<'_, Result<(), EngineError>> {
         Box::pin(async move {
             let (pid, rx) = self.wait_for_own();
-            let payload = format!("{}\n0\n\n", wire::header(&self.inner.node_id, pid, ""));
+            let payload = format!("{}\n0\n\n", wire::header(&self.inner.node_id, pid, None, ""));
             let sent: Result<i64, _> = self.conn().publish(self.key("pub"), payload).await;
             if let Err(e) = sent {
                 self.waiting().remove(&pid);

@@ -1,9 +1,11 @@
 //! What the Redis engine writes into Redis and its pub/sub channels, and reads back: the
 //! publication payload on `P:pub`, commands on `P:ctl`, cached auth records.
 //!
-//! A publication payload is `origin pid stream-key-json \n offset \n epoch \n message` (the
-//! PUBLISH script adds the last three), so the message itself is never re-encoded. A barrier
-//! (see `RedisEngine::settle`) is a publication of the empty stream key.
+//! A publication payload is `origin pid sender stream-key-json \n offset \n epoch \n message`
+//! (the PUBLISH script adds the last three), so the message itself is never re-encoded. `sender`
+//! is the socket id of the browser that published it ([`Publication::sender`], skipped by every
+//! node), empty for Drupal's publishes; socket ids have no spaces. A barrier (see
+//! `RedisEngine::settle`) is a publication of the empty stream key.
 
 use crate::engine::{AuthRecord, Event, Position, Publication, Stream, Who};
 use drupal_push_protocol::Uid;
@@ -25,10 +27,11 @@ pub fn stream_of(key: &str) -> Stream {
     }
 }
 
-/// The header the PUBLISH script puts before the position: who published, its id there, and
-/// the stream (empty for a barrier).
-pub fn header(origin: &str, pid: u64, stream_key: &str) -> String {
-    format!("{origin} {pid} {}", serde_json::Value::from(stream_key))
+/// The header the PUBLISH script puts before the position: who published, its id there, the
+/// browser socket that published it (if one did) and the stream (empty for a barrier).
+pub fn header(origin: &str, pid: u64, sender: Option<&str>, stream_key: &str) -> String {
+    let sender = sender.filter(|s| !s.contains([' ', '\n'])).unwrap_or("");
+    format!("{origin} {pid} {sender} {}", serde_json::Value::from(stream_key))
 }
 
 /// A message read from `P:pub`.
@@ -42,8 +45,9 @@ pub fn parse_publication(payload: &[u8]) -> Option<Incoming> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut parts = text.splitn(4, '\n');
     let (head, offset, epoch, message) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let mut head = head.splitn(3, ' ');
+    let mut head = head.splitn(4, ' ');
     let (origin, pid) = (head.next()?.to_owned(), head.next()?.parse().ok()?);
+    let sender = Some(head.next()?).filter(|s| !s.is_empty()).map(Arc::from);
     let key: String = serde_json::from_str(head.next()?).ok()?;
     if key.is_empty() {
         return Some(Incoming::Barrier { origin, pid });
@@ -54,7 +58,7 @@ pub fn parse_publication(payload: &[u8]) -> Option<Incoming> {
     Some(Incoming::Publication {
         origin,
         pid,
-        publication: Publication { stream: stream_of(&key), message, position },
+        publication: Publication { stream: stream_of(&key), message, position, sender },
     })
 }
 
@@ -221,7 +225,7 @@ mod tests {
     #[test]
     fn publications_round_trip_with_any_stream_key() {
         for key in ["chat", "token:a b|c", "*"] {
-            let payload = format!("{}\n7\nep\n{{\"a\":\"x\\ny\"}}", header("n1", 42, key));
+            let payload = format!("{}\n7\nep\n{{\"a\":\"x\\ny\"}}", header("n1", 42, None, key));
             let Some(Incoming::Publication { origin, pid, publication }) =
                 parse_publication(payload.as_bytes())
             else {
@@ -231,13 +235,21 @@ mod tests {
             assert_eq!(publication.stream.key(), key);
             assert_eq!(publication.position, Some(Position { offset: 7, epoch: Arc::from("ep") }));
             assert_eq!(publication.message.get(), "{\"a\":\"x\\ny\"}");
+            assert_eq!(publication.sender, None);
         }
-        let unrecorded = format!("{}\n0\n\n{{}}", header("n1", 1, "chat"));
+        let from_browser = format!("{}\n3\nep\n{{}}", header("n1", 5, Some("k3j9x0q2m7a1"), "chat_1"));
+        let Some(Incoming::Publication { publication, .. }) = parse_publication(from_browser.as_bytes())
+        else {
+            panic!("not a publication")
+        };
+        assert_eq!(publication.sender.as_deref(), Some("k3j9x0q2m7a1"));
+        assert_eq!(publication.stream.key(), "chat_1");
+        let unrecorded = format!("{}\n0\n\n{{}}", header("n1", 1, None, "chat"));
         let Some(Incoming::Publication { publication, .. }) = parse_publication(unrecorded.as_bytes()) else {
             panic!("not a publication")
         };
         assert_eq!(publication.position, None);
-        let barrier = format!("{}\n0\n\n", header("n2", 9, ""));
+        let barrier = format!("{}\n0\n\n", header("n2", 9, None, ""));
         assert!(matches!(parse_publication(barrier.as_bytes()), Some(Incoming::Barrier { pid: 9, .. })));
         assert!(parse_publication(b"garbage").is_none());
     }

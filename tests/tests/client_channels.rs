@@ -1,0 +1,158 @@
+//! Client-writable channels (`publish` requests, `clientWritableChannels`) over real sockets:
+//! a member's message reaches the other members with `senderUid` and `senderSocketId` set by the
+//! server, not its own socket (only with `echo`), and not the other tabs of its session either
+//! way; non-members, channels that do not match and malformed messages are refused; the rate
+//! limit applies; the message is recorded like Drupal's, so a member that reconnects recovers it.
+//! On several nodes (the Redis engine): server/tests/cluster_client_requests.rs.
+
+use drupal_push_protocol::ErrorCode;
+use drupal_push_tests::client::{Positions, Reply, track};
+use drupal_push_tests::server::SERVICE_KEY;
+use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
+use serde_json::{Value, json};
+
+async fn setup(extra: &[(&str, &str)]) -> (FakeDrupal, TestServer) {
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    d.answer("s1", Answer::valid(1, &["chat_1", "news"]));
+    d.answer("s2", Answer::valid(2, &["chat_1"]));
+    d.answer("s3", Answer::valid(3, &["chat_1", "chat_2"]));
+    d.answer("s4", Answer::valid(4, &["chat_2", "news"]));
+    let mut settings = vec![("clientWritableChannels", "chat_*")];
+    settings.extend_from_slice(extra);
+    let s = TestServer::start_with(&d, &settings).await;
+    (d, s)
+}
+
+fn sent(id: u64, n: u64) -> Reply {
+    Reply::Ack { id, result: json!({ "sent": n }) }
+}
+
+/// The message members receive for `message` published by `from`.
+fn from(message: Value, uid: u64, from: &TestClient) -> Value {
+    let mut m = message;
+    m["senderUid"] = json!(uid);
+    m["senderSocketId"] = json!(from.socket_id);
+    m
+}
+
+#[tokio::test]
+async fn a_member_publishes_to_the_other_members_and_only_with_echo_to_itself() {
+    let (d, s) = setup(&[]).await;
+    let mut a = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    let mut a2 = TestClient::connect_auth(&s.ws_url(), "s1").await; // another tab of a's session
+    let mut b = TestClient::connect_auth(&s.ws_url(), "s2").await;
+    let mut c = TestClient::connect_auth(&s.ws_url(), "s3").await;
+    let mut outsider = TestClient::connect_auth(&s.ws_url(), "s4").await;
+
+    let forged = json!({"text": "hi", "senderUid": 99, "senderSocketId": "x", "clientSocketId": "y"});
+    a.publish("chat_1", forged, false, Some(8)).await;
+    // The fan-out ends before the ack is sent: a message to `a` would come first.
+    assert_eq!(a.next_reply().await, sent(8, 3), "a2, b and c; not the sender");
+    let expected = from(json!({"text": "hi", "clientSocketId": "y"}), 1, &a);
+    for member in [&mut a2, &mut b, &mut c] {
+        let env = member.next_envelope().await;
+        assert_eq!(env.channel.as_deref(), Some("chat_1"));
+        assert_eq!(env.message, expected);
+    }
+
+    a.publish("chat_1", json!({"text": "me too"}), true, Some(9)).await;
+    assert_eq!(a.next_message().await, from(json!({"text": "me too"}), 1, &a), "echoed");
+    assert_eq!(a.next_reply().await, sent(9, 4));
+    for member in [&mut a2, &mut b, &mut c] {
+        assert_eq!(member.next_message().await["text"], "me too");
+    }
+
+    // Without an id: delivered, nothing answered.
+    b.publish("chat_1", json!({"text": "quiet"}), false, None).await;
+    for member in [&mut a, &mut a2, &mut c] {
+        assert_eq!(member.next_message().await, from(json!({"text": "quiet"}), 2, &b));
+    }
+    b.publish("chat_1", json!({"text": "loud"}), false, Some(1)).await;
+    assert_eq!(b.next_reply().await, sent(1, 3), "b heard neither its message nor an answer to the first");
+
+    for member in [&mut a, &mut a2, &mut c] {
+        assert_eq!(member.next_message().await["text"], "loud");
+    }
+    // Drupal's own publishes still reach everyone, the sockets that published included.
+    s.post("publish", json!({"channel": "chat_1", "text": "from Drupal"})).await;
+    for member in [&mut a, &mut a2, &mut b, &mut c] {
+        assert_eq!(member.next_message().await["text"], "from Drupal");
+    }
+    outsider.send(&drupal_push_protocol::ClientFrame::Ping).await;
+    assert_eq!(outsider.next_frame().await, drupal_push_protocol::ServerFrame::Pong, "nothing reached it");
+    assert_eq!(d.forwarded_calls(), 0, "publishes never go to Drupal");
+}
+
+#[tokio::test]
+async fn non_members_other_channels_and_bad_messages_are_refused() {
+    let (_d, s) = setup(&[]).await;
+    let mut a = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    let mut b = TestClient::connect_auth(&s.ws_url(), "s2").await;
+    let mut anonymous = TestClient::connect(&s.ws_url()).await;
+    anonymous.publish("chat_1", json!({}), false, Some(1)).await;
+    let r = anonymous.next_reply().await;
+    assert_eq!((r.id(), r.code()), (Some(1), ErrorCode::NotAuthenticated));
+
+    for (channel, message, code) in [
+        ("chat_2", json!({"text": "x"}), ErrorCode::NotAMember),
+        ("chat_9", json!({"text": "x"}), ErrorCode::NotAMember),
+        ("news", json!({"text": "x"}), ErrorCode::ChannelNotWritable),
+        ("nodejs_user_1", json!({"text": "x"}), ErrorCode::ChannelNotWritable),
+        ("chat_1", json!("text"), ErrorCode::BadFrame),
+        ("chat_1", json!([1]), ErrorCode::BadFrame),
+    ] {
+        a.publish(channel, message.clone(), false, Some(5)).await;
+        let r = a.next_reply().await;
+        assert_eq!((r.id(), r.code()), (Some(5), code), "{channel} {message}: {r:?}");
+    }
+    a.publish("chat_1", json!({"text": "ok"}), false, Some(6)).await;
+    assert_eq!(a.next_reply().await, sent(6, 1));
+    assert_eq!(b.next_message().await["text"], "ok", "the refused ones never reached b");
+}
+
+#[tokio::test]
+async fn publishes_share_the_sockets_rate_and_size_limits() {
+    let settings = [
+        ("clientRequestRatePerSocket", "0.001"),
+        ("clientRequestBurstPerSocket", "2"),
+        ("clientRequestMaxBytes", "1kb"),
+    ];
+    let (_d, s) = setup(&settings).await;
+    let mut a = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    let mut b = TestClient::connect_auth(&s.ws_url(), "s2").await;
+    a.publish("chat_1", json!({"text": "x".repeat(2000)}), false, Some(1)).await;
+    let r = a.next_reply().await;
+    assert_eq!((r.id(), r.code()), (Some(1), ErrorCode::MessageTooLarge));
+    a.publish("chat_1", json!({"n": 2}), false, Some(2)).await;
+    assert_eq!(a.next_reply().await, sent(2, 1));
+    a.publish("chat_1", json!({"n": 3}), false, Some(3)).await;
+    let r = a.next_reply().await;
+    assert_eq!((r.id(), r.code()), (Some(3), ErrorCode::RateLimited), "the burst of 2 is spent");
+    assert_eq!(b.next_message().await["n"], 2, "only the accepted publish reached b");
+    b.publish("chat_1", json!({"n": 4}), false, Some(4)).await;
+    assert_eq!(b.next_reply().await, sent(4, 1), "b has its own budget");
+    assert_eq!(a.next_message().await["n"], 4);
+}
+
+#[tokio::test]
+async fn a_publish_is_recorded_and_a_reconnecting_member_recovers_it() {
+    let (_d, s) = setup(&[]).await;
+    let (mut b, ack) = TestClient::connect_at(&s.ws_url(), "s2", &[], None).await;
+    let mut positions: Positions = ack.streams.clone();
+    let mut a = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    a.publish("chat_1", json!({"n": 1}), false, Some(1)).await;
+    assert_eq!(a.next_reply().await, sent(1, 1));
+    let env = b.next_envelope().await;
+    assert!(env.offset.is_some(), "recorded: {env:?}");
+    track(&mut positions, &env);
+    b.cut();
+    a.publish("chat_1", json!({"n": 2}), false, Some(2)).await;
+    assert_eq!(a.next_reply().await, sent(2, 0));
+    s.post("publish", json!({"channel": "chat_1", "n": 3})).await;
+    let (mut b, ack) = TestClient::connect_at(&s.ws_url(), "s2", &[], Some(&positions)).await;
+    assert_eq!(ack.recovered.get("chat_1"), Some(&true), "{:?}", ack.recovered);
+    let missed = b.next_envelope().await;
+    assert_eq!(missed.message, from(json!({"n": 2}), 1, &a));
+    assert_eq!(missed.offset, env.offset.map(|o| o + 1));
+    assert_eq!(b.next_message().await["n"], 3);
+}
