@@ -48,6 +48,8 @@ use axum::routing::get;
 use backend::Backend;
 use config::Config;
 use engine::{Engine, MemoryEngine};
+#[doc(hidden)]
+pub use conn::codec::CodecRun;
 pub use error::StartError;
 use hub::{ConnLimits, Hub};
 use std::future::Future;
@@ -110,6 +112,14 @@ fn app(state: Arc<App>) -> Router {
 /// fuzz harness drives in-process (call it inside a tokio runtime).
 pub fn router(config: Config, local: SocketAddr) -> Result<Router, StartError> {
     Ok(app(build_state(config, local, None)?))
+}
+
+/// Runs the WebSocket frame reader (`conn::codec`, private) over `chunks` fed one after the
+/// other, as successive reads from a socket, with `max_message` as `maxFrameSize`. Exists for
+/// the fuzz harness (`drupal_push_tests::fuzz::ws_codec`, `server/fuzz/`); not an API.
+#[doc(hidden)]
+pub fn fuzz_codec(max_message: usize, chunks: &[&[u8]]) -> CodecRun {
+    conn::codec::run_chunks(max_message, chunks)
 }
 
 /// Builds the shared state for a server listening at `local`.
