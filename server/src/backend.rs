@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::error::BackendError;
+use crate::metrics::Metrics;
 use crate::notices::NoticeQueues;
 use base64::Engine;
 use drupal_push_protocol::backend::{
@@ -51,11 +52,13 @@ struct Inner {
     /// Authentication calls in flight, by auth token.
     flights: Mutex<HashMap<String, Flight>>,
     notices: NoticeQueues,
+    concurrency: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Backend {
     /// A client for `url` with the backend settings of `config`.
-    pub fn new(config: &Config, url: String) -> Result<Backend, String> {
+    pub fn new(config: &Config, url: String, metrics: Arc<Metrics>) -> Result<Backend, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let b = &config.backend;
         let timeout = Duration::from_millis(b.timeout_ms);
@@ -82,6 +85,8 @@ impl Backend {
                 refusing: AtomicBool::new(false),
                 flights: Mutex::default(),
                 notices: NoticeQueues::default(),
+                concurrency: b.concurrency,
+                metrics,
             }),
         })
     }
@@ -100,6 +105,11 @@ impl Backend {
         self.inner.queued.load(Ordering::Relaxed)
     }
 
+    /// Requests to Drupal running now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.concurrency.saturating_sub(self.inner.slots.available_permits())
+    }
+
     /// A request slot, waiting in the bounded queue when all are busy.
     async fn queued_slot(&self) -> Result<SemaphorePermit<'_>, BackendError> {
         let inner = &self.inner;
@@ -108,6 +118,7 @@ impl Backend {
         }
         if inner.queued.fetch_add(1, Ordering::Relaxed) >= inner.queue_length {
             inner.queued.fetch_sub(1, Ordering::Relaxed);
+            inner.metrics.backend_error(BackendError::Busy.kind());
             if !inner.refusing.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     queue_length = inner.queue_length,
@@ -139,8 +150,23 @@ impl Backend {
         self.send(message).await
     }
 
-    /// Sends one request (the caller holds a slot).
+    /// Sends one request (the caller holds a slot), timed and counted for `/metrics`.
     async fn send(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
+        let request = match message {
+            BackendMessage::Authenticate(_) => "authenticate",
+            _ => "notice",
+        };
+        let started = std::time::Instant::now();
+        let result = self.request(message).await;
+        let metrics = &self.inner.metrics;
+        metrics.backend_request(request, started.elapsed());
+        if let Err(e) = &result {
+            metrics.backend_error(e.kind());
+        }
+        result
+    }
+
+    async fn request(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
         let inner = &self.inner;
         let json = message.to_json();
         let form =
@@ -204,12 +230,14 @@ impl Backend {
 
     async fn ask(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
         let body = self.post(&BackendMessage::Authenticate(request)).await?;
-        match AuthAnswer::parse(&body) {
-            Ok(a) => Ok(a),
-            Err(AuthAnswerError::InvalidToken) => Err(BackendError::InvalidToken),
-            Err(AuthAnswerError::Error(e)) => Err(BackendError::Drupal(e)),
-            Err(AuthAnswerError::NotJson(e)) => Err(BackendError::NotJson(e)),
-        }
+        let error = match AuthAnswer::parse(&body) {
+            Ok(a) => return Ok(a),
+            Err(AuthAnswerError::InvalidToken) => return Err(BackendError::InvalidToken),
+            Err(AuthAnswerError::Error(e)) => BackendError::Drupal(e),
+            Err(AuthAnswerError::NotJson(e)) => BackendError::NotJson(e),
+        };
+        self.inner.metrics.backend_error(error.kind());
+        Err(error)
     }
 }
 

@@ -14,7 +14,8 @@
 //! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
 //! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
 //! allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices to
-//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`].
+//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`],
+//! [`metrics`] (`/metrics` for Prometheus, and the counters behind the status page's rates).
 
 // The configuration defaults are one `json!` literal with many keys.
 #![recursion_limit = "256"]
@@ -34,6 +35,7 @@ mod hub;
 mod ids;
 mod limits;
 pub mod logging;
+mod metrics;
 mod node;
 mod notices;
 mod origin;
@@ -47,9 +49,9 @@ use axum::Router;
 use axum::routing::get;
 use backend::Backend;
 use config::Config;
-use engine::{Engine, MemoryEngine};
 #[doc(hidden)]
 pub use conn::codec::CodecRun;
+use engine::{Engine, MemoryEngine};
 pub use error::StartError;
 use hub::{ConnLimits, Hub};
 use std::future::Future;
@@ -70,6 +72,8 @@ pub(crate) struct App {
     /// The cluster-wide state.
     pub engine: Arc<dyn Engine>,
     pub backend: Backend,
+    /// This node's metrics (`/metrics`, and the totals of `/status.json`).
+    pub metrics: Arc<metrics::Metrics>,
     pub outbox_limits: outbox::Limits,
     /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
     pub admission: admission::Admission,
@@ -98,7 +102,7 @@ fn app(state: Arc<App>) -> Router {
     let c = &state.config;
     let mut router =
         Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade::upgrade));
-    router = router.merge(client_assets::router(c));
+    router = router.merge(client_assets::router(c)).merge(metrics::router());
     if c.public_status {
         router = router.merge(status::router());
     }
@@ -129,7 +133,8 @@ fn build_state(
     debug: Option<DebugSwitch>,
 ) -> Result<Arc<App>, StartError> {
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
-    let backend = Backend::new(&config, url).map_err(StartError::BackendClient)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let backend = Backend::new(&config, url, metrics.clone()).map_err(StartError::BackendClient)?;
     let admission = admission::Admission::new(&config).map_err(StartError::Admission)?;
     let hub = Hub::new(ConnLimits {
         max_connections: config.max_connections,
@@ -142,7 +147,7 @@ fn build_state(
         auth_cache_max: config.auth_cache_max,
         content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
     });
-    engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()))));
+    engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()), metrics.clone())));
     Ok(Arc::new(App {
         outbox_limits: outbox::Limits {
             max_frames: config.max_queued_messages,
@@ -152,6 +157,7 @@ fn build_state(
         hub,
         engine: Arc::new(engine),
         backend,
+        metrics,
         admission,
         tracker: TaskTracker::new(),
         started: Instant::now(),

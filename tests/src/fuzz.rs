@@ -78,7 +78,12 @@ pub fn ws_codec(data: &[u8]) {
         assert!(CODEC_CLOSE_CODES.contains(&code), "violation {what:?} closes with {code}");
     }
     let cut = drupal_push_server::fuzz_codec(max, &chunks);
-    assert_eq!(cut, whole, "cut into reads of {:?} bytes", chunks.iter().map(|c| c.len()).collect::<Vec<_>>());
+    assert_eq!(
+        cut,
+        whole,
+        "cut into reads of {:?} bytes",
+        chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+    );
     if stream.len() <= 512 {
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(drupal_push_server::fuzz_codec(max, &bytes), whole, "fed one byte at a time");

@@ -109,6 +109,7 @@ fn defaults() -> Value {
         "staticDir": "",
         "distDir": "",
         "publicStatus": true,
+        "metricsToken": "",
         "demo": false,
         "extensions": []
     })

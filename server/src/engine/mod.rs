@@ -246,6 +246,8 @@ pub struct EngineStats {
     pub waiting_content_tokens: usize,
     /// Distinct sessions with at least one socket.
     pub sessions: usize,
+    /// Messages held in history.
+    pub history_messages: usize,
     /// Bytes of message history held.
     pub history_bytes: usize,
 }
