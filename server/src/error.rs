@@ -57,6 +57,9 @@ impl BackendError {
 /// Why an engine operation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
+    /// The shared state cannot be reached (Redis is down).
+    #[error("the engine is unavailable: {0}")]
+    Unavailable(String),
     /// `channel/add` of a channel that exists.
     #[error("channel {0:?} already exists")]
     ChannelExists(String),
@@ -99,6 +102,8 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Admission(String),
+    #[error("{0}")]
+    Engine(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -51,7 +51,7 @@ use backend::Backend;
 use config::Config;
 #[doc(hidden)]
 pub use conn::codec::CodecRun;
-use engine::{Engine, MemoryEngine};
+use engine::{Engine, MemoryEngine, RedisEngine};
 pub use error::StartError;
 use hub::{ConnLimits, Hub};
 use std::future::Future;
@@ -102,7 +102,8 @@ fn app(state: Arc<App>) -> Router {
     let c = &state.config;
     let mut router =
         Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade::upgrade));
-    router = router.merge(client_assets::router(c)).merge(metrics::router());
+    router =
+        router.merge(client_assets::router(c)).merge(metrics::router()).route("/readyz", get(status::ready));
     if c.public_status {
         router = router.merge(status::router());
     }
@@ -140,13 +141,27 @@ fn build_state(
         max_connections: config.max_connections,
         max_per_address: config.max_connections_per_address,
     });
-    let engine = MemoryEngine::new(engine::MemorySettings {
-        history: config.history(),
-        presence_grace: config.presence_grace(),
-        auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
-        auth_cache_max: config.auth_cache_max,
-        content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
-    });
+    let engine: Arc<dyn Engine> = match config.engine {
+        config::EngineKind::Memory => Arc::new(MemoryEngine::new(engine::MemorySettings {
+            history: config.history(),
+            presence_grace: config.presence_grace(),
+            auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
+            auth_cache_max: config.auth_cache_max,
+            content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
+        })),
+        config::EngineKind::Redis => Arc::new(
+            RedisEngine::new(engine::RedisSettings {
+                url: config.redis.url.clone(),
+                prefix: config.redis.prefix.clone(),
+                history: config.history(),
+                presence_grace: config.presence_grace(),
+                auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
+                content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
+                node_ttl: Duration::from_millis(config.redis.node_timeout_ms),
+            })
+            .map_err(StartError::Engine)?,
+        ),
+    };
     engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()), metrics.clone())));
     Ok(Arc::new(App {
         outbox_limits: outbox::Limits {
@@ -155,7 +170,7 @@ fn build_state(
         },
         config: Arc::new(config),
         hub,
-        engine: Arc::new(engine),
+        engine,
         backend,
         metrics,
         admission,

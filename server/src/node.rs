@@ -5,7 +5,7 @@
 
 use crate::backend::BackendNotifier;
 use crate::conn::codec;
-use crate::engine::{Changes, Event, Fut, Node, Position, Publication, Stream};
+use crate::engine::{Changes, Event, Fut, LocalSocket, Node, Position, Publication, Stream};
 use crate::hub::{Hub, fanout};
 use crate::metrics::Metrics;
 use crate::outbox::Tag;
@@ -81,5 +81,13 @@ impl Node for LocalNode {
 
     fn notify_backend(&self, message: BackendMessage) {
         self.notifier.notify(message);
+    }
+
+    fn local_sockets(&self) -> Vec<LocalSocket> {
+        self.hub.local_sockets()
+    }
+
+    fn local_channels(&self) -> Vec<Arc<str>> {
+        self.hub.local_channels()
     }
 }

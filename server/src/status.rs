@@ -44,8 +44,20 @@ pub async fn health(app: &App) -> Result<Value, ApiError> {
         "cachedAuthTokens": cluster.cached_auth_tokens,
         "historyMessages": cluster.history_messages,
         "historyBytes": cluster.history_bytes,
+        "nodes": cluster.nodes,
+        "clusterSockets": if cluster.nodes > 1 { cluster.cluster_sockets } else { local.sockets },
         "contentTokens": content_tokens,
     }))
+}
+
+/// `GET /readyz`, for load balancers: 200 when this node can serve (its engine reaches the
+/// shared state and it is not draining), else 503. No key needed; no secrets in the answer.
+pub async fn ready(State(app): State<Arc<App>>) -> Response {
+    let engine = app.engine.ready();
+    let draining = app.admission.is_draining();
+    let body = json!({"ready": engine && !draining, "engine": engine, "draining": draining});
+    let status = if engine && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
 /// `/status.json`: counters only (no channel names, tokens or keys), each O(1) to read.
@@ -54,6 +66,8 @@ async fn data(State(app): State<Arc<App>>) -> Response {
     let mut body = json!({
         "server": concat!("drupal-push ", env!("CARGO_PKG_VERSION")),
         "compatVersion": COMPAT_VERSION,
+        "engine": format!("{:?}", app.config.engine).to_lowercase(),
+        "engineReady": app.engine.ready(),
         "uptimeSecs": app.started.elapsed().as_secs(),
         "rssBytes": rss_bytes(),
         "sockets": s.sockets,
@@ -67,6 +81,8 @@ async fn data(State(app): State<Arc<App>>) -> Response {
     });
     match app.engine.stats().await {
         Ok(e) => {
+            body["nodes"] = json!(e.nodes);
+            body["clusterSockets"] = json!(if e.nodes > 1 { e.cluster_sockets } else { s.sockets });
             body["authenticatedClients"] = json!(e.sessions);
             body["onlineUsers"] = json!(e.online_users);
             body["channels"] = json!(e.channels);

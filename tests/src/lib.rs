@@ -15,6 +15,7 @@
 pub mod client;
 pub mod fake_drupal;
 pub mod fuzz;
+pub mod redis;
 pub mod server;
 
 pub use client::TestClient;

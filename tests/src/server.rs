@@ -2,6 +2,7 @@
 //! for its REST API that sends what Drupal sends.
 
 use crate::fake_drupal::FakeDrupal;
+use crate::redis::RedisServer;
 use drupal_push_server::config::{self, Cli, Config};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), drupal_push_server::StartError>>>,
     http: reqwest::Client,
+    /// The Redis of a server on the Redis engine (stopped with the server).
+    pub redis: Option<RedisServer>,
 }
 
 impl Drop for TestServer {
@@ -45,8 +48,14 @@ impl TestServer {
         (drupal, server)
     }
 
-    /// A server with extra `key=value` settings.
+    /// A server with extra `key=value` settings. With `DRUPAL_PUSH_TEST_ENGINE=redis` it runs
+    /// on the Redis engine, against a `redis-server` of its own.
     pub async fn start_with(drupal: &FakeDrupal, extra: &[(&str, &str)]) -> TestServer {
+        let redis = match crate::redis::engine_is_redis() {
+            true => Some(RedisServer::start().await),
+            false => None,
+        };
+        let url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
         let port = drupal.addr.port().to_string();
         let mut pairs = vec![
             ("backend.host", "127.0.0.1"),
@@ -55,6 +64,9 @@ impl TestServer {
             ("backend.timeoutMs", "2000"),
             ("drainWindowMs", "0"),
         ];
+        if redis.is_some() {
+            pairs.extend_from_slice(&[("engine", "redis"), ("redis.url", url.as_str())]);
+        }
         pairs.extend_from_slice(extra);
         let cli = Cli {
             service_key: Some(SERVICE_KEY.into()),
@@ -64,7 +76,25 @@ impl TestServer {
             ..Cli::default()
         };
         let (config, _) = config::load(&cli, std::iter::empty()).expect("test config is valid");
-        Self::start_config(config).await
+        let mut server = Self::start_config(config).await;
+        if redis.is_some() {
+            server.redis = redis;
+            server.wait_ready().await;
+        }
+        server
+    }
+
+    /// Waits until `/readyz` says the server can serve (its engine is connected).
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        loop {
+            let ready = self.http.get(self.url("/readyz")).send().await.map(|r| r.status().is_success());
+            if matches!(ready, Ok(true)) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the server did not get ready");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn start_config(config: Config) -> TestServer {
@@ -78,7 +108,14 @@ impl TestServer {
             })
             .await
         });
-        TestServer { addr, config, stop: Some(stop), task: Some(task), http: crate::http_client() }
+        TestServer {
+            addr,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+            http: crate::http_client(),
+            redis: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,7 +1,8 @@
 //! [`ApiError`]: every way a REST call can fail, each with the exact answer the original
 //! server gave (the strings are compatibility surface: Drupal and its tests compare them byte
 //! for byte). Logical errors are HTTP 200 with JSON, because Drupal reads the `error` text only
-//! from 200 answers (spec 1.5); malformed requests get a JSON 4xx (never HTML).
+//! from 200 answers (spec 1.5); malformed requests get a JSON 4xx, an unreachable Redis a JSON
+//! 503 (never HTML, never a hang: Drupal logs non-200 answers).
 
 use crate::error::EngineError;
 use axum::Json;
@@ -44,6 +45,8 @@ pub enum ApiError {
     BadJson(String),
     #[error("Not Found.")]
     NotFound,
+    #[error("The server cannot reach its shared state (Redis): {0}")]
+    Unavailable(String),
 }
 
 /// The three shapes of the original's answers.
@@ -66,6 +69,7 @@ impl ApiError {
             BodyTooLarge(_) => Shape::Http(StatusCode::PAYLOAD_TOO_LARGE),
             BodyUnreadable(_) | BodyNotUtf8(_) | BadJson(_) => Shape::Http(StatusCode::BAD_REQUEST),
             NotFound => Shape::Http(StatusCode::NOT_FOUND),
+            Unavailable(_) => Shape::Http(StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 }
@@ -78,6 +82,7 @@ impl From<EngineError> for ApiError {
             EngineError::NoActiveSessions => ApiError::NoActiveSessions,
             EngineError::InvalidParameters => ApiError::InvalidParameters,
             EngineError::NoSuchTokenChannel => ApiError::InvalidMessage,
+            EngineError::Unavailable(why) => ApiError::Unavailable(why),
             EngineError::UnknownContentToken | EngineError::OtherSession => ApiError::InvalidParameters,
         }
     }

@@ -66,6 +66,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the state shared by the nodes lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// This process only (one node).
+    Memory,
+    /// One Redis shared by several nodes (`redis.*`).
+    Redis,
+}
+
+/// The Redis of `engine = "redis"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` or `rediss://` for TLS.
+    #[serde(deserialize_with = "lenient_string")]
+    pub url: String,
+    /// Prefix of every key and channel, so that several deployments can share one Redis.
+    #[serde(deserialize_with = "lenient_string")]
+    pub prefix: String,
+    /// A node whose heartbeat is older than this is dead: its sockets leave, ms.
+    pub node_timeout_ms: u64,
+}
+
 /// Where Drupal's `/nodejs/message` callback lives and how to call it (spec 2.1).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -129,6 +153,9 @@ pub struct Config {
     #[serde(rename = "sslCAPath", deserialize_with = "lenient_string")]
     pub ssl_ca_path: String,
     pub backend: BackendConfig,
+    /// `memory` (one node) or `redis` (several nodes sharing `redis.url`).
+    pub engine: EngineKind,
+    pub redis: RedisConfig,
     pub content_token_status: ContentTokenStatus,
     /// Time a socket has to send `authenticate`, ms.
     pub auth_timeout_ms: u64,
@@ -327,6 +354,18 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key}: must be greater than 0"));
+        }
+        if self.engine == EngineKind::Redis {
+            let url = &self.redis.url;
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(format!("redis.url: {url:?} must start with redis:// or rediss://"));
+            }
+            if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
+                return Err("redis.prefix: must be a non-empty word".into());
+            }
+            if self.redis.node_timeout_ms < 1000 {
+                return Err("redis.nodeTimeoutMs: must be at least 1000".into());
+            }
         }
         if self.history_size > 0 && self.history_ttl_secs == 0 {
             return Err("historyTtlSecs: must be greater than 0 while historySize is not 0".into());

@@ -88,6 +88,12 @@ fn defaults() -> Value {
         "authCacheTtlSecs": 600,
         "authCacheMax": 200000,
         "contentTokenTtlSecs": 86400,
+        "engine": "memory",
+        "redis": {
+            "url": "redis://127.0.0.1:6379/0",
+            "prefix": "drupal-push",
+            "nodeTimeoutMs": 10000
+        },
         "historySize": 50,
         "historyTtlSecs": 300,
         "historyMaxBytes": "64mb",

@@ -139,7 +139,7 @@ impl Connection {
         let app = self.app.clone();
         let member = Member { uid: record.uid, token };
         self.outbox.hold();
-        let Some(changes) = app.hub.attach(self.id, &member, &record.channels) else {
+        let Some(changes) = app.hub.attach(self.id, &member, &record.channels, &record.presence_uids) else {
             return Some(End::Gone);
         };
         if !changes.is_empty() {
@@ -168,7 +168,14 @@ impl Connection {
         }
         streams.extend(joined.keys().map(|c| Stream::Token(Arc::from(c.as_str()))));
         streams.push(Stream::Broadcast);
-        let recovery = match recover(&app, &streams, request.positions.as_ref()).await {
+        let recovered = async {
+            let r = recover(&app, &streams, request.positions.as_ref()).await?;
+            // Publications recorded before the positions were read reach this node (and so the
+            // held outbox, where the merge drops what the replay carries) before the release.
+            app.engine.settle().await?;
+            Ok::<_, EngineError>(r)
+        };
+        let recovery = match recovered.await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "authentication failed: engine trouble");

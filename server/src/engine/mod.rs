@@ -37,8 +37,10 @@
 //!   -> an outbox lock.
 
 mod memory;
+mod redis;
 
 pub use memory::{HistorySettings, MemoryEngine, MemorySettings};
+pub use redis::{RedisEngine, RedisSettings};
 
 use crate::error::EngineError;
 use drupal_push_protocol::Uid;
@@ -246,10 +248,22 @@ pub struct EngineStats {
     pub waiting_content_tokens: usize,
     /// Distinct sessions with at least one socket.
     pub sessions: usize,
-    /// Messages held in history.
+    /// Messages held in history, on all nodes (Redis keeps a count beside the lists: whole
+    /// lists expire there `historyTtlSecs` after their last message, single entries here).
     pub history_messages: usize,
-    /// Bytes of message history held.
+    /// Bytes of message history held (memory engine; Redis reports its own memory).
     pub history_bytes: usize,
+    /// Nodes alive (1 with the memory engine).
+    pub nodes: usize,
+    /// Authenticated sockets on all nodes.
+    pub cluster_sockets: usize,
+}
+
+/// One authenticated socket of this node, as registered again after the shared state was lost.
+#[derive(Debug, Clone)]
+pub struct LocalSocket {
+    pub member: Member,
+    pub watchers: Arc<[Uid]>,
 }
 
 /// The cluster-wide half of the server. Every method may wait (a shared store is remote);
@@ -257,6 +271,13 @@ pub struct EngineStats {
 pub trait Engine: Send + Sync + 'static {
     /// Hands the engine the node it delivers to; called once, before any other method.
     fn start(&self, node: Arc<dyn Node>);
+
+    /// Whether the shared state is reachable (`/readyz`).
+    fn ready(&self) -> bool;
+
+    /// Waits until every publication recorded before this call has been delivered on this node
+    /// (a socket that just read a stream's position then gets nothing older live).
+    fn settle(&self) -> Fut<'_, Result<(), EngineError>>;
 
     /// Publishes a Drupal message on `stream` to every node; resolves once this node has
     /// delivered it, with the number of local sockets it reached. A `Stream::Token` channel
@@ -343,4 +364,8 @@ pub trait Node: Send + Sync + 'static {
     fn apply(&self, event: &Event) -> Changes;
     /// Tells Drupal (`userOnline`, `userOffline`); the engine decided this once for the cluster.
     fn notify_backend(&self, message: BackendMessage);
+    /// This node's authenticated sockets.
+    fn local_sockets(&self) -> Vec<LocalSocket>;
+    /// The channels with a member on this node.
+    fn local_channels(&self) -> Vec<Arc<str>>;
 }

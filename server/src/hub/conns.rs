@@ -5,7 +5,7 @@ use super::ConnId;
 use super::groups::Snapshot;
 use crate::engine::Member;
 use crate::outbox::Outbox;
-use drupal_push_protocol::SocketId;
+use drupal_push_protocol::{SocketId, Uid};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub(super) struct ConnEntry {
 /// What an authenticated connection is in.
 pub(super) struct ConnAuth {
     pub member: Member,
+    /// Who may see this user's presence (to register it again if the shared state is lost).
+    pub watchers: Arc<[Uid]>,
     pub channels: Vec<Arc<str>>,
     /// Content-token channels with the content token each was joined with.
     pub token_channels: Vec<(Arc<str>, Arc<str>)>,
@@ -114,6 +116,10 @@ impl Conns {
                 map.values().filter(|c| c.auth.is_some()).map(|c| c.outbox.clone()).collect()
             })
             .clone()
+    }
+
+    pub fn auths(&self) -> impl Iterator<Item = &ConnAuth> {
+        self.map.values().filter_map(|c| c.auth.as_deref())
     }
 
     pub fn outboxes(&self) -> impl Iterator<Item = &Arc<Outbox>> {

@@ -96,6 +96,10 @@ impl<K: Hash + Eq + Clone> Groups<K> {
         self.map.get_key_value(key).map(|(k, _)| k.clone())
     }
 
+    pub fn keys(&self) -> Vec<K> {
+        self.map.keys().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -16,7 +16,7 @@ mod groups;
 pub use conns::ConnLimits;
 pub use groups::Snapshot;
 
-use crate::engine::{Changes, Departure, Event, Member, Stream, Who};
+use crate::engine::{Changes, Departure, Event, LocalSocket, Member, Stream, Who};
 use crate::outbox::Outbox;
 use conns::{ConnAuth, Conns};
 use drupal_push_protocol::{CloseCode, SocketId, Uid};
@@ -117,11 +117,22 @@ impl Hub {
     }
 
     /// Makes a connection authenticated as `member`, in `channels`. `None` when it is gone.
-    pub fn attach(&self, id: ConnId, member: &Member, channels: &[String]) -> Option<Changes> {
+    pub fn attach(
+        &self,
+        id: ConnId,
+        member: &Member,
+        channels: &[String],
+        watchers: &[Uid],
+    ) -> Option<Changes> {
         let mut local = self.lock();
         let l = &mut *local;
         let outbox = l.conns.get(id)?.outbox.clone();
-        let auth = ConnAuth { member: member.clone(), channels: Vec::new(), token_channels: Vec::new() };
+        let auth = ConnAuth {
+            member: member.clone(),
+            watchers: watchers.into(),
+            channels: Vec::new(),
+            token_channels: Vec::new(),
+        };
         if !l.conns.set_auth(id, auth) {
             return l.conns.is_authenticated(id).then(Changes::default);
         }
@@ -246,6 +257,21 @@ impl Hub {
             }
         }
         out
+    }
+
+    /// This node's authenticated sockets (for an engine that lost its shared state).
+    pub fn local_sockets(&self) -> Vec<LocalSocket> {
+        let local = self.lock();
+        local
+            .conns
+            .auths()
+            .map(|a| LocalSocket { member: a.member.clone(), watchers: a.watchers.clone() })
+            .collect()
+    }
+
+    /// The channels with a member here.
+    pub fn local_channels(&self) -> Vec<Arc<str>> {
+        self.lock().channels.keys()
     }
 
     /// The outboxes of every connection, for a drain that closes them one by one.

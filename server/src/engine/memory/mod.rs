@@ -264,6 +264,15 @@ impl Engine for MemoryEngine {
         }
     }
 
+    fn ready(&self) -> bool {
+        true
+    }
+
+    fn settle(&self) -> Fut<'_, Result<(), EngineError>> {
+        // Publications are delivered inside `publish` here: nothing is ever in flight.
+        Box::pin(async { Ok(()) })
+    }
+
     fn recover<'a>(
         &'a self,
         stream: &'a Stream,
@@ -477,6 +486,8 @@ impl Engine for MemoryEngine {
                         sessions: st.sessions.connected_count(),
                         history_messages: self.inner.streams.messages(),
                         history_bytes: self.inner.streams.bytes(),
+                        nodes: 1,
+                        cluster_sockets: 0,
                     }
                 })
                 .0)

@@ -29,6 +29,14 @@ impl Node for Recorder {
     fn notify_backend(&self, message: BackendMessage) {
         self.backend.lock().unwrap().push(message);
     }
+
+    fn local_sockets(&self) -> Vec<crate::engine::LocalSocket> {
+        Vec::new()
+    }
+
+    fn local_channels(&self) -> Vec<Arc<str>> {
+        Vec::new()
+    }
 }
 
 impl Recorder {
