@@ -13,7 +13,9 @@
 //!   outboxes move with each queued frame (a frame the socket takes at once costs nothing).
 //! * **Read at scrape time** from counters the hub, the engine and the backend client already
 //!   keep (each O(1)): connections by state, sessions, online users, channels, history
-//!   messages and bytes, the backend's queue and in-flight requests, pending notices, RSS.
+//!   messages and bytes, nodes alive and their sockets, whether the engine is ready, the
+//!   backend's queue and in-flight requests, pending notices, RSS. When the engine cannot be
+//!   reached the engine's figures keep their last values and `drupal_push_engine_ready` is 0.
 //!
 //! `/metrics` is behind `Authorization: Bearer <metricsToken>` (README.md, "Metrics", says why
 //! not the service key) and off while `metricsToken` is empty. The public status page reads the
@@ -145,6 +147,9 @@ struct Sampled {
     cached_auth_tokens: Gauge,
     history_messages: Gauge,
     history_bytes: Gauge,
+    nodes: Gauge,
+    cluster_sockets: Gauge,
+    engine_ready: Gauge,
     backend_queue: Gauge,
     backend_in_flight: Gauge,
     pending_notices: Gauge,
@@ -224,6 +229,17 @@ impl Metrics {
         );
         r.register("drupal_push_online_users", "Users with a socket, cluster-wide", s.online_users.clone());
         r.register("drupal_push_channels", "Channels, cluster-wide", s.channels.clone());
+        r.register("drupal_push_nodes", "Nodes alive (1 with the memory engine)", s.nodes.clone());
+        r.register(
+            "drupal_push_cluster_sockets",
+            "Authenticated sockets on all nodes",
+            s.cluster_sockets.clone(),
+        );
+        r.register(
+            "drupal_push_engine_ready",
+            "1 when the engine reaches the shared state (always with the memory engine), else 0",
+            s.engine_ready.clone(),
+        );
         r.register(
             "drupal_push_token_channels",
             "Content-token channels, cluster-wide",
@@ -371,7 +387,10 @@ impl Metrics {
         let local = app.hub.stats();
         s.connections.get_or_create(&ConnState { state: "pre_auth" }).set(gauge(local.pre_auth_sockets));
         s.connections.get_or_create(&ConnState { state: "authenticated" }).set(gauge(local.sockets));
+        s.engine_ready.set(i64::from(app.engine.ready()));
         if let Ok(e) = app.engine.stats().await {
+            s.nodes.set(gauge(e.nodes));
+            s.cluster_sockets.set(gauge(if e.nodes > 1 { e.cluster_sockets } else { local.sockets }));
             s.sessions.set(gauge(e.sessions));
             s.online_users.set(gauge(e.online_users));
             s.channels.set(gauge(e.channels));
