@@ -7,12 +7,15 @@
 //! * [`server`]: starts the drupal-push server in-process on port 0 against a fake Drupal, and
 //!   calls its REST API like Drupal does.
 //! * [`client`]: a WebSocket test client built on the protocol crate; every wait has a timeout.
+//! * [`redis`] and [`cluster`]: real `redis-server` processes, and several nodes of the real
+//!   binary sharing one (for the tests of the Redis engine).
 //! * [`fuzz`]: what each fuzz target of `server/fuzz/` runs on one input; the corpus replay test
 //!   runs the same functions under plain `cargo test`.
 //!
 //! The load generator lives in `src/bin/drupal-push-bench/`.
 
 pub mod client;
+pub mod cluster;
 pub mod fake_drupal;
 pub mod fuzz;
 pub mod redis;
