@@ -17,26 +17,22 @@
 //!   backend's queue and in-flight requests, pending notices, RSS. When the engine cannot be
 //!   reached the engine's figures keep their last values and `drupal_push_engine_ready` is 0.
 //!
-//! `/metrics` is behind `Authorization: Bearer <metricsToken>` (README.md, "Metrics", says why
+//! `/metrics` (`endpoint`) is behind `Authorization: Bearer <metricsToken>` (README.md, "Metrics", says why
 //! not the service key) and off while `metricsToken` is empty. The public status page reads the
 //! publication and delivery totals from `/status.json` and turns them into rates.
 
 use crate::App;
 use crate::engine::Stream;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use subtle::ConstantTimeEq;
+
+mod endpoint;
+pub use endpoint::router;
 
 /// Where Prometheus scrapes.
 pub const METRICS_PATH: &str = "/metrics";
@@ -414,85 +410,5 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new().route(METRICS_PATH, get(scrape))
-}
-
-/// `GET /metrics`: refused without `Authorization: Bearer <metricsToken>`.
-async fn scrape(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let token = app.config.metrics_token.as_bytes();
-    if token.is_empty() {
-        return refuse(StatusCode::NOT_FOUND, "metrics are off: set metricsToken to serve /metrics");
-    }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        .unwrap_or_default();
-    if given.len() != token.len() || !bool::from(given.ct_eq(token)) {
-        tracing::warn!(
-            header_present = headers.contains_key(header::AUTHORIZATION),
-            "metrics request refused: no or wrong bearer token (compare with metricsToken)"
-        );
-        let mut r = refuse(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <metricsToken>");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"drupal-push metrics\""),
-        );
-        return r;
-    }
-    let text = app.metrics.render(&app).await;
-    (
-        [
-            (header::CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        text,
-    )
-        .into_response()
-}
-
-fn refuse(status: StatusCode, error: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": error }))).into_response()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(m: &Metrics) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry).unwrap();
-        out
-    }
-
-    #[test]
-    fn counts_show_in_the_text_format_with_their_labels() {
-        let m = Metrics::new();
-        m.published(&Stream::Broadcast);
-        m.published(&Stream::Channel(Arc::from("c")));
-        m.published(&Stream::Channel(Arc::from("d")));
-        m.deliveries().inc_by(30);
-        m.authentication(AuthOutcome::Cached);
-        m.closed(ClosedBy::Server, 4101);
-        m.slow_consumer("queue_full");
-        m.backend_request("authenticate", Duration::from_millis(30));
-        m.queued_bytes.inc_by(500);
-        let t = text(&m);
-        for line in [
-            "drupal_push_publications_total{stream=\"channel\"} 2",
-            "drupal_push_publications_total{stream=\"broadcast\"} 1",
-            "drupal_push_publications_total{stream=\"token\"} 0",
-            "drupal_push_deliveries_total 30",
-            "drupal_push_authentications_total{outcome=\"cached\"} 1",
-            "drupal_push_closes_total{by=\"server\",code=\"4101\"} 1",
-            "drupal_push_slow_consumer_closes_total{cause=\"queue_full\"} 1",
-            "drupal_push_backend_request_duration_seconds_bucket{request=\"authenticate\",le=\"0.05\"} 1",
-            "drupal_push_backend_request_duration_seconds_count{request=\"authenticate\"} 1",
-            "drupal_push_queued_bytes 500",
-            "# TYPE drupal_push_deliveries_total counter",
-        ] {
-            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
-        }
-        assert_eq!((m.publication_total(), m.delivery_total()), (3, 30));
-    }
-}
+mod tests;
