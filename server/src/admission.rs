@@ -100,6 +100,17 @@ pub enum Refusal {
     TooManyConnections,
 }
 
+impl Refusal {
+    /// The `reason` label of `drupal_push_handshakes_refused_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::Draining => "draining",
+            Refusal::Origin(_) => "origin",
+            Refusal::TooManyConnections => "rate_limited",
+        }
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let retry = [(header::RETRY_AFTER, "1")];

@@ -23,6 +23,7 @@
 
 use crate::config::Config;
 use crate::error::BackendError;
+use crate::metrics::Metrics;
 use crate::notices::NoticeQueues;
 use base64::Engine;
 use drupal_push_protocol::backend::{
@@ -57,6 +58,9 @@ struct Inner {
     /// Authentication calls in flight, by auth token.
     flights: Mutex<HashMap<String, Flight>>,
     notices: NoticeQueues,
+    /// Authentication and notice slots in all (for `in_flight`).
+    concurrency: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// Request slots, and a bounded queue of callers waiting for one.
@@ -112,7 +116,7 @@ impl Slots {
 
 impl Backend {
     /// A client for `url` with the backend settings of `config`.
-    pub fn new(config: &Config, url: String) -> Result<Backend, String> {
+    pub fn new(config: &Config, url: String, metrics: Arc<Metrics>) -> Result<Backend, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let b = &config.backend;
         let timeout = Duration::from_millis(b.timeout_ms);
@@ -141,6 +145,8 @@ impl Backend {
                 ),
                 flights: Mutex::default(),
                 notices: NoticeQueues::default(),
+                concurrency: b.concurrency,
+                metrics,
             }),
         })
     }
@@ -159,6 +165,11 @@ impl Backend {
         self.inner.slots.queued.load(Ordering::Relaxed)
     }
 
+    /// Requests to Drupal running now (authentications and notices).
+    pub fn in_flight(&self) -> usize {
+        self.inner.concurrency.saturating_sub(self.inner.slots.slots.available_permits())
+    }
+
     /// Posts one presence notice, waiting for a slot as long as it takes.
     pub async fn post_notice(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
         let _slot = self.inner.slots.slots.acquire().await.map_err(|_| BackendError::Busy)?;
@@ -167,7 +178,10 @@ impl Backend {
 
     /// Posts one message through the bounded queue and returns the body of a 200 answer.
     pub async fn post(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
-        let _slot = self.inner.slots.acquire().await.ok_or(BackendError::Busy)?;
+        let Some(_slot) = self.inner.slots.acquire().await else {
+            self.inner.metrics.backend_error(BackendError::Busy.kind());
+            return Err(BackendError::Busy);
+        };
         self.send(message).await
     }
 
@@ -177,7 +191,10 @@ impl Backend {
     /// `hook_nodejs_message_callback` handles the type).
     pub async fn forward(&self, message: ForwardedMessage) -> Result<serde_json::Value, BackendError> {
         let _slot = self.inner.message_slots.acquire().await.ok_or(BackendError::MessagesBusy)?;
-        let (status, body) = self.send_raw(&BackendMessage::Forwarded(message).to_json()).await?;
+        let started = std::time::Instant::now();
+        let sent = self.send_raw(&BackendMessage::Forwarded(message).to_json()).await;
+        self.inner.metrics.backend_request("message", started.elapsed());
+        let (status, body) = sent.inspect_err(|e| self.inner.metrics.backend_error(e.kind()))?;
         let answer = serde_json::from_slice::<serde_json::Value>(&body);
         if status != http::StatusCode::OK {
             let error = answer.ok().and_then(|a| a.get("error").and_then(|e| e.as_str()).map(str::to_owned));
@@ -192,13 +209,26 @@ impl Backend {
         })
     }
 
-    /// Sends one request (the caller holds a slot); the body of a 200 answer.
+    /// Sends one request (the caller holds a slot), timed and counted for `/metrics`; the body
+    /// of a 200 answer.
     async fn send(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
-        let (status, body) = self.send_raw(&message.to_json()).await?;
-        if status != http::StatusCode::OK {
-            return Err(BackendError::Status(status.as_u16()));
+        let request = match message {
+            BackendMessage::Authenticate(_) => "authenticate",
+            BackendMessage::Forwarded(_) => "message",
+            _ => "notice",
+        };
+        let started = std::time::Instant::now();
+        let result = match self.send_raw(&message.to_json()).await {
+            Ok((status, _)) if status != http::StatusCode::OK => Err(BackendError::Status(status.as_u16())),
+            Ok((_, body)) => Ok(body),
+            Err(e) => Err(e),
+        };
+        let metrics = &self.inner.metrics;
+        metrics.backend_request(request, started.elapsed());
+        if let Err(e) = &result {
+            metrics.backend_error(e.kind());
         }
-        Ok(body)
+        result
     }
 
     /// Posts `json` as `messageJson`; the status and body of any answer but a redirect.
@@ -262,12 +292,14 @@ impl Backend {
 
     async fn ask(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
         let body = self.post(&BackendMessage::Authenticate(request)).await?;
-        match AuthAnswer::parse(&body) {
-            Ok(a) => Ok(a),
-            Err(AuthAnswerError::InvalidToken) => Err(BackendError::InvalidToken),
-            Err(AuthAnswerError::Error(e)) => Err(BackendError::Drupal(e)),
-            Err(AuthAnswerError::NotJson(e)) => Err(BackendError::NotJson(e)),
-        }
+        let error = match AuthAnswer::parse(&body) {
+            Ok(a) => return Ok(a),
+            Err(AuthAnswerError::InvalidToken) => return Err(BackendError::InvalidToken),
+            Err(AuthAnswerError::Error(e)) => BackendError::Drupal(e),
+            Err(AuthAnswerError::NotJson(e)) => BackendError::NotJson(e),
+        };
+        self.inner.metrics.backend_error(error.kind());
+        Err(error)
     }
 }
 

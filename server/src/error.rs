@@ -35,6 +35,21 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// The `kind` label of `drupal_push_backend_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::Unreachable(_) => "unreachable",
+            BackendError::Timeout => "timeout",
+            BackendError::Busy => "queue_full",
+            BackendError::MessagesBusy => "message_queue_full",
+            BackendError::Redirect { .. } => "redirect",
+            BackendError::Status(_) => "http_status",
+            BackendError::NotJson(_) => "not_json",
+            BackendError::Drupal(_) => "drupal_error",
+            BackendError::InvalidToken => "invalid_token",
+        }
+    }
+
     /// The close code a client gets when its authentication failed this way.
     pub fn close_code(&self) -> CloseCode {
         match self {

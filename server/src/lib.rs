@@ -14,7 +14,8 @@
 //! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
 //! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
 //! allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices to
-//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`].
+//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`],
+//! [`metrics`] (`/metrics` for Prometheus, and the counters behind the status page's rates).
 //! [`client_requests`] says what browsers may send besides `authenticate` (messages for Drupal,
 //! publishes to client-writable channels); `conn` carries them out.
 
@@ -37,6 +38,7 @@ mod hub;
 mod ids;
 mod limits;
 pub mod logging;
+mod metrics;
 mod node;
 mod notices;
 mod origin;
@@ -50,6 +52,8 @@ use axum::Router;
 use axum::routing::get;
 use backend::Backend;
 use config::Config;
+#[doc(hidden)]
+pub use conn::codec::CodecRun;
 use engine::{Engine, MemoryEngine, RedisEngine};
 pub use error::StartError;
 use hub::{ConnLimits, Hub};
@@ -73,6 +77,8 @@ pub(crate) struct App {
     pub backend: Backend,
     /// What browsers may send besides `authenticate`: messages for Drupal, channel publishes.
     pub requests: client_requests::Policy,
+    /// This node's metrics (`/metrics`, and the totals of `/status.json`).
+    pub metrics: Arc<metrics::Metrics>,
     pub outbox_limits: outbox::Limits,
     /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
     pub admission: admission::Admission,
@@ -101,7 +107,8 @@ fn app(state: Arc<App>) -> Router {
     let c = &state.config;
     let mut router =
         Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade::upgrade));
-    router = router.merge(client_assets::router(c)).route("/readyz", get(status::ready));
+    router =
+        router.merge(client_assets::router(c)).merge(metrics::router()).route("/readyz", get(status::ready));
     if c.public_status {
         router = router.merge(status::router());
     }
@@ -117,6 +124,14 @@ pub fn router(config: Config, local: SocketAddr) -> Result<Router, StartError> {
     Ok(app(build_state(config, local, None)?))
 }
 
+/// Runs the WebSocket frame reader (`conn::codec`, private) over `chunks` fed one after the
+/// other, as successive reads from a socket, with `max_message` as `maxFrameSize`. Exists for
+/// the fuzz harness (`drupal_push_tests::fuzz::ws_codec`, `server/fuzz/`); not an API.
+#[doc(hidden)]
+pub fn fuzz_codec(max_message: usize, chunks: &[&[u8]]) -> CodecRun {
+    conn::codec::run_chunks(max_message, chunks)
+}
+
 /// Builds the shared state for a server listening at `local`.
 fn build_state(
     config: Config,
@@ -124,7 +139,8 @@ fn build_state(
     debug: Option<DebugSwitch>,
 ) -> Result<Arc<App>, StartError> {
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
-    let backend = Backend::new(&config, url).map_err(StartError::BackendClient)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let backend = Backend::new(&config, url, metrics.clone()).map_err(StartError::BackendClient)?;
     let admission = admission::Admission::new(&config).map_err(StartError::Admission)?;
     let requests = client_requests::Policy::new(&config).map_err(StartError::Config)?;
     let hub = Hub::new(ConnLimits {
@@ -152,7 +168,7 @@ fn build_state(
             .map_err(StartError::Engine)?,
         ),
     };
-    engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()))));
+    engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()), metrics.clone())));
     Ok(Arc::new(App {
         outbox_limits: outbox::Limits {
             max_frames: config.max_queued_messages,
@@ -163,6 +179,7 @@ fn build_state(
         engine,
         backend,
         requests,
+        metrics,
         admission,
         tracker: TaskTracker::new(),
         started: Instant::now(),

@@ -7,6 +7,7 @@ use crate::backend::BackendNotifier;
 use crate::conn::codec;
 use crate::engine::{Changes, Event, Fut, LocalSocket, Node, Position, Publication, Stream};
 use crate::hub::{Hub, fanout};
+use crate::metrics::Metrics;
 use crate::outbox::Tag;
 use bytes::Bytes;
 use drupal_push_protocol::backend::BackendMessage;
@@ -16,11 +17,12 @@ use std::sync::Arc;
 pub struct LocalNode {
     hub: Hub,
     notifier: Arc<dyn BackendNotifier>,
+    metrics: Arc<Metrics>,
 }
 
 impl LocalNode {
-    pub fn new(hub: Hub, notifier: Arc<dyn BackendNotifier>) -> LocalNode {
-        LocalNode { hub, notifier }
+    pub fn new(hub: Hub, notifier: Arc<dyn BackendNotifier>, metrics: Arc<Metrics>) -> LocalNode {
+        LocalNode { hub, notifier, metrics }
     }
 }
 
@@ -47,9 +49,10 @@ pub fn joined_frame(stream: &Stream, position: &Position) -> Bytes {
 impl Node for LocalNode {
     fn deliver<'a>(&'a self, p: &'a Publication) -> Fut<'a, usize> {
         Box::pin(async move {
+            self.metrics.published(&p.stream);
             let (Some(to), skip) = self.hub.snapshot(&p.stream, p.sender.as_deref()) else { return 0 };
             let (frame, tag) = publication_frame(p);
-            fanout::fan_out(&to, &frame, tag.as_ref(), skip.as_ref()).await
+            fanout::fan_out(&to, &frame, tag.as_ref(), skip.as_ref(), self.metrics.deliveries()).await
         })
     }
 

@@ -17,8 +17,13 @@
 //! Closing for a reason (kick, logout, shutdown, slow consumer) goes through the outbox too, so
 //! it is seen however full the queue is; a frame already half written is completed first so the
 //! close frame that follows is not torn.
+//!
+//! Every outbox adds the bytes it queues to, and takes the bytes it writes or drops from, the
+//! node's `drupal_push_queued_bytes` gauge ([`crate::metrics`]); a frame written at once never
+//! touches it.
 
 use crate::conn::socket::Socket;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use drupal_push_protocol::CloseCode;
 use std::collections::VecDeque;
@@ -86,8 +91,20 @@ impl Inner {
         frames >= limits.max_frames || self.bytes + extra > limits.max_bytes
     }
 
+    /// Queues `frame`, of which `written` bytes are already written.
+    fn enqueue(&mut self, frame: Bytes, written: usize, metrics: &Metrics) {
+        let n = frame.len() - written;
+        self.bytes += n;
+        metrics.queued_bytes.inc_by(n as i64);
+        if self.queue.is_empty() {
+            self.front_written = written;
+        }
+        self.queue.push_back(frame);
+    }
+
     /// Drops what is queued, except the rest of a half-written frame.
-    fn discard(&mut self) {
+    fn discard(&mut self, metrics: &Metrics) {
+        let before = self.bytes;
         if self.front_written > 0 {
             self.queue.truncate(1);
             self.bytes = self.queue.front().map_or(0, |f| f.len() - self.front_written);
@@ -95,6 +112,7 @@ impl Inner {
             self.queue = VecDeque::new();
             self.bytes = 0;
         }
+        metrics.queued_bytes.dec_by((before - self.bytes) as i64);
         self.held = None;
     }
 }
@@ -104,11 +122,19 @@ pub struct Outbox {
     notify: Notify,
     limits: Limits,
     socket: Socket,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let left = self.inner.get_mut().map_or_else(|p| p.into_inner().bytes, |i| i.bytes);
+        self.metrics.queued_bytes.dec_by(left as i64);
+    }
 }
 
 impl Outbox {
-    pub fn new(socket: Socket, limits: Limits) -> Self {
-        Outbox { inner: Mutex::new(Inner::default()), notify: Notify::new(), limits, socket }
+    pub fn new(socket: Socket, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Outbox { inner: Mutex::new(Inner::default()), notify: Notify::new(), limits, socket, metrics }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -132,8 +158,9 @@ impl Outbox {
         }
         if inner.over(self.limits, frame.len()) {
             inner.close = Some(CloseCode::SLOW_CONSUMER);
-            inner.discard();
+            inner.discard(&self.metrics);
             drop(inner);
+            self.metrics.slow_consumer("queue_full");
             self.notify.notify_one();
             return Pushed::Dropped;
         }
@@ -142,8 +169,7 @@ impl Outbox {
             return Pushed::Queued;
         }
         if !inner.queue.is_empty() {
-            inner.bytes += frame.len();
-            inner.queue.push_back(frame);
+            inner.enqueue(frame, 0, &self.metrics);
             return Pushed::Queued;
         }
         let written = match self.socket.try_write(&frame) {
@@ -157,9 +183,7 @@ impl Outbox {
                 return Pushed::Dropped;
             }
         };
-        inner.bytes += frame.len() - written;
-        inner.front_written = written;
-        inner.queue.push_back(frame);
+        inner.enqueue(frame, written, &self.metrics);
         drop(inner);
         self.notify.notify_one();
         Pushed::Queued
@@ -171,7 +195,7 @@ impl Outbox {
         let mut inner = self.lock();
         if inner.close.is_none() {
             inner.close = Some(code);
-            inner.discard();
+            inner.discard(&self.metrics);
         }
         drop(inner);
         self.notify.notify_one();
@@ -198,8 +222,7 @@ impl Outbox {
             return;
         }
         for frame in first.into_iter().chain(held.into_iter().filter(|h| keep(h)).map(|h| h.frame)) {
-            inner.bytes += frame.len();
-            inner.queue.push_back(frame);
+            inner.enqueue(frame, 0, &self.metrics);
         }
         drop(inner);
         self.notify.notify_one();
@@ -212,8 +235,7 @@ impl Outbox {
         if inner.broken {
             return;
         }
-        inner.bytes += frame.len();
-        inner.queue.push_back(frame);
+        inner.enqueue(frame, 0, &self.metrics);
         drop(inner);
         self.notify.notify_one();
     }
@@ -251,7 +273,10 @@ impl Outbox {
                     inner.broken = true;
                     return Flush::Broken;
                 }
-                Ok(written) => advance(&mut inner, written),
+                Ok(written) => {
+                    advance(&mut inner, written);
+                    self.metrics.queued_bytes.dec_by(written as i64);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Flush::Blocked,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -288,7 +313,8 @@ mod tests {
     /// An outbox over one end of a Unix socket pair, and the other end to read what it wrote.
     fn outbox(max_frames: usize, max_bytes: usize) -> (Outbox, UnixEnd) {
         let (a, b) = tokio::net::UnixStream::pair().unwrap();
-        (Outbox::new(Socket::Unix(a), Limits { max_frames, max_bytes }), UnixEnd(b))
+        let metrics = Arc::new(Metrics::new());
+        (Outbox::new(Socket::Unix(a), Limits { max_frames, max_bytes }, metrics), UnixEnd(b))
     }
 
     struct UnixEnd(tokio::net::UnixStream);
@@ -335,6 +361,38 @@ mod tests {
         let got = reader.await.unwrap();
         assert!(got[..pushed].iter().all(|b| *b == 7));
         assert_eq!(&got[pushed..], b"end");
+    }
+
+    #[tokio::test]
+    async fn queued_bytes_are_counted_until_written_or_dropped() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let o =
+            Outbox::new(Socket::Unix(a), Limits { max_frames: 100_000, max_bytes: 1 << 30 }, metrics.clone());
+        let mut peer = UnixEnd(b);
+        o.push(Bytes::from_static(b"now"));
+        assert_eq!(metrics.queued_bytes.get(), 0, "a frame written at once is never counted");
+        let chunk = Bytes::from(vec![1u8; 64 * 1024]);
+        let mut pushed = 3;
+        while !o.pending() {
+            o.push(chunk.clone());
+            pushed += chunk.len();
+        }
+        o.push(chunk.clone());
+        pushed += chunk.len();
+        let queued = metrics.queued_bytes.get();
+        assert!(queued > chunk.len() as i64, "{queued}");
+        let reader = tokio::spawn(async move { peer.read_exactly(pushed).await });
+        while o.flush() != Flush::Done {
+            o.socket().writable().await.unwrap();
+        }
+        assert_eq!(metrics.queued_bytes.get(), 0, "written");
+        reader.await.unwrap();
+        o.hold();
+        o.release(vec![Bytes::from_static(b"queued, never written")], |_| true);
+        assert_eq!(metrics.queued_bytes.get(), 21);
+        drop(o);
+        assert_eq!(metrics.queued_bytes.get(), 0, "dropped with its outbox");
     }
 
     #[tokio::test]

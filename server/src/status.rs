@@ -56,6 +56,7 @@ pub async fn health(app: &App) -> Result<Value, ApiError> {
         "channels": cluster.channels,
         "tokenChannels": cluster.token_channels,
         "cachedAuthTokens": cluster.cached_auth_tokens,
+        "historyMessages": cluster.history_messages,
         "historyBytes": cluster.history_bytes,
         "nodes": cluster.nodes,
         "clusterSockets": if cluster.nodes > 1 { cluster.cluster_sockets } else { local.sockets },
@@ -88,6 +89,9 @@ async fn data(State(app): State<Arc<App>>) -> Response {
         "backendQueuedAuthentications": app.backend.queued(),
         "backendPendingNotices": app.backend.notices().pending(),
         "draining": app.admission.is_draining(),
+        "publications": app.metrics.publication_total(),
+        "deliveries": app.metrics.delivery_total(),
+        "queuedBytes": app.metrics.queued_bytes.get(),
     });
     match app.engine.stats().await {
         Ok(e) => {
@@ -98,6 +102,7 @@ async fn data(State(app): State<Arc<App>>) -> Response {
             body["channels"] = json!(e.channels);
             body["tokenChannels"] = json!(e.token_channels);
             body["cachedAuthTokens"] = json!(e.cached_auth_tokens);
+            body["historyMessages"] = json!(e.history_messages);
             body["historyBytes"] = json!(e.history_bytes);
         }
         Err(e) => body["engineError"] = json!(e.to_string()),

@@ -11,9 +11,8 @@
 //! * [`rest`]: the real axum [`Router`](axum::Router) of [`drupal_push_server::app`], in process,
 //!   fed a short sequence of requests written in a small HTTP-like text format ([`parse_requests`]).
 //! * [`config_js`], [`config_toml`]: a config file's text through the whole loader.
-//!
-//! The lead's WebSocket frame codec gets its own function here when it lands (see
-//! `server/fuzz/README.md`).
+//! * [`ws_codec`]: the server's own WebSocket frame reader (RFC 6455), fed a byte stream whole
+//!   and cut into arbitrary reads.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -44,6 +43,50 @@ pub fn frames(data: &[u8]) {
         let BackendMessage::Authenticate(req) = back else { panic!("not an authenticate message: {json}") };
         assert_eq!((req.auth_token.as_str(), &req.client_id), (auth.auth_token.as_str(), &sid), "{json}");
         assert_eq!(req.content_tokens, auth.content_tokens, "{json}");
+    }
+}
+
+/// Close codes the frame reader may answer a violation with (RFC 6455 7.4.1): protocol error,
+/// unsupported data (binary), invalid UTF-8, message too big.
+pub const CODEC_CLOSE_CODES: [u16; 4] = [1002, 1003, 1007, 1009];
+
+/// The WebSocket frame reader of the server (`drupal_push_server::fuzz_codec`) on a byte stream
+/// from a client, fed whole, cut at the points the input chooses, and (when short) one byte at
+/// a time: no panic; every way of cutting gives the same messages and the same violation (a
+/// socket may deliver any split of the same bytes); a violation carries 1002, 1003, 1007 or 1009.
+///
+/// Input: byte 0 picks `maxFrameSize` (0: 64 KiB, else 4 × the byte, so small limits and the
+/// 1009 path are reached); byte 1 modulo 16 is the number of cuts; each of the next bytes of
+/// that number is the length of one read (0 is an empty read); the rest is the stream, and
+/// whatever follows the last cut is the final read.
+pub fn ws_codec(data: &[u8]) {
+    let (&limit, rest) = data.split_first().unwrap_or((&0, &[]));
+    let (&cuts, rest) = rest.split_first().unwrap_or((&0, &[]));
+    let cuts = usize::from(cuts % 16).min(rest.len());
+    let (steps, stream) = rest.split_at(cuts);
+    let max = if limit == 0 { 64 * 1024 } else { usize::from(limit) * 4 };
+    let mut chunks: Vec<&[u8]> = Vec::with_capacity(cuts + 1);
+    let mut at = 0;
+    for &step in steps {
+        let end = (at + usize::from(step)).min(stream.len());
+        chunks.push(&stream[at..end]);
+        at = end;
+    }
+    chunks.push(&stream[at..]);
+    let whole = drupal_push_server::fuzz_codec(max, &[stream]);
+    if let Some((code, what)) = whole.violation {
+        assert!(CODEC_CLOSE_CODES.contains(&code), "violation {what:?} closes with {code}");
+    }
+    let cut = drupal_push_server::fuzz_codec(max, &chunks);
+    assert_eq!(
+        cut,
+        whole,
+        "cut into reads of {:?} bytes",
+        chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+    );
+    if stream.len() <= 512 {
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(drupal_push_server::fuzz_codec(max, &bytes), whole, "fed one byte at a time");
     }
 }
 

@@ -45,3 +45,8 @@ fn config_js_corpus() {
 fn config_toml_corpus() {
     replay("config_toml", fuzz::config_toml);
 }
+
+#[test]
+fn ws_codec_corpus() {
+    replay("ws_codec", fuzz::ws_codec);
+}

@@ -248,6 +248,10 @@ pub struct Config {
     pub dist_dir: String,
     /// Serve `/status` (page) and `/status.json` (counters only, no secrets) without a key.
     pub public_status: bool,
+    /// Bearer token Prometheus sends to `/metrics` (`Authorization: Bearer …`). Empty: no
+    /// `/metrics`. Kept apart from the service key, which can publish and kick.
+    #[serde(deserialize_with = "lenient_string")]
+    pub metrics_token: String,
     /// Demo mode: built-in demo Drupal backend and demo routes, loopback only.
     pub demo: bool,
     /// Original server keys that have no effect here; accepted so old files load.
@@ -416,6 +420,7 @@ impl Config {
         }
         self.validate_admission()?;
         crate::client_requests::Policy::new(self)?;
+        validate_metrics_token(&self.metrics_token)?;
         if self.scheme == Scheme::Https {
             for (key, path) in [("sslKeyPath", &self.ssl_key_path), ("sslCertPath", &self.ssl_cert_path)] {
                 if path.is_empty() {
@@ -477,6 +482,27 @@ impl Config {
     pub fn dist_dir(&self) -> Option<PathBuf> {
         (!self.dist_dir.is_empty()).then(|| PathBuf::from(&self.dist_dir))
     }
+}
+
+/// A `metricsToken` travels in an `Authorization` header: visible ASCII, and long enough not to
+/// be guessed.
+fn validate_metrics_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Ok(());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(
+            "metricsToken: must be printable ASCII without spaces (it is sent as a bearer token)".into()
+        );
+    }
+    if token.len() < 16 {
+        return Err(format!(
+            "metricsToken: {} characters is too short to keep /metrics private; use at least 16 \
+             (e.g. `openssl rand -hex 24`)",
+            token.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Longest accepted `drainWindowMs`.

@@ -122,6 +122,7 @@ fn defaults() -> Value {
         "staticDir": "",
         "distDir": "",
         "publicStatus": true,
+        "metricsToken": "",
         "demo": false,
         "extensions": []
     })

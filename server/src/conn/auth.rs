@@ -16,6 +16,7 @@ use crate::conn::codec;
 use crate::engine::{AuthRecord, Member, Position, Publication, Recovery, Stream};
 use crate::error::{BackendError, EngineError};
 use crate::hub::ConnId;
+use crate::metrics::AuthOutcome;
 use crate::node;
 use drupal_push_protocol::backend::AuthenticateRequest;
 use drupal_push_protocol::drupal::{self, ClientAuthData};
@@ -39,7 +40,9 @@ pub(super) enum LookupError {
     RateLimited,
 }
 
-type Lookup = Pin<Box<dyn Future<Output = Result<Arc<AuthRecord>, LookupError>> + Send>>;
+/// Drupal's record for the token, and whether it came from the auth cache.
+type Found = (Arc<AuthRecord>, bool);
+type Lookup = Pin<Box<dyn Future<Output = Result<Found, LookupError>> + Send>>;
 
 /// What the client asked for besides authentication.
 pub(super) struct Request {
@@ -55,7 +58,7 @@ pub(super) enum Phase {
 }
 
 /// The pending lookup's result (never resolves in other phases).
-pub(super) async fn lookup(phase: &mut Phase) -> Result<Arc<AuthRecord>, LookupError> {
+pub(super) async fn lookup(phase: &mut Phase) -> Result<Found, LookupError> {
     match phase {
         Phase::Authenticating { lookup, .. } => lookup.await,
         _ => std::future::pending().await,
@@ -77,6 +80,7 @@ impl Connection {
         }
         if auth.auth_token.is_empty() || auth.auth_token.len() > MAX_AUTH_TOKEN_LEN {
             tracing::info!("authentication refused: empty or oversized auth token");
+            self.app.metrics.authentication(AuthOutcome::Rejected);
             return Some(End::Close(CloseCode::AUTH_REJECTED));
         }
         let token: Arc<str> = Arc::from(auth.auth_token.as_str());
@@ -85,7 +89,7 @@ impl Connection {
         let (app, client) = (self.app.clone(), self.client);
         let lookup: Lookup = Box::pin(async move {
             if let Some(record) = engine.cached_auth(&key).await.map_err(LookupError::Engine)? {
-                return Ok(record);
+                return Ok((record, true));
             }
             // Only authentications that reach Drupal count against the per-address rate.
             if !app.admission.allow_auth(client) {
@@ -94,24 +98,22 @@ impl Connection {
             let answer = backend.authenticate(request).await.map_err(LookupError::Backend)?;
             let record = Arc::new(AuthRecord::from(answer));
             engine.cache_auth(key, record.clone()).await.map_err(LookupError::Engine)?;
-            Ok(record)
+            Ok((record, false))
         });
         let request = Box::new(Request { content_tokens: auth.content_tokens, positions: auth.positions });
         self.phase = Phase::Authenticating { token, request, lookup };
         None
     }
 
-    pub(super) async fn on_auth_lookup(
-        &mut self,
-        result: Result<Arc<AuthRecord>, LookupError>,
-    ) -> Option<End> {
+    pub(super) async fn on_auth_lookup(&mut self, result: Result<Found, LookupError>) -> Option<End> {
         let Phase::Authenticating { token, request, .. } =
             std::mem::replace(&mut self.phase, Phase::AwaitingAuth)
         else {
             return None;
         };
+        self.app.metrics.authentication(outcome(&result));
         match result {
-            Ok(record) => self.complete(token, record, *request).await,
+            Ok((record, _)) => self.complete(token, record, *request).await,
             Err(LookupError::Backend(BackendError::InvalidToken)) => {
                 tracing::info!(token = %crate::ids::redact(&token), "authentication refused by Drupal");
                 Some(End::Close(CloseCode::AUTH_REJECTED))
@@ -242,6 +244,19 @@ impl Connection {
                 tracing::warn!(error = %e, "could not publish a join notice");
             }
         }
+    }
+}
+
+/// How a lookup ended, for `drupal_push_authentications_total`.
+fn outcome(result: &Result<Found, LookupError>) -> AuthOutcome {
+    match result {
+        Ok((_, true)) => AuthOutcome::Cached,
+        Ok((_, false)) => AuthOutcome::Ok,
+        Err(LookupError::Backend(BackendError::InvalidToken)) => AuthOutcome::Rejected,
+        Err(LookupError::Backend(BackendError::Busy)) => AuthOutcome::BackendBusy,
+        Err(LookupError::Backend(_)) => AuthOutcome::BackendError,
+        Err(LookupError::RateLimited) => AuthOutcome::RateLimited,
+        Err(LookupError::Engine(_)) => AuthOutcome::EngineError,
     }
 }
 

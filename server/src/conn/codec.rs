@@ -281,6 +281,32 @@ fn close_payload(payload: &[u8]) -> Result<Option<u16>, Violation> {
     }
 }
 
+/// What [`Reader`] made of a byte stream, for the fuzz harness ([`crate::fuzz_codec`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodecRun {
+    /// Each complete message, as its `Debug` form (`Text("…")`, `Ping([..])`, `Pong`, `Close(..)`).
+    pub messages: Vec<String>,
+    /// The violation reading stopped at: its close code and what it logs.
+    pub violation: Option<(u16, &'static str)>,
+}
+
+/// Feeds `chunks` in turn to one reader, as reads from a socket would, until a violation.
+pub fn run_chunks(max_message: usize, chunks: &[&[u8]]) -> CodecRun {
+    let mut reader = Reader::new(max_message);
+    let mut run = CodecRun { messages: Vec::new(), violation: None };
+    for chunk in chunks {
+        let fed = reader.feed(chunk, |m| {
+            run.messages.push(format!("{m:?}"));
+            true
+        });
+        if let Err(v) = fed {
+            run.violation = Some((v.code.0, v.what));
+            break;
+        }
+    }
+    run
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ use crate::App;
 use crate::client_requests::Allowance;
 use crate::engine::Member;
 use crate::hub::ConnId;
+use crate::metrics::ClosedBy;
 use crate::outbox::{Flush, Outbox};
 use bytes::Bytes;
 use codec::{Incoming, Reader};
@@ -38,6 +39,10 @@ use tracing::Instrument;
 
 /// How long to wait for the client's close reply after sending ours.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// The codes RFC 6455 (7.1.5) reports for a close frame without a code, and for a connection
+/// that ended without a close frame; counted as such in `drupal_push_closes_total`.
+const NO_STATUS: u16 = 1005;
+const ABNORMAL: u16 = 1006;
 /// Reads per wake-up before other events get a turn.
 const READS_PER_TURN: usize = 16;
 
@@ -55,11 +60,12 @@ enum End {
 /// Serves one upgraded connection until it ends.
 /// `client` is the client's address (behind a trusted proxy: from `X-Forwarded-For`).
 pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: IpAddr, app: Arc<App>) {
-    let outbox = Arc::new(Outbox::new(socket, app.outbox_limits));
+    let outbox = Arc::new(Outbox::new(socket, app.outbox_limits, app.metrics.clone()));
     let (id, socket_id) = match app.hub.register(client, outbox.clone()) {
         Ok(r) => r,
         Err(code) => {
             tracing::warn!(%peer, "connection refused: connection limit reached");
+            app.metrics.closed(ClosedBy::Server, code.0);
             finish(&outbox, End::Close(code), &mut Reader::new(0), CLOSE_LINGER).await;
             return;
         }
@@ -190,6 +196,7 @@ impl Connection {
                     }
                     if stalled_since.is_some_and(|s| now >= s + cfg.write_timeout()) {
                         tracing::info!("closing slow consumer: nothing could be written for writeTimeoutMs");
+                        self.app.metrics.slow_consumer("write_timeout");
                         return End::Close(CloseCode::SLOW_CONSUMER);
                     }
                     if now >= quiet_since + cfg.heartbeat_interval() {
@@ -272,10 +279,20 @@ impl Connection {
         if !changes.is_empty() {
             self.app.engine.changed(changes).await;
         }
+        let metrics = &self.app.metrics;
         match end {
-            End::Close(code) => tracing::debug!(code = code.0, reason = code.reason(), "closing"),
-            End::ClientClosed(code) => tracing::debug!(?code, "client closed"),
-            End::Gone => tracing::debug!("disconnected"),
+            End::Close(code) => {
+                tracing::debug!(code = code.0, reason = code.reason(), "closing");
+                metrics.closed(ClosedBy::Server, code.0);
+            }
+            End::ClientClosed(code) => {
+                tracing::debug!(?code, "client closed");
+                metrics.closed(ClosedBy::Client, code.unwrap_or(NO_STATUS));
+            }
+            End::Gone => {
+                tracing::debug!("disconnected");
+                metrics.closed(ClosedBy::Network, ABNORMAL);
+            }
         }
         let mut reader = self.reader;
         finish(&self.outbox, end, &mut reader, self.app.config.write_timeout()).await;

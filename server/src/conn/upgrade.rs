@@ -81,7 +81,10 @@ pub async fn upgrade(
     };
     let client = match app.admission.admit_upgrade(peer, req.headers()) {
         Ok(client) => client,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => {
+            app.metrics.handshake_refused(refused.label());
+            return refused.into_response();
+        }
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let tracker = app.tracker.clone();

@@ -253,6 +253,9 @@ pub struct EngineStats {
     pub waiting_content_tokens: usize,
     /// Distinct sessions with at least one socket.
     pub sessions: usize,
+    /// Messages held in history, on all nodes (Redis keeps a count beside the lists: whole
+    /// lists expire there `historyTtlSecs` after their last message, single entries here).
+    pub history_messages: usize,
     /// Bytes of message history held (memory engine; Redis reports its own memory).
     pub history_bytes: usize,
     /// Nodes alive (1 with the memory engine).

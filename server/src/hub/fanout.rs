@@ -6,18 +6,28 @@
 //! other tasks of its runtime worker (connects, pings, Drupal's REST calls), the loop yields
 //! every [`CHUNK`] pushes. Callers keep the order of a stream by not starting its next fan-out
 //! before this one returns (the engine's contract).
+//!
+//! Deliveries are counted here for `/metrics` with one atomic add of the loop's total per
+//! fan-out, never one per socket.
 
 use super::Snapshot;
 use crate::outbox::{Outbox, Pushed, Tag};
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 
 /// Pushes between two yields: about 1-2 ms of work.
 const CHUNK: usize = 256;
 
 /// Pushes `frame` to every outbox of `to` but `skip` (the publishing socket's); returns how
-/// many took it.
-pub async fn fan_out(to: &Snapshot, frame: &Bytes, tag: Option<&Tag>, skip: Option<&Arc<Outbox>>) -> usize {
+/// many took it, and adds that to `delivered`.
+pub async fn fan_out(
+    to: &Snapshot,
+    frame: &Bytes,
+    tag: Option<&Tag>,
+    skip: Option<&Arc<Outbox>>,
+    delivered: &Counter,
+) -> usize {
     let mut sent = 0;
     for (i, chunk) in to.chunks(CHUNK).enumerate() {
         if i > 0 {
@@ -29,5 +39,6 @@ pub async fn fan_out(to: &Snapshot, frame: &Bytes, tag: Option<&Tag>, skip: Opti
             .filter(|o| o.push_tagged(frame.clone(), tag) == Pushed::Queued)
             .count();
     }
+    delivered.inc_by(sent as u64);
     sent
 }

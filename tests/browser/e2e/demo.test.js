@@ -43,6 +43,8 @@ after(async () => {
  * (A default `/favicon.ico` that is missing shows only as a console error, which is watched too.)
  */
 const seen = {problems: [], responses: []};
+/** `seen.problems`, for tests with a `seen` of their own. */
+const problems = () => seen.problems;
 
 function watch(context) {
   context.on('requestfailed', (r) => seen.problems.push(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
@@ -134,6 +136,35 @@ test('the demo page and the status page cause no 4xx/5xx response and no console
     seen.problems.some((p) => p.startsWith('HTTP 404')) && seen.problems.some((p) => p.startsWith('console error')));
   seen.problems.length = 0;
   await page.close();
+});
+
+test('the status page shows publishes and deliveries per second and charts them', async () => {
+  const subscriber = await demoPage(7);
+  const page = await watchedPage();
+  await page.goto(`${url}/status`);
+  await h.waitFor('the status page showing data', () => page.evaluate(() =>
+    document.getElementById('state').textContent === 'up'));
+  const rate = (key) => page.evaluate((k) => parseFloat(document.getElementById(`v-${k}`).textContent), key);
+  // Publishes keep coming until one poll of the page saw both totals move.
+  let i = 0;
+  await h.waitFor('non-zero rates on the cards', async () => {
+    await page.evaluate((n) => fetch('/demo/publish', {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({channel: 'demo', data: {subject: `rate ${n}`}})}), i++);
+    return (await rate('publishRate')) > 0 && (await rate('deliveryRate')) > 0;
+  });
+  // The delivery line (its own colour) rises above the chart's zero line once the page has two
+  // points of it to join.
+  await h.waitFor('the deliveries line drawn above zero', () => page.evaluate(() => {
+    const c = document.getElementById('rates');
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height - 12).data;
+    for (let j = 0; j < px.length; j += 4) {
+      if (Math.abs(px[j] - 0xc4) < 24 && Math.abs(px[j + 1] - 0x56) < 24 && Math.abs(px[j + 2] - 0x1d) < 24) return true;
+    }
+    return false;
+  }));
+  assert.deepEqual(seen.problems, [], `responses: ${seen.responses.join(', ')}`);
+  await page.close();
+  await subscriber.close();
 });
 
 test('channel callbacks on the demo page: exact channel, prefix, broadcast', async () => {

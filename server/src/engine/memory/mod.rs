@@ -491,6 +491,7 @@ impl Engine for MemoryEngine {
                         cached_auth_tokens: st.sessions.cached_count(),
                         waiting_content_tokens: st.tokens.waiting_count(),
                         sessions: st.sessions.connected_count(),
+                        history_messages: self.inner.streams.messages(),
                         history_bytes: self.inner.streams.bytes(),
                         nodes: 1,
                         cluster_sockets: 0,

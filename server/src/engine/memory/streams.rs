@@ -41,6 +41,22 @@ struct Entry {
     bytes: usize,
 }
 
+/// What dropping entries freed, for the global counts.
+#[derive(Debug, Default, Clone, Copy)]
+struct Freed {
+    bytes: usize,
+    messages: usize,
+}
+
+impl Freed {
+    fn add(&mut self, entry: Option<Entry>) {
+        if let Some(e) = entry {
+            self.bytes += e.bytes;
+            self.messages += 1;
+        }
+    }
+}
+
 struct History {
     epoch: Arc<str>,
     last: u64,
@@ -58,20 +74,20 @@ impl History {
         }
     }
 
-    /// Drops entries older than `ttl`; returns the bytes freed.
-    fn expire(&mut self, ttl: Duration, now: Instant) -> usize {
-        let mut freed = 0;
+    /// Drops entries older than `ttl`.
+    fn expire(&mut self, ttl: Duration, now: Instant) -> Freed {
+        let mut freed = Freed::default();
         while self.entries.front().is_some_and(|e| e.at + ttl <= now) {
-            freed += self.entries.pop_front().map_or(0, |e| e.bytes);
+            freed.add(self.entries.pop_front());
         }
         freed
     }
 
-    /// Drops entries up to `offset` (the global budget's eviction); returns the bytes freed.
-    fn evict_through(&mut self, offset: u64) -> usize {
-        let mut freed = 0;
+    /// Drops entries up to `offset` (the global budget's eviction).
+    fn evict_through(&mut self, offset: u64) -> Freed {
+        let mut freed = Freed::default();
         while self.entries.front().is_some_and(|e| e.offset <= offset) {
-            freed += self.entries.pop_front().map_or(0, |e| e.bytes);
+            freed.add(self.entries.pop_front());
         }
         freed
     }
@@ -103,7 +119,15 @@ struct Record {
 #[derive(Default)]
 struct Budget {
     bytes: usize,
+    messages: usize,
     order: VecDeque<Record>,
+}
+
+impl Budget {
+    fn release(&mut self, freed: Freed) {
+        self.bytes -= freed.bytes;
+        self.messages -= freed.messages;
+    }
 }
 
 /// What a reconnecting socket gets for one stream.
@@ -179,12 +203,14 @@ impl Streams {
             h.touched = now;
             let mut freed = h.expire(s.ttl, now);
             while h.entries.len() > s.size {
-                freed += h.entries.pop_front().map_or(0, |e| e.bytes);
+                freed.add(h.entries.pop_front());
             }
             (h.top(), freed)
         };
         let mut budget = lock(&self.budget);
-        budget.bytes = budget.bytes + bytes - freed;
+        budget.bytes += bytes;
+        budget.messages += 1;
+        budget.release(freed);
         budget.order.push_back(Record { slot: slot.clone(), offset: position.offset, at: now });
         self.trim(&mut budget, now);
         Some(position)
@@ -203,7 +229,7 @@ impl Streams {
             let record = budget.order.pop_front().expect("front exists");
             if over {
                 let freed = record.slot.history().evict_through(record.offset);
-                budget.bytes -= freed;
+                budget.release(freed);
             }
         }
     }
@@ -233,8 +259,8 @@ impl Streams {
             }
         }
         drop(h);
-        if freed > 0 {
-            lock(&self.budget).bytes -= freed;
+        if freed.messages > 0 {
+            lock(&self.budget).release(freed);
         }
         recovery
     }
@@ -252,20 +278,27 @@ impl Streams {
         let now = Instant::now();
         self.trim(&mut lock(&self.budget), now);
         let ttl = self.settings.ttl;
-        let mut freed = 0;
+        let mut freed = Freed::default();
         lock(&self.slots).retain(|stream, slot| {
             let mut h = slot.history();
-            freed += h.expire(ttl, now);
+            let f = h.expire(ttl, now);
+            freed.bytes += f.bytes;
+            freed.messages += f.messages;
             Arc::strong_count(slot) > 1 || in_use(stream) || !h.entries.is_empty() || h.touched + ttl > now
         });
-        if freed > 0 {
-            lock(&self.budget).bytes -= freed;
+        if freed.messages > 0 {
+            lock(&self.budget).release(freed);
         }
     }
 
     /// Bytes of history held.
     pub fn bytes(&self) -> usize {
         lock(&self.budget).bytes
+    }
+
+    /// Messages of history held.
+    pub fn messages(&self) -> usize {
+        lock(&self.budget).messages
     }
 
     #[cfg(test)]
@@ -325,6 +358,7 @@ mod tests {
             publish(&s, &chat(), n);
         }
         assert!(!s.recover(&chat(), Some(&p1)).recovered, "2 was evicted by size");
+        assert_eq!(s.messages(), 3);
         let p3 = Position { offset: 3, epoch: p1.epoch.clone() };
         assert!(s.recover(&chat(), Some(&p3)).recovered, "4 and 5 are held");
         tokio::time::advance(Duration::from_secs(301)).await;
@@ -344,6 +378,7 @@ mod tests {
             assert!(s.bytes() <= one * 10, "over the cap after {i}: {}", s.bytes());
         }
         assert_eq!(s.bytes(), one * 10);
+        assert_eq!(s.messages(), 10);
         let lost =
             s.recover(&Stream::Channel(Arc::from("c0")), Some(&Position { offset: 0, epoch: first.epoch }));
         assert!(!lost.recovered, "the oldest stream's message went first");
@@ -365,7 +400,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(101)).await;
         s.sweep(|st| *st == Stream::Broadcast);
         assert_eq!(s.len(), 1, "chat is gone, broadcast is in use");
-        assert_eq!(s.bytes(), 0);
+        assert_eq!((s.bytes(), s.messages()), (0, 0));
         let r = s.recover(&chat(), Some(&p));
         assert!(!r.recovered, "a new epoch");
         assert_ne!(r.top.unwrap().epoch, p.epoch);

@@ -7,6 +7,9 @@
 //!   comparable), `P:h:<key>` list of `offset|at_ms|message` (the history, `historySize` long,
 //!   expiring `historyTtlSecs` after the last message); publications go out on `P:pub`,
 //!   commands between nodes on `P:ctl`;
+//! * history size: `P:hn` count of messages in all `P:h:<key>` lists, `P:hl` hash list key ->
+//!   its length as last counted, `P:hx` sorted set list key -> when it expires (ms), so the
+//!   count follows appends, trims and expiries without scanning the lists;
 //! * nodes: `P:nodes` set, `P:node:<id>` heartbeat (expires unless refreshed), `P:boot` (a
 //!   random id written once: when it is gone, Redis lost its data);
 //! * sessions: `P:a:<token>` cached auth record (JSON, expires), `P:as:<token>` hash node ->
@@ -30,9 +33,11 @@
 use redis::Script;
 
 /// Appends a message to its stream's history (when recording) and publishes it, atomically, so
-/// the offset a node delivers and the history a reconnecting client reads always agree.
-/// KEYS: meta, list, pubsub channel. ARGV: size, ttl, now_ms, new epoch, header, message,
-/// meta ttl. Returns {offset, epoch} ({0, ""} when not recording).
+/// the offset a node delivers and the history a reconnecting client reads always agree; keeps
+/// the history count (`hn`, `hl`, `hx`: a list that expired since its last count is counted
+/// from 0 again, having been dropped from the total by [`HISTORY_COUNT`] or here).
+/// KEYS: meta, list, pubsub channel, hn, hl, hx. ARGV: size, ttl, now_ms, new epoch, header,
+/// message, meta ttl. Returns {offset, epoch} ({0, ""} when not recording).
 const PUBLISH: &str = r#"
 local size = tonumber(ARGV[1])
 local offset, epoch = 0, ''
@@ -48,9 +53,27 @@ if size > 0 then
   if extra > 0 then redis.call('LTRIM', KEYS[2], extra, -1) end
   redis.call('EXPIRE', KEYS[1], ARGV[7])
   redis.call('EXPIRE', KEYS[2], ARGV[2])
+  local len = redis.call('LLEN', KEYS[2])
+  local counted = tonumber(redis.call('HGET', KEYS[5], KEYS[2]) or '0')
+  redis.call('HSET', KEYS[5], KEYS[2], len)
+  redis.call('INCRBY', KEYS[4], len - counted)
+  redis.call('ZADD', KEYS[6], tonumber(ARGV[3]) + tonumber(ARGV[2]) * 1000, KEYS[2])
 end
 redis.call('PUBLISH', KEYS[3], ARGV[5] .. '\n' .. offset .. '\n' .. epoch .. '\n' .. ARGV[6])
 return {offset, epoch}
+"#;
+
+/// The number of messages in all histories: takes the lists that expired out of the count
+/// (at most 1000 a call; the rest next time), then reads it. KEYS: hn, hl, hx. ARGV: now_ms.
+const HISTORY_COUNT: &str = r#"
+for _, list in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, 1000)) do
+  if redis.call('EXISTS', list) == 0 then
+    redis.call('DECRBY', KEYS[1], tonumber(redis.call('HGET', KEYS[2], list) or '0'))
+    redis.call('HDEL', KEYS[2], list)
+    redis.call('ZREM', KEYS[3], list)
+  end
+end
+return math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0'))
 "#;
 
 /// Where a stream is and what came after a position. KEYS: meta, list. ARGV: ttl, now_ms,
@@ -379,6 +402,7 @@ return 1
 /// The compiled scripts (their SHA1s are computed once; Redis loads them on first use).
 pub struct Scripts {
     pub publish: Script,
+    pub history_count: Script,
     pub recover: Script,
     pub arrived: Script,
     pub departed: Script,
@@ -400,6 +424,7 @@ impl Scripts {
         let tokens = |body: &str| Script::new(&format!("{TOKENS_LIB}\n{body}"));
         Scripts {
             publish: Script::new(PUBLISH),
+            history_count: Script::new(HISTORY_COUNT),
             recover: Script::new(RECOVER),
             arrived: presence(ARRIVED),
             departed: presence(DEPARTED),

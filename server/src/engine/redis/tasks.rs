@@ -296,7 +296,7 @@ async fn fire_overdue(engine: &RedisEngine) -> Result<(), EngineError> {
 type StatsReply = (Option<i64>, Option<i64>, usize, usize, Option<i64>, Option<i64>, Vec<String>);
 
 /// Cluster-wide counters: each is one Redis value (nodes' socket counts come with their
-/// heartbeats).
+/// heartbeats; the history count is kept by the publish script, see `scripts::HISTORY_COUNT`).
 pub(super) async fn stats(engine: &RedisEngine) -> Result<EngineStats, EngineError> {
     let mut conn = engine.conn();
     let now = now_ms();
@@ -317,6 +317,17 @@ pub(super) async fn stats(engine: &RedisEngine) -> Result<EngineStats, EngineErr
         if keys.is_empty() { Vec::new() } else { conn.mget(&keys).await.map_err(unavailable)? };
     let alive: Vec<serde_json::Value> =
         figures.into_iter().flatten().filter_map(|f| serde_json::from_str(&f).ok()).collect();
+    let history: i64 = engine
+        .inner
+        .scripts
+        .history_count
+        .key(engine.key("hn"))
+        .key(engine.key("hl"))
+        .key(engine.key("hx"))
+        .arg(now)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
     let count = |v: Option<i64>| v.unwrap_or(0).max(0) as usize;
     Ok(EngineStats {
         online_users: count(online),
@@ -325,6 +336,7 @@ pub(super) async fn stats(engine: &RedisEngine) -> Result<EngineStats, EngineErr
         cached_auth_tokens: cached,
         waiting_content_tokens: count(waiting),
         sessions: count(sessions),
+        history_messages: count(Some(history)),
         history_bytes: 0,
         nodes: alive.len(),
         cluster_sockets: alive.iter().map(|f| f["sockets"].as_u64().unwrap_or(0) as usize).sum(),
