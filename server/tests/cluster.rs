@@ -8,7 +8,7 @@ use drupal_push_protocol::backend::BackendMessage;
 use drupal_push_tests::client::{Positions, track};
 use drupal_push_tests::cluster::Cluster;
 use drupal_push_tests::{Answer, TestClient};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,12 +32,27 @@ async fn wait_offline(c: &Cluster, uid: u64, limit: Duration) {
     }
 }
 
-/// Reads `n` messages, moving `positions` along; returns their `i` members.
+/// The next Drupal message carrying an `i` member (skipping content-token join notices).
+async fn next_numbered(c: &mut TestClient) -> drupal_push_protocol::frames::Envelope {
+    loop {
+        let e = c.next_envelope().await;
+        if e.message.get("i").is_some() {
+            return e;
+        }
+        assert_eq!(e.message["callback"], "clientJoinedTokenChannel", "{}", e.message);
+    }
+}
+
+/// Reads `n` messages (skipping content-token join notices), moving `positions` along;
+/// returns their `i` members.
 async fn read_ids(c: &mut TestClient, positions: &mut Positions, n: usize) -> Vec<u64> {
     let mut ids = Vec::new();
-    for _ in 0..n {
+    while ids.len() < n {
         let e = c.next_envelope().await;
         track(positions, &e);
+        if e.message["callback"] == "clientJoinedTokenChannel" {
+            continue;
+        }
         ids.push(e.message["i"].as_u64().unwrap_or_else(|| panic!("an i member: {}", e.message)));
     }
     ids
@@ -57,7 +72,8 @@ async fn messages_posted_to_any_node_reach_every_node_in_order_exactly_once() {
     let (mut t, _) = TestClient::connect_auth_with(&c.nodes[2].ws_url(), "tok-c", &[("room", "ct")]).await;
 
     for i in 0..60u64 {
-        let (status, answer) = c.nodes[(i % 3) as usize].post("publish", json!({"channel": "chat", "i": i})).await;
+        let (status, answer) =
+            c.nodes[(i % 3) as usize].post("publish", json!({"channel": "chat", "i": i})).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["status"], "success", "{answer}");
     }
@@ -70,42 +86,49 @@ async fn messages_posted_to_any_node_reach_every_node_in_order_exactly_once() {
 
     c.nodes[0].post("publish", json!({"broadcast": true, "i": 100})).await;
     for client in [&mut b, &mut cc, &mut t] {
-        let e = client.next_envelope().await;
+        let e = next_numbered(client).await;
         assert_eq!((e.message["i"].as_u64(), e.stream_key()), (Some(100), Some("*")));
     }
     let (_, answer) = c.nodes[1].post("content/token/message", json!({"channel": "room", "i": 200})).await;
     assert_eq!(answer["status"], "success", "{answer}");
-    let e = t.next_envelope().await;
+    let e = next_numbered(&mut t).await;
     assert_eq!(e.message["i"], 200);
     assert_eq!(e.channel.as_deref(), Some("room"));
 
     // Nothing more arrived anywhere: a marker published last is the next frame of each.
     c.nodes[2].post("publish", json!({"broadcast": true, "i": 300})).await;
     for client in [&mut b, &mut cc, &mut t] {
-        assert_eq!(client.next_message().await["i"], 300, "no duplicate before the marker");
+        assert_eq!(next_numbered(client).await.message["i"], 300, "no duplicate before the marker");
     }
-    let status = c.nodes[0].status().await;
-    assert_eq!(status["nodes"], 3, "{status}");
-    assert_eq!(status["clusterSockets"], 3, "{status}");
-    assert_eq!(status["sockets"], 0, "{status}");
+    // Each node's socket count travels with its heartbeat (every third of nodeTimeoutMs).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = c.nodes[0].status().await;
+        assert_eq!((status["nodes"].as_u64(), status["sockets"].as_u64()), (Some(3), Some(0)), "{status}");
+        if status["clusterSockets"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster's sockets are counted: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
 async fn presence_is_counted_once_for_the_whole_cluster() {
     let c = Cluster::start(binary(), 2, "presenceGraceMs = 2000").await;
-    c.drupal.answer("tab1", Answer::valid(5, &[]));
-    c.drupal.answer("tab2", Answer::valid(5, &[]));
+    // Drupal's presenceUids of user 5 name who is told about 5: user 7.
+    c.drupal.answer("tab1", Answer::watched(5, &[], &[7]));
+    c.drupal.answer("tab2", Answer::watched(5, &[], &[7]));
     c.drupal.answer("mover", Answer::valid(6, &[]));
     c.drupal.answer("sentinel", Answer::valid(99, &[]));
-    c.drupal.answer("watcher", Answer::watched(7, &[], &[5]));
+    c.drupal.answer("watcher", Answer::valid(7, &[]));
 
     // Two tabs of user 5 on two nodes: online once; the watcher on node 1 is told once.
     let mut w = TestClient::connect_auth(&c.nodes[1].ws_url(), "watcher").await;
     let t1 = TestClient::connect_auth(&c.nodes[0].ws_url(), "tab1").await;
     let t2 = TestClient::connect_auth(&c.nodes[1].ws_url(), "tab2").await;
     let m = w.next_message().await;
-    assert_eq!((m["callback"].as_str(), m["data"]["uid"].as_u64()), (Some("presenceNotification"), Some(5)));
-    assert_eq!(m["data"]["event"], "online");
+    assert_eq!(m, json!({"presenceNotification": {"event": "online", "uid": 5}}));
 
     // A user moving from node 0 to node 1 inside the grace period: no offline, no second online.
     let mover = TestClient::connect_auth(&c.nodes[0].ws_url(), "mover").await;
@@ -123,8 +146,7 @@ async fn presence_is_counted_once_for_the_whole_cluster() {
     wait_offline(&c, 99, Duration::from_secs(15)).await;
     assert_eq!(notices(&c, 5), (1, 1), "two tabs on two nodes: one online, one offline");
     assert_eq!(notices(&c, 6), (1, 1), "a move inside the grace period is not a transition");
-    let m = w.next_message().await;
-    assert_eq!((m["data"]["uid"].as_u64(), m["data"]["event"].as_str()), (Some(5), Some("offline")));
+    assert_eq!(w.next_message().await, json!({"presenceNotification": {"event": "offline", "uid": 5}}));
 }
 
 #[tokio::test]
@@ -158,7 +180,15 @@ async fn a_killed_node_is_detected_and_its_clients_recover_on_another() {
     let mut c = Cluster::start(binary(), 2, "historySize = 200").await;
     c.drupal.answer("only-on-b", Answer::valid(11, &["news"]));
     c.drupal.answer("on-both", Answer::valid(12, &[]));
-    let (client, ack) = TestClient::connect_at(&c.nodes[1].ws_url(), "only-on-b", &[], None).await;
+    c.drupal.answer("stays-in-room", Answer::valid(13, &[]));
+    for (token, notify) in [("tk-b", true), ("tk-a", false)] {
+        let body = json!({"channel": "room", "token": token, "notifyOnDisconnect": notify});
+        assert_eq!(c.nodes[0].post("content/token", body).await.1, json!({"status": "success"}));
+    }
+    let (mut in_room, _) =
+        TestClient::connect_auth_with(&c.nodes[0].ws_url(), "stays-in-room", &[("room", "tk-a")]).await;
+    let (client, ack) =
+        TestClient::connect_at(&c.nodes[1].ws_url(), "only-on-b", &[("room", "tk-b")], None).await;
     let mut positions = Positions::new();
     ack.update(&mut positions);
     let mut client = client;
@@ -182,8 +212,18 @@ async fn a_killed_node_is_detected_and_its_clients_recover_on_another() {
     assert_eq!(status["nodes"], 1, "the dead node is gone from the figures: {status}");
     assert_eq!(notices(&c, 11), (1, 1));
     assert_eq!(notices(&c, 12), (1, 0), "a user still connected elsewhere stays online");
+    // Its socket left the content-token channel with the usual notice to the others.
+    let mut notice = in_room.next_message().await;
+    while notice["callback"] == "clientJoinedTokenChannel" {
+        notice = in_room.next_message().await;
+    }
+    assert_eq!(
+        notice,
+        json!({"channel": "room", "contentChannelNotification": true, "data": {"uid": 11, "type": "disconnect"}})
+    );
 
-    let (mut client, ack) = TestClient::connect_at(&c.nodes[0].ws_url(), "only-on-b", &[], Some(&positions)).await;
+    let (mut client, ack) =
+        TestClient::connect_at(&c.nodes[0].ws_url(), "only-on-b", &[], Some(&positions)).await;
     assert_eq!(ack.recovered.get("news"), Some(&true), "{:?}", ack.recovered);
     assert_eq!(read_ids(&mut client, &mut positions, 20).await, (1..=20).collect::<Vec<_>>());
     c.nodes[0].post("publish", json!({"channel": "news", "i": 21})).await;
@@ -241,12 +281,17 @@ async fn redis_outage(keep_data: bool) {
         assert_eq!(ack.recovered.get("news"), Some(&true), "{:?}", ack.recovered);
         assert_eq!(read_ids(&mut back, &mut positions, 2).await, vec![1, 3]);
     } else {
-        assert_eq!(ack.recovered.get("news"), Some(&false), "a Redis that lost its data: {:?}", ack.recovered);
+        assert_eq!(
+            ack.recovered.get("news"),
+            Some(&false),
+            "a Redis that lost its data: {:?}",
+            ack.recovered
+        );
         ack.update(&mut positions);
         c.nodes[1].post("publish", json!({"channel": "news", "i": 4})).await;
         assert_eq!(read_ids(&mut back, &mut positions, 1).await, vec![4], "no partial replay, then live");
         // The nodes registered their sockets again: the cluster counts them.
-        let mut last = Value::Null;
+        let mut last;
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             last = c.nodes[0].status().await;

@@ -96,7 +96,8 @@ impl NodeProcess {
             .header("Content-Type", "application/json")
             .body(body.to_string())
             .send();
-        let resp = tokio::time::timeout(crate::WAIT, call).await.expect("API answers in time").expect("API call");
+        let resp =
+            tokio::time::timeout(crate::WAIT, call).await.expect("API answers in time").expect("API call");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -104,8 +105,13 @@ impl NodeProcess {
 
     /// `GET /nodejs/{path}` with the service key.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let call = self.http.get(self.url(&format!("/nodejs/{path}"))).header("NodejsServiceKey", SERVICE_KEY).send();
-        let resp = tokio::time::timeout(crate::WAIT, call).await.expect("API answers in time").expect("API call");
+        let call = self
+            .http
+            .get(self.url(&format!("/nodejs/{path}")))
+            .header("NodejsServiceKey", SERVICE_KEY)
+            .send();
+        let resp =
+            tokio::time::timeout(crate::WAIT, call).await.expect("API answers in time").expect("API call");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -114,7 +120,8 @@ impl NodeProcess {
     /// `GET /status.json`.
     pub async fn status(&self) -> Value {
         let call = self.http.get(self.url("/status.json")).send();
-        let resp = tokio::time::timeout(crate::WAIT, call).await.expect("status in time").expect("status call");
+        let resp =
+            tokio::time::timeout(crate::WAIT, call).await.expect("status in time").expect("status call");
         resp.json().await.expect("status is JSON")
     }
 }
@@ -140,15 +147,17 @@ impl Cluster {
     pub async fn start(binary: &Path, n: usize, extra: &str) -> Cluster {
         let redis = RedisServer::start().await;
         let drupal = FakeDrupal::start(SERVICE_KEY).await;
-        let dir = std::env::temp_dir().join(format!("drupal-push-cluster-{}-{}", std::process::id(), redis.port));
+        let dir =
+            std::env::temp_dir().join(format!("drupal-push-cluster-{}-{}", std::process::id(), redis.port));
         std::fs::create_dir_all(&dir).expect("cluster directory");
         let mut nodes = Vec::new();
         for i in 0..n {
             let config = dir.join(format!("node{i}.toml"));
             let grace = if extra.contains("presenceGraceMs") { "" } else { "presenceGraceMs = 300\n" };
+            // Every origin, said explicitly (no start-up warning in the test output).
             let toml = format!(
                 "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"{SERVICE_KEY}\"\nengine = \"redis\"\n\
-                 {grace}drainWindowMs = 0\n{extra}\n\
+                 {grace}drainWindowMs = 0\nallowedOrigins = [\"*\"]\n{extra}\n\
                  [backend]\nhost = \"127.0.0.1\"\nport = {}\ntimeoutMs = 2000\n\
                  [redis]\nurl = \"{}\"\n",
                 drupal.addr.port(),

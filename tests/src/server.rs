@@ -87,8 +87,16 @@ impl TestServer {
     /// Waits until `/readyz` says the server can serve (its engine is connected).
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + crate::WAIT;
+        // An https server (tests/tls.rs) has a self-signed certificate: only readiness is asked.
+        let (http, url) = match self.config.scheme {
+            config::Scheme::Http => (self.http.clone(), self.url("/readyz")),
+            config::Scheme::Https => (
+                reqwest::Client::builder().danger_accept_invalid_certs(true).build().expect("client"),
+                format!("https://{}/readyz", self.addr),
+            ),
+        };
         loop {
-            let ready = self.http.get(self.url("/readyz")).send().await.map(|r| r.status().is_success());
+            let ready = http.get(&url).send().await.map(|r| r.status().is_success());
             if matches!(ready, Ok(true)) {
                 return;
             }

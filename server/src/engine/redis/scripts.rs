@@ -317,6 +317,15 @@ redis.call('ZADD', ARGV[1] .. ':due', ARGV[10], 't\t' .. ARGV[2] .. '\t' .. ARGV
 return {'grace', g}
 "#;
 
+/// Sweeps one content-token channel: drops its expired unused tokens, and the channel when
+/// nothing is left (a channel nobody touches again still expires). ARGV: prefix, channel,
+/// now_ms, ttl_ms.
+const SWEEP_TOKENS: &str = r#"
+expire(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+drop_if_unused(ARGV[1], ARGV[2])
+return 1
+"#;
+
 /// A member's leave grace ran out. ARGV: prefix, channel, member key, generation. Returns 1
 /// when the members must be told.
 const TOKEN_GRACE_OVER: &str = r#"
@@ -380,6 +389,7 @@ pub struct Scripts {
     pub join_token: Script,
     pub leave_token: Script,
     pub token_grace_over: Script,
+    pub sweep_tokens: Script,
     pub channel_open: Script,
     pub channel_admin: Script,
 }
@@ -400,6 +410,7 @@ impl Scripts {
             join_token: tokens(JOIN_TOKEN),
             leave_token: tokens(LEAVE_TOKEN),
             token_grace_over: tokens(TOKEN_GRACE_OVER),
+            sweep_tokens: tokens(SWEEP_TOKENS),
             channel_open: Script::new(CHANNEL_OPEN),
             channel_admin: Script::new(CHANNEL_ADMIN),
         }

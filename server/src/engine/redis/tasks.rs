@@ -172,7 +172,35 @@ async fn beat(engine: &RedisEngine, boot: &mut Option<String>) -> Result<(), Eng
         reregister(engine, &local).await?;
     }
     reap_dead_nodes(engine).await?;
+    sweep_token_channels(engine).await?;
     fire_overdue(engine).await
+}
+
+/// How many content-token channels one beat sweeps (a random sample: with few channels every
+/// one is swept each beat, with many each is in time; using a channel expires its tokens too).
+const SWEEP_SAMPLE: isize = 64;
+
+/// Expires unused content tokens of channels nobody touches (tokens are otherwise expired
+/// lazily, when their channel is used).
+async fn sweep_token_channels(engine: &RedisEngine) -> Result<(), EngineError> {
+    let mut conn = engine.conn();
+    let channels: Vec<String> =
+        conn.srandmember_multiple(engine.key("tcs"), SWEEP_SAMPLE).await.map_err(unavailable)?;
+    let ttl = engine.inner.settings.content_token_ttl.as_millis() as u64;
+    for channel in channels {
+        let _: i64 = engine
+            .inner
+            .scripts
+            .sweep_tokens
+            .arg(&engine.inner.settings.prefix)
+            .arg(&channel)
+            .arg(now_ms())
+            .arg(ttl)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 /// After Redis lost its data: count this node's sockets, presence and channels again, without

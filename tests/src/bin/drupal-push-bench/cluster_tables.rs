@@ -63,8 +63,9 @@ pub fn section(md: &mut String, c: &ClusterResult) -> anyhow::Result<()> {
          publish is one Lua script (history append and PUBLISH) and node 0 answers once its own \
          copy has come back from Redis's pub/sub.\n\
          - CPU: % of one core over the measured window: all nodes together, `redis-server`, and \
-         the load generator (coordinator, fake Drupal and fleet processes). Servers and Redis \
-         share one core, the load generator the other.\n"
+         the load generator (coordinator, fake Drupal and fleet processes). With `--server-cpu` \
+         (run.sh) the nodes and Redis share that core and the load generator runs on the other \
+         (`taskset`).\n"
     )?;
     hold(md, c)?;
     fanout(md, c)?;

@@ -15,7 +15,8 @@
 //! signatures and frames), [`backend`] (the fake Drupal), [`configs`] and [`target`] (starting
 //! the servers, publishing), [`redis`] (a deployment's redis-server), [`scenario`] (connect,
 //! hold, fan-out), [`round`] (one fan-out round), [`publish`] (publish latency alone),
-//! [`interleave`], [`cluster`] with [`child`] and [`group`] (fleets in child processes),
+//! [`interleave`], [`recovery`], [`cluster`] with [`child`] and [`group`] (fleets in child
+//! processes),
 //! [`ceiling`] (raw broadcaster), [`metrics`] (histogram, /proc), [`results`], [`report`],
 //! [`tables`] and [`cluster_tables`]. Start at [`suite`].
 
@@ -32,6 +33,7 @@ mod interleave;
 mod metrics;
 mod publish;
 mod pusher;
+mod recovery;
 mod redis;
 mod report;
 mod results;
@@ -66,6 +68,8 @@ enum Cmd {
     Smoke(SuiteArgs),
     /// One sequential fan-out size, two server variants alternating; writes their ratio as JSON.
     Interleave(interleave::InterleaveArgs),
+    /// Issue 8's figures: a reconnect storm with recovery, and history memory under its cap.
+    Recovery(recovery::RecoveryArgs),
     /// Render RESULTS.md from suite results.
     Report(report::ReportArgs),
     /// Several nodes on one Redis against one node on the memory engine (issue 9); JSON.
@@ -198,6 +202,7 @@ fn main() -> anyhow::Result<()> {
             }
             Cmd::Smoke(args) => smoke(&args).await,
             Cmd::Interleave(args) => interleave::run(&args).await,
+            Cmd::Recovery(args) => recovery::run(&args).await,
             Cmd::Report(args) => report::render(&args),
             Cmd::Cluster(args) => cluster::run(&args).await,
             Cmd::Broadcaster => ceiling::serve().await,

@@ -89,7 +89,7 @@ pub struct Target {
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
-    ws_url: String,
+    pub ws_url: String,
     api: SocketAddr,
     pub command: String,
     pub config: String,
@@ -361,6 +361,22 @@ impl Servers {
             Kind::Sockudo | Kind::SockudoTuned => "GET /up/bench",
             Kind::Ceiling => "-",
         }
+    }
+
+    /// `GET /status.json` of node `node` (drupal-push).
+    pub async fn status_json(&self, node: usize) -> anyhow::Result<Value> {
+        let url = format!("http://{}/status.json", self.nodes[node].api);
+        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+    }
+
+    /// `GET /nodejs/{path}` of node `node` with the service key (drupal-push); the JSON answer.
+    pub async fn api_get(&self, node: usize, path: &str) -> anyhow::Result<Value> {
+        let url = format!("http://{}/nodejs/{path}", self.nodes[node].api);
+        let resp = self.http.get(url).header("NodejsServiceKey", SERVICE_KEY).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        anyhow::ensure!(status.is_success() && body["status"] == "success", "{path}: HTTP {status}: {body}");
+        Ok(body)
     }
 
     pub async fn stop(self) {
