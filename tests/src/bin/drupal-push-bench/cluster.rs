@@ -97,7 +97,7 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<()> {
     let result = ClusterResult {
         version: crate::version(&args.servers, Kind::Ours),
         redis_version,
-        loadgen_argv: crate::argv(),
+        loadgen_argv: format!("{}{}", pinning(), crate::argv()),
         machine: Machine::read(),
         started_unix,
         loadavg_before,
@@ -114,6 +114,18 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<()> {
         eprintln!("cluster: FAILED: {p}");
     }
     bail!("{} problem(s)", problems.len())
+}
+
+/// `taskset -c LIST ` when this process may run on fewer CPUs than are online (run.sh pins the
+/// load generator), so that the recorded command says so.
+fn pinning() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(str::trim);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    match allowed {
+        Some(list) if !list.is_empty() && list != online.trim() => format!("taskset -c {list} "),
+        _ => String::new(),
+    }
 }
 
 /// The soft limit of open files of this process (inherited by the servers and fleet processes).
@@ -290,7 +302,9 @@ fn problems(result: &ClusterResult) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_open_file_limit_is_read() {
+    fn limits_and_pinning_are_read() {
         assert!(super::open_file_limit().is_some_and(|n| n > 0));
+        let pin = super::pinning();
+        assert!(pin.is_empty() || (pin.starts_with("taskset -c ") && pin.ends_with(' ')), "{pin:?}");
     }
 }

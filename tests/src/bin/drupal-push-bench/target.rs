@@ -188,7 +188,7 @@ impl Servers {
         let mut opts = opts.clone();
         if let (Kind::Ours, Some(bin)) = (kind, &opts.redis_bin) {
             let redis = Redis::start(bin, &opts.work_dir, opts.server_cpu.as_deref()).await?;
-            opts.ours_toml.extend(["engine = \"redis\"".into(), format!("redis.url = \"{}\"", redis.url())]);
+            opts.ours_toml.extend(configs::redis_lines(&redis.url()));
             servers.redis = Some(redis);
         }
         for node in 0..opts.nodes.max(1) {
