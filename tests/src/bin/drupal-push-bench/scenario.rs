@@ -8,16 +8,15 @@
 //!   sizes of `probe_sizes` one more sequential round runs while a REST call is timed.
 //! * `interleave` (its own module) repeats hold + one fan-out size for two server variants,
 //!   alternating, and compares them.
-//!
 //! * `cluster` (its own module, issue 9) holds and fans out over several nodes on one Redis,
 //!   one fleet process per node, and over one node on the memory engine for comparison.
 //!
-//! A new scenario (issue 8's recovery storm and history memory) is a function here taking a
-//! [`Ctx`] and returning its own result type: it starts [`Servers`],
-//! connects a [`Fleet`], drives it, stops the servers; `SuiteResult` gets an optional field
-//! (`#[serde(default)]`, so older JSON still loads), `suite` in `main.rs` a flag that runs it,
-//! and the report a table. What a recovering client sends and checks belongs in `client.rs`
-//! (a protocol step like Pusher's `Authorize`), its counters in `fleet.rs`.
+//! A new scenario is a function here taking a [`Ctx`] and returning its own result type: it
+//! starts [`Servers`], connects a [`Fleet`], drives it, stops the servers; `SuiteResult` gets
+//! an optional field (`#[serde(default)]`, so older JSON still loads), `suite` in `main.rs` a
+//! flag that runs it, and the report a table. What a client sends and checks belongs in
+//! `client.rs` (a protocol step like Pusher's `Authorize`), its counters in `fleet.rs`; clients
+//! in processes of their own are driven through `group.rs`.
 
 use crate::backend::Backend;
 use crate::fleet::Fleet;
