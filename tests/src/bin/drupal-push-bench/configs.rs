@@ -117,6 +117,12 @@ pub fn ours_toml(backend: SocketAddr, extra: &[String]) -> String {
     config
 }
 
+/// The extra drupal-push lines of a node on the Redis engine at `url` (dotted keys, so they stay
+/// top-level lines like the others).
+pub fn redis_lines(url: &str) -> Vec<String> {
+    vec!["engine = \"redis\"".into(), format!("redis.url = \"{url}\"")]
+}
+
 fn peer_config(port: u16, backend: SocketAddr) -> Value {
     json!({
         "authHost": format!("http://{backend}"),
@@ -184,6 +190,11 @@ mod tests {
         let ours: toml::Table = ours_toml(backend, &["historySize = 0".into()]).parse().unwrap();
         assert_eq!(ours["historySize"].as_integer(), Some(0));
         assert_eq!(ours["backend"]["port"].as_integer(), Some(4000));
+        let on_redis: toml::Table =
+            ours_toml(backend, &redis_lines("redis://127.0.0.1:7000/0")).parse().unwrap();
+        assert_eq!(on_redis["engine"].as_str(), Some("redis"));
+        assert_eq!(on_redis["redis"]["url"].as_str(), Some("redis://127.0.0.1:7000/0"));
+        assert_eq!(on_redis["backend"]["port"].as_integer(), Some(4000));
         for tuned in [false, true] {
             let s: toml::Table = sockudo_toml(6001, 9601, tuned).parse().unwrap();
             assert_eq!(s["rate_limiter"]["enabled"].as_bool(), Some(false));

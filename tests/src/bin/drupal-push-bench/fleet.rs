@@ -225,18 +225,7 @@ impl Fleet {
 
     /// Starts fan-out round `id` of `msgs` messages to `subscribers` clients.
     pub fn start_round(&self, id: u32, msgs: u32, subscribers: u32) -> Arc<Round> {
-        let round = Arc::new(Round {
-            id,
-            msgs,
-            subscribers,
-            per_msg: (0..msgs).map(|_| AtomicU32::new(0)).collect(),
-            unique: AtomicU64::new(0),
-            dup: AtomicU64::new(0),
-            last_ns: AtomicU64::new(0),
-            latency: Histogram::default(),
-            complete: AtomicU32::new(0),
-            progress: Notify::new(),
-        });
+        let round = Arc::new(Round::new(id, msgs, subscribers));
         *self.round.lock().unwrap_or_else(|p| p.into_inner()) = Some(round.clone());
         round
     }
@@ -271,10 +260,7 @@ impl Fleet {
         r.unique.fetch_add(1, Relaxed);
         r.latency.record(now.saturating_sub(d.sent_ns) / 1000);
         r.last_ns.fetch_max(now, Relaxed);
-        if r.per_msg[d.seq as usize].fetch_add(1, Relaxed) + 1 == r.subscribers {
-            r.complete.fetch_add(1, Relaxed);
-            r.progress.notify_one();
-        }
+        r.count(d.seq);
     }
 }
 
@@ -310,7 +296,9 @@ pub fn find_stamp(text: &str) -> Option<Delivery> {
     Some(Delivery { round: u32::try_from(round).ok()?, seq: u32::try_from(seq).ok()?, sent_ns })
 }
 
-/// One fan-out round: `msgs` messages, each expected by `subscribers` clients.
+/// One fan-out round: `msgs` messages, each expected by `subscribers` clients (for the round a
+/// coordinator keeps over several fleet processes: by that many processes, each reporting when
+/// all its clients have a message; see `group.rs`).
 pub struct Round {
     pub id: u32,
     pub msgs: u32,
@@ -323,6 +311,38 @@ pub struct Round {
     /// Messages every subscriber has received.
     pub complete: AtomicU32,
     pub progress: Notify,
+}
+
+impl Round {
+    pub fn new(id: u32, msgs: u32, subscribers: u32) -> Round {
+        Round {
+            id,
+            msgs,
+            subscribers,
+            per_msg: (0..msgs).map(|_| AtomicU32::new(0)).collect(),
+            unique: AtomicU64::new(0),
+            dup: AtomicU64::new(0),
+            last_ns: AtomicU64::new(0),
+            latency: Histogram::default(),
+            complete: AtomicU32::new(0),
+            progress: Notify::new(),
+        }
+    }
+
+    /// Counts one first delivery of message `seq`; the message is complete when every
+    /// subscriber has it.
+    pub fn count(&self, seq: u32) {
+        let Some(n) = self.per_msg.get(seq as usize) else { return };
+        if n.fetch_add(1, Relaxed) + 1 == self.subscribers {
+            self.complete.fetch_add(1, Relaxed);
+            self.progress.notify_one();
+        }
+    }
+
+    /// Whether every subscriber has message `seq`.
+    pub fn is_complete(&self, seq: u32) -> bool {
+        self.per_msg.get(seq as usize).is_some_and(|n| n.load(Relaxed) >= self.subscribers)
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,7 @@ pub async fn run(args: &InterleaveArgs) -> anyhow::Result<()> {
             windows: vec![args.window],
             probe_sizes: Vec::new(),
             probe_every: Duration::from_millis(20),
+            expect_sent: None,
         };
         let mut runs = Vec::new();
         for i in 0..args.runs {

@@ -4,26 +4,37 @@
 //! run is bounded in count and time.
 //!
 //! Subcommands: `suite` (run the scenarios against one server, write JSON), `interleave` (one
-//! sequential fan-out size, two server variants alternating, their ratio), `report` (render
+//! sequential fan-out size, two server variants alternating, their ratio), `cluster` (several
+//! nodes on one Redis against one node on the memory engine, issue 9), `report` (render
 //! `RESULTS.md` from the JSON of one run), `smoke` (a small run against drupal-push that fails on
-//! any lost or duplicated message), `broadcaster` (the ceiling server).
+//! any lost or duplicated message), `broadcaster` (the ceiling server), `fleet` (clients in a
+//! process of their own, driven by `cluster`).
 //!
 //! Modules: [`fleet`] (simulated browsers and their shared counters), [`client`] (one
 //! browser's task, every protocol), [`wire`] (its WebSocket transport), [`pusher`] (Pusher
 //! signatures and frames), [`backend`] (the fake Drupal), [`configs`] and [`target`] (starting
-//! the servers, publishing), [`scenario`] (connect, hold, fan-out), [`round`] (one fan-out
-//! round), [`interleave`], [`ceiling`] (raw broadcaster), [`metrics`] (histogram, /proc),
-//! [`results`], [`report`] and [`tables`]. Start at [`suite`].
+//! the servers, publishing), [`redis`] (a deployment's redis-server), [`scenario`] (connect,
+//! hold, fan-out), [`round`] (one fan-out round), [`publish`] (publish latency alone),
+//! [`interleave`], [`recovery`], [`cluster`] with [`child`] and [`group`] (fleets in child
+//! processes),
+//! [`ceiling`] (raw broadcaster), [`metrics`] (histogram, /proc), [`results`], [`report`],
+//! [`tables`] and [`cluster_tables`]. Start at [`suite`].
 
 mod backend;
 mod ceiling;
+mod child;
 mod client;
+mod cluster;
+mod cluster_tables;
 mod configs;
 mod fleet;
+mod group;
 mod interleave;
 mod metrics;
+mod publish;
 mod pusher;
 mod recovery;
+mod redis;
 mod report;
 mod results;
 mod round;
@@ -61,8 +72,12 @@ enum Cmd {
     Recovery(recovery::RecoveryArgs),
     /// Render RESULTS.md from suite results.
     Report(report::ReportArgs),
+    /// Several nodes on one Redis against one node on the memory engine (issue 9); JSON.
+    Cluster(cluster::ClusterArgs),
     /// The ceiling: a raw WebSocket broadcaster (prints its ports, serves until killed).
     Broadcaster,
+    /// Clients in a process of their own, driven over stdin/stdout by `cluster`.
+    Fleet(child::FleetArgs),
 }
 
 /// How servers are started and clients connect, for every subcommand that runs servers.
@@ -89,8 +104,9 @@ pub struct ServerArgs {
     #[arg(long = "ours-toml")]
     ours_toml: Vec<String>,
     /// Server processes per deployment, sharing the backend; clients are spread over them and
-    /// messages published to the first. Fan-out across nodes needs a cluster engine (issue 9,
-    /// through `--ours-toml`); with the memory engine only node 0's subscribers get messages.
+    /// messages published to the first. Fan-out across nodes needs the Redis engine, which
+    /// `cluster` sets up (a redis-server of its own); with the memory engine only node 0's
+    /// subscribers get messages.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
     /// Client source addresses 127.0.0.1 .. 127.0.0.N, round-robin (0: the kernel's choice,
@@ -125,6 +141,7 @@ impl ServerArgs {
                 server_cpu: self.server_cpu.clone(),
                 ours_toml: self.ours_toml.iter().chain(extra_toml).cloned().collect(),
                 nodes: self.nodes,
+                redis_bin: None,
             },
             backend,
             sources: (1..=self.sources).map(|i| IpAddr::from([127, 0, 0, i])).collect(),
@@ -187,7 +204,9 @@ fn main() -> anyhow::Result<()> {
             Cmd::Interleave(args) => interleave::run(&args).await,
             Cmd::Recovery(args) => recovery::run(&args).await,
             Cmd::Report(args) => report::render(&args),
+            Cmd::Cluster(args) => cluster::run(&args).await,
             Cmd::Broadcaster => ceiling::serve().await,
+            Cmd::Fleet(args) => child::serve(&args).await,
         }
     })
 }
@@ -228,6 +247,7 @@ async fn suite(args: &SuiteArgs) -> anyhow::Result<SuiteResult> {
         windows: args.windows.clone(),
         probe_sizes: args.probe_sizes.clone(),
         probe_every: Duration::from_millis(args.probe_ms.max(1)),
+        expect_sent: None,
     };
     let (hold, fanout, notes) = if args.hold > 0 {
         let (h, f, n) = scenario::hold_and_fanout(&ctx, args.hold, &plan).await?;

@@ -1,5 +1,6 @@
-//! Measuring without disturbing: a lock-free latency histogram, wall-clock timestamps shared by
-//! every process on the machine, and CPU time and RSS of any process read from `/proc`.
+//! Measuring without disturbing: a lock-free latency histogram (which a fleet process sends to
+//! its coordinator as [`Buckets`]), wall-clock timestamps shared by every process on the
+//! machine, and CPU time and RSS of any process read from `/proc`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -91,6 +92,38 @@ impl Histogram {
         let ms = |us: u64| us as f64 / 1000.0;
         (ms(self.quantile(0.50)), ms(self.quantile(0.99)), ms(self.max()))
     }
+
+    /// The non-empty buckets, to be added to a histogram of another process.
+    pub fn buckets(&self) -> Buckets {
+        let counts = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.load(Relaxed);
+                (c > 0).then_some((i as u32, c))
+            })
+            .collect();
+        Buckets { counts, max: self.max() }
+    }
+
+    /// Adds another histogram's buckets (indexes out of range are ignored).
+    pub fn add(&self, b: &Buckets) {
+        for &(i, c) in &b.counts {
+            if let Some(slot) = self.counts.get(i as usize) {
+                slot.fetch_add(c, Relaxed);
+                self.total.fetch_add(c, Relaxed);
+            }
+        }
+        self.max.fetch_max(b.max, Relaxed);
+    }
+}
+
+/// A histogram's non-empty buckets (index, count) and its maximum, as JSON.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Buckets {
+    pub counts: Vec<(u32, u64)>,
+    pub max: u64,
 }
 
 /// Clock ticks per second of `/proc/*/stat` (USER_HZ, 100 on Linux).
@@ -140,19 +173,37 @@ impl CpuMeter {
     }
 }
 
-/// CPU meters for the servers under test and this process, started together.
+/// CPU meters for the servers under test and the load generator (and the shared Redis of a
+/// cluster, if any), started together.
 pub struct CpuPair {
     pub server: CpuMeter,
     pub loadgen: CpuMeter,
+    pub redis: Option<CpuMeter>,
 }
 
 impl CpuPair {
+    /// The servers and this process.
     pub fn start(server_pids: &[u32]) -> CpuPair {
-        CpuPair { server: CpuMeter::start(server_pids), loadgen: CpuMeter::start(&[std::process::id()]) }
+        CpuPair::of(server_pids, &[std::process::id()], None)
     }
 
+    /// The servers, the load generator's processes and Redis.
+    pub fn of(server_pids: &[u32], loadgen_pids: &[u32], redis_pid: Option<u32>) -> CpuPair {
+        CpuPair {
+            server: CpuMeter::start(server_pids),
+            loadgen: CpuMeter::start(loadgen_pids),
+            redis: redis_pid.map(|p| CpuMeter::start(&[p])),
+        }
+    }
+
+    /// Servers' and load generator's CPU, % of one core.
     pub fn read(&self) -> (f64, f64) {
         (self.server.percent(), self.loadgen.percent())
+    }
+
+    /// Redis's CPU, % of one core, when there is one.
+    pub fn redis(&self) -> Option<f64> {
+        self.redis.as_ref().map(CpuMeter::percent)
     }
 }
 
@@ -186,5 +237,27 @@ mod tests {
         assert!((490..=510).contains(&h.quantile(0.5)), "{}", h.quantile(0.5));
         assert!((980..=1000).contains(&h.quantile(0.99)));
         assert_eq!(h.max(), 1000);
+    }
+
+    #[test]
+    fn buckets_added_elsewhere_give_the_same_quantiles() {
+        let (a, b, sum) = (Histogram::default(), Histogram::default(), Histogram::default());
+        for v in 1..=1000 {
+            a.record(v);
+            sum.record(v);
+        }
+        for v in 5000..=5100 {
+            b.record(v);
+            sum.record(v);
+        }
+        let merged = Histogram::default();
+        let wire: Buckets = serde_json::from_str(&serde_json::to_string(&a.buckets()).unwrap()).unwrap();
+        merged.add(&wire);
+        merged.add(&b.buckets());
+        assert_eq!(merged.count(), sum.count());
+        assert_eq!(merged.max(), 5100);
+        for q in [0.5, 0.9, 0.99] {
+            assert_eq!(merged.quantile(q), sum.quantile(q));
+        }
     }
 }

@@ -1,9 +1,12 @@
 //! `report`: renders `tests/bench/RESULTS.md` from the JSON of one run (the suites of
-//! drupal-push, the peer, Sockudo with default and with documented settings, the ceiling, and
-//! the interleaved comparisons): machine, versions, commands, method, the tables (in
-//! [`crate::tables`]) and the project's targets checked against the figures.
+//! drupal-push, the peer, Sockudo with default and with documented settings, the ceiling, the
+//! interleaved comparisons and the cluster scenario): machine, versions, commands, method, the
+//! tables (in [`crate::tables`] and [`crate::cluster_tables`]) and the project's targets checked
+//! against the figures. With `--only-cluster` it replaces just the cluster section of an
+//! existing `RESULTS.md` (after `run.sh cluster`, which runs that part alone).
 
-use crate::results::{InterleaveResult, SuiteResult};
+use crate::cluster_tables;
+use crate::results::{ClusterResult, InterleaveResult, SuiteResult};
 use crate::tables::{self, find};
 use crate::target::Kind;
 use anyhow::Context;
@@ -12,10 +15,14 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Clone)]
 pub struct ReportArgs {
-    /// Directory with ours.json, peer.json, sockudo.json, sockudo-tuned.json, ceiling.json and
-    /// interleave-*.json (missing ones are skipped).
+    /// Directory with ours.json, peer.json, sockudo.json, sockudo-tuned.json, ceiling.json,
+    /// interleave-*.json and cluster.json (missing ones are skipped).
     #[arg(long)]
     dir: PathBuf,
+    /// Replace only the cluster section of `--out` (appended if it has none) with the one of
+    /// `cluster.json`; the rest of the file stays as it is.
+    #[arg(long)]
+    only_cluster: bool,
     /// The Markdown file to write.
     #[arg(long)]
     out: PathBuf,
@@ -31,6 +38,7 @@ pub struct ReportArgs {
 pub struct Run {
     pub suites: Vec<SuiteResult>,
     pub interleaves: Vec<InterleaveResult>,
+    pub cluster: Option<ClusterResult>,
 }
 
 /// The order servers appear in, in every table.
@@ -75,11 +83,31 @@ fn load(args: &ReportArgs) -> anyhow::Result<Run> {
                 .with_context(|| format!("cannot parse {}", path.display()))?,
         );
     }
-    Ok(Run { suites, interleaves })
+    let path = args.dir.join("cluster.json");
+    let cluster = match path.exists() {
+        true => Some(
+            serde_json::from_str(&read(&path)?)
+                .with_context(|| format!("cannot parse {}", path.display()))?,
+        ),
+        false => None,
+    };
+    Ok(Run { suites, interleaves, cluster })
 }
 
 pub fn render(args: &ReportArgs) -> anyhow::Result<()> {
     let run = load(args)?;
+    if args.only_cluster {
+        let cluster =
+            run.cluster.as_ref().with_context(|| format!("no cluster.json in {}", args.dir.display()))?;
+        let mut section = String::new();
+        cluster_tables::section(&mut section, cluster)?;
+        let existing =
+            std::fs::read_to_string(&args.out).unwrap_or_else(|_| "# drupal-push benchmarks\n".into());
+        let md = cluster_tables::splice(&existing, &section);
+        std::fs::write(&args.out, md).with_context(|| format!("cannot write {}", args.out.display()))?;
+        eprintln!("wrote the cluster section of {}", args.out.display());
+        return Ok(());
+    }
     let mut md = String::new();
     header(&mut md, &run, args)?;
     tables::hold(&mut md, &run)?;
@@ -89,6 +117,19 @@ pub fn render(args: &ReportArgs) -> anyhow::Result<()> {
     tables::probes(&mut md, &run)?;
     for i in &run.interleaves {
         tables::interleave(&mut md, i)?;
+    }
+    match &run.cluster {
+        Some(c) => {
+            cluster_tables::section(&mut md, c)?;
+            writeln!(md)?;
+        }
+        // A run without the cluster part keeps the section of an earlier one, as it was.
+        None => {
+            let existing = std::fs::read_to_string(&args.out).unwrap_or_default();
+            if let Some(section) = cluster_tables::find(&existing) {
+                writeln!(md, "{section}\n")?;
+            }
+        }
     }
     targets(&mut md, &run)?;
     notes(&mut md, &run)?;

@@ -1,6 +1,8 @@
-//! What a run measures, as JSON read back by `report`: one [`SuiteResult`] per server, and one
-//! [`InterleaveResult`] per interleaved comparison.
+//! What a run measures, as JSON read back by `report`: one [`SuiteResult`] per server, one
+//! [`InterleaveResult`] per interleaved comparison, and one [`ClusterResult`] for the cluster
+//! scenario.
 
+use crate::redis::RedisMemory;
 use crate::target::Kind;
 use serde::{Deserialize, Serialize};
 
@@ -55,12 +57,18 @@ pub struct FanoutResult {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub publish_p50_ms: f64,
+    /// 99th percentile of the publish requests' round trips.
+    #[serde(default)]
+    pub publish_p99_ms: f64,
     pub publish_errors: u64,
     /// Publishes whose `sent` differed from the subscriber count.
     pub sent_mismatch: u64,
     pub stalled: bool,
     pub server_cpu: f64,
     pub loadgen_cpu: f64,
+    /// CPU of the deployment's shared redis-server, % of one core (cluster runs only).
+    #[serde(default)]
+    pub redis_cpu: Option<f64>,
     /// A REST call timed during the round (a round of its own, not in the main table).
     #[serde(default)]
     pub probe: Option<ProbeResult>,
@@ -170,4 +178,62 @@ pub struct InterleaveSize {
     pub median_ratio: f64,
     pub min_ratio: f64,
     pub max_ratio: f64,
+}
+
+/// Publish latency alone (`publish.rs`): `publishes` requests, `in_flight` at a time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PublishResult {
+    pub in_flight: u32,
+    pub publishes: u32,
+    pub body_bytes: usize,
+    /// Non-2xx answers, JSON errors and transport errors.
+    pub errors: u64,
+    /// The first error's text, if any.
+    #[serde(default)]
+    pub first_error: Option<String>,
+    pub secs: f64,
+    pub per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub server_cpu: f64,
+    pub loadgen_cpu: f64,
+    pub redis_cpu: Option<f64>,
+}
+
+/// The cluster scenario (`cluster.rs`): each deployment measured in turn in one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterResult {
+    pub version: String,
+    pub redis_version: String,
+    pub loadgen_argv: String,
+    pub machine: Machine,
+    pub started_unix: u64,
+    pub loadavg_before: String,
+    pub loadavg_after: String,
+    pub deployments: Vec<DeploymentResult>,
+}
+
+/// One deployment of the cluster scenario: its nodes, held connections, fan-out rounds to all of
+/// them and publish latency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentResult {
+    pub label: String,
+    /// `redis` or `memory`.
+    pub engine: String,
+    pub nodes: usize,
+    /// Fleet processes of the load generator (one per node).
+    pub fleet_processes: usize,
+    /// How node 0 was started, and its configuration.
+    pub command: String,
+    pub config: String,
+    pub redis_command: Option<String>,
+    /// Nodes' RSS (all nodes together) before and after the connections.
+    pub hold: HoldResult,
+    pub redis_before: Option<RedisMemory>,
+    pub redis_after: Option<RedisMemory>,
+    pub fanout: Vec<FanoutResult>,
+    pub publish: Vec<PublishResult>,
+    pub errors: Vec<String>,
+    pub notes: Vec<String>,
 }

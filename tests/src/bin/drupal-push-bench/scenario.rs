@@ -8,19 +8,21 @@
 //!   sizes of `probe_sizes` one more sequential round runs while a REST call is timed.
 //! * `interleave` (its own module) repeats hold + one fan-out size for two server variants,
 //!   alternating, and compares them.
+//! * `cluster` (its own module, issue 9) holds and fans out over several nodes on one Redis,
+//!   one fleet process per node, and over one node on the memory engine for comparison.
 //!
-//! A new scenario (issue 8's recovery storm and history memory, issue 9's several nodes) is a
-//! function here taking a [`Ctx`] and returning its own result type: it starts [`Servers`],
-//! connects a [`Fleet`], drives it, stops the servers; `SuiteResult` gets an optional field
-//! (`#[serde(default)]`, so older JSON still loads), `suite` in `main.rs` a flag that runs it,
-//! and the report a table. What a recovering client sends and checks belongs in `client.rs`
-//! (a protocol step like Pusher's `Authorize`), its counters in `fleet.rs`.
+//! A new scenario is a function here taking a [`Ctx`] and returning its own result type: it
+//! starts [`Servers`], connects a [`Fleet`], drives it, stops the servers; `SuiteResult` gets
+//! an optional field (`#[serde(default)]`, so older JSON still loads), `suite` in `main.rs` a
+//! flag that runs it, and the report a table. What a client sends and checks belongs in
+//! `client.rs` (a protocol step like Pusher's `Authorize`), its counters in `fleet.rs`; clients
+//! in processes of their own are driven through `group.rs`.
 
 use crate::backend::Backend;
 use crate::fleet::Fleet;
 use crate::metrics::{CpuPair, rss_kib};
 use crate::results::{ConnectResult, FanoutResult, HoldResult};
-use crate::round::{self, RoundSpec};
+use crate::round::{self, Audience, RoundSpec};
 use crate::target::{Kind, Opts, Purpose, Servers};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -50,6 +52,11 @@ impl Ctx {
 
 static NEXT_GEN: AtomicU32 = AtomicU32::new(1);
 
+/// A new token generation: clients of different generations have different tokens and uids.
+pub fn token_gen() -> u32 {
+    NEXT_GEN.fetch_add(1, Relaxed)
+}
+
 /// Fan-out parameters.
 #[derive(Debug, Clone)]
 pub struct FanoutPlan {
@@ -60,11 +67,13 @@ pub struct FanoutPlan {
     /// Sizes at which a REST call is timed during one more sequential round.
     pub probe_sizes: Vec<usize>,
     pub probe_every: Duration,
+    /// What each publish's `sent` should say (`None`: the subscriber count).
+    pub expect_sent: Option<u64>,
 }
 
 pub async fn connect(ctx: &Ctx, n: usize) -> anyhow::Result<Vec<ConnectResult>> {
     let servers = ctx.start_servers().await?;
-    let token_gen = NEXT_GEN.fetch_add(1, Relaxed);
+    let token_gen = token_gen();
     let mut out = Vec::new();
     for round in ["cold", "cached"] {
         let spec = servers.fleet_spec(ctx.sources.clone(), token_gen, Purpose::Connect);
@@ -100,6 +109,50 @@ pub async fn connect(ctx: &Ctx, n: usize) -> anyhow::Result<Vec<ConnectResult>> 
     Ok(out)
 }
 
+/// The rounds at one fan-out size, the subscribers connected: a warm-up message (up to three
+/// tries until every subscriber got it), then one round per window, then one with a REST probe
+/// when `plan.probe_sizes` has the size. Round ids come from `ids`.
+pub async fn fanout_at(
+    ctx: &Ctx,
+    servers: &Servers,
+    audience: &impl Audience,
+    size: usize,
+    plan: &FanoutPlan,
+    ids: &mut std::ops::RangeFrom<u32>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<FanoutResult>> {
+    let mut next_id = || ids.next().unwrap_or(u32::MAX);
+    let spec = |id, msgs, window| RoundSpec {
+        expect_sent: plan.expect_sent,
+        ..RoundSpec::new(id, size, msgs, plan.body_bytes, window)
+    };
+    let mut out = Vec::new();
+    let mut warm = false;
+    for _ in 0..3 {
+        let r = round::run(ctx, servers, audience, &spec(next_id(), 1, 1)).await?;
+        if r.lost == 0 {
+            warm = true;
+            break;
+        }
+        notes.push(format!("{size} subscribers: warm-up message reached {} of {size}", r.delivered));
+    }
+    if !warm {
+        notes.push(format!("{size} subscribers: not every subscriber got a warm-up message"));
+    }
+    for &window in &plan.windows {
+        let r = round::run(ctx, servers, audience, &spec(next_id(), plan.messages, window)).await?;
+        eprintln!("  fanout: {r:?}");
+        out.push(r);
+    }
+    if plan.probe_sizes.contains(&size) && servers.probe_request().is_some() {
+        let spec = RoundSpec { probe_every: Some(plan.probe_every), ..spec(next_id(), plan.messages, 1) };
+        let r = round::run(ctx, servers, audience, &spec).await?;
+        eprintln!("  fanout with REST probe: {r:?}");
+        out.push(r);
+    }
+    Ok(out)
+}
+
 fn report_errors(ctx: &Ctx, fleet: &Fleet, phase: &str) {
     for e in fleet.errors() {
         eprintln!("    client error ({phase}): {e}");
@@ -116,7 +169,7 @@ pub async fn hold_and_fanout(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before_kib = servers.rss_kib();
     let loadgen_before = rss_kib(std::process::id()).unwrap_or(0);
-    let token_gen = NEXT_GEN.fetch_add(1, Relaxed);
+    let token_gen = token_gen();
     let fleet =
         Fleet::new(servers.fleet_spec(ctx.sources.clone(), token_gen, Purpose::Fanout), n, ctx.concurrency);
     ctx.backend.set_fleet(Some(fleet.clone()));
@@ -142,40 +195,11 @@ pub async fn hold_and_fanout(
     let mut notes = Vec::new();
     let mut sizes = plan.sizes.clone();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    let mut round_id = 0;
-    let mut next_id = || {
-        round_id += 1;
-        round_id
-    };
+    let mut ids = 1..;
     for size in sizes.into_iter().filter(|s| (1..=n).contains(s)) {
         fleet.shrink(size).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let mut warm = false;
-        for _ in 0..3 {
-            let spec = RoundSpec::new(next_id(), size, 1, plan.body_bytes, 1);
-            let r = round::run(ctx, &servers, &fleet, &spec).await;
-            if r.lost == 0 {
-                warm = true;
-                break;
-            }
-            notes.push(format!("{size} subscribers: warm-up message reached {} of {size}", r.delivered));
-        }
-        if !warm {
-            notes.push(format!("{size} subscribers: not every subscriber got a warm-up message"));
-        }
-        for &window in &plan.windows {
-            let spec = RoundSpec::new(next_id(), size, plan.messages, plan.body_bytes, window);
-            let r = round::run(ctx, &servers, &fleet, &spec).await;
-            eprintln!("  fanout: {r:?}");
-            fanouts.push(r);
-        }
-        if plan.probe_sizes.contains(&size) && servers.probe_request().is_some() {
-            let mut spec = RoundSpec::new(next_id(), size, plan.messages, plan.body_bytes, 1);
-            spec.probe_every = Some(plan.probe_every);
-            let r = round::run(ctx, &servers, &fleet, &spec).await;
-            eprintln!("  fanout with REST probe: {r:?}");
-            fanouts.push(r);
-        }
+        fanouts.extend(fanout_at(ctx, &servers, &*fleet, size, plan, &mut ids, &mut notes).await?);
     }
     report_errors(ctx, &fleet, "fan-out");
     fleet.shrink(0).await;

@@ -12,13 +12,15 @@
 //!
 //! [`Servers`] is one deployment: `--nodes` processes of one kind, each with its own index,
 //! config file, port and log, all pointing at the same fake backend; fleets spread their clients
-//! over the nodes, and publishes go to node 0. A cluster engine's shared settings (the Redis
-//! URL of issue 9) reach every node through `--ours-toml`; starting the shared `redis-server`
-//! belongs next to [`Servers::start`].
+//! over the nodes, and publishes go to node 0. With [`Opts::redis_bin`] the deployment is on the
+//! Redis engine (issue 9): [`Servers::start`] first starts its own `redis-server`
+//! ([`crate::redis`]), gives every node `engine = "redis"` and its URL, and waits until each
+//! node's `/readyz` says it reaches Redis.
 
 use crate::configs::{self, Listen, PEER_APP_ID, PEER_KEY, SERVICE_KEY};
 use crate::fleet::{Endpoint, FleetSpec, Proto, STAMP_KEY};
 use crate::pusher;
+use crate::redis::Redis;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +70,8 @@ pub struct Opts {
     pub ours_toml: Vec<String>,
     /// Server processes per deployment.
     pub nodes: usize,
+    /// Run drupal-push on the Redis engine, with a `redis-server` (this binary) of its own.
+    pub redis_bin: Option<PathBuf>,
 }
 
 /// What a fleet is for: Pusher clients of the connect scenario subscribe to a private channel
@@ -168,10 +172,11 @@ pub fn relative(path: &str) -> String {
     }
 }
 
-/// One deployment: `opts.nodes` processes of one kind sharing the fake backend.
+/// One deployment: `opts.nodes` processes of one kind sharing the fake backend (and Redis).
 pub struct Servers {
     pub kind: Kind,
     pub nodes: Vec<Target>,
+    pub redis: Option<Redis>,
     backend: SocketAddr,
     http: reqwest::Client,
 }
@@ -179,9 +184,15 @@ pub struct Servers {
 impl Servers {
     pub async fn start(kind: Kind, opts: &Opts, backend: SocketAddr) -> anyhow::Result<Servers> {
         let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(64).build()?;
-        let mut servers = Servers { kind, nodes: Vec::new(), backend, http };
+        let mut servers = Servers { kind, nodes: Vec::new(), redis: None, backend, http };
+        let mut opts = opts.clone();
+        if let (Kind::Ours, Some(bin)) = (kind, &opts.redis_bin) {
+            let redis = Redis::start(bin, &opts.work_dir, opts.server_cpu.as_deref()).await?;
+            opts.ours_toml.extend(configs::redis_lines(&redis.url()));
+            servers.redis = Some(redis);
+        }
         for node in 0..opts.nodes.max(1) {
-            match Target::start(kind, opts, node, backend).await {
+            match Target::start(kind, &opts, node, backend).await {
                 Ok(t) => servers.nodes.push(t),
                 Err(e) => {
                     servers.stop().await;
@@ -189,11 +200,44 @@ impl Servers {
                 }
             }
         }
+        if servers.redis.is_some() {
+            if let Err(e) = servers.wait_ready().await {
+                servers.stop().await;
+                return Err(e);
+            }
+        }
         Ok(servers)
+    }
+
+    /// Waits until every node's `/readyz` answers 200 (its engine is up).
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        for t in &self.nodes {
+            let url = format!("http://{}/readyz", t.api);
+            let mut last = String::new();
+            for _ in 0..300 {
+                match self.http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        last.clear();
+                        break;
+                    }
+                    Ok(r) => last = format!("HTTP {}", r.status()),
+                    Err(e) => last = e.to_string(),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if !last.is_empty() {
+                bail!("node {} is not ready after 30 s: {url}: {last}", t.addr);
+            }
+        }
+        Ok(())
     }
 
     pub fn pids(&self) -> Vec<u32> {
         self.nodes.iter().map(|t| t.pid).collect()
+    }
+
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.redis.as_ref().map(|r| r.pid)
     }
 
     /// RSS of all nodes, KiB.
@@ -231,18 +275,22 @@ impl Servers {
     /// The publish body of message `seq` of `round`, stamped `sent_ns`, padded to about `size`
     /// bytes.
     pub fn body(&self, round: u32, seq: u32, sent_ns: u64, size: usize) -> String {
+        self.body_on(self.channel(Purpose::Fanout), round, seq, sent_ns, size)
+    }
+
+    /// The same on another channel.
+    pub fn body_on(&self, channel: &str, round: u32, seq: u32, sent_ns: u64, size: usize) -> String {
         let mut data = json!({ STAMP_KEY: [round, seq, sent_ns], "pad": "" });
-        let mut body = self.envelope(&data);
+        let mut body = self.envelope(channel, &data);
         let pad = size.saturating_sub(body.len());
         if pad > 0 {
             data["pad"] = Value::String("x".repeat(pad));
-            body = self.envelope(&data);
+            body = self.envelope(channel, &data);
         }
         body
     }
 
-    fn envelope(&self, data: &Value) -> String {
-        let channel = self.channel(Purpose::Fanout);
+    fn envelope(&self, channel: &str, data: &Value) -> String {
         match self.kind {
             Kind::Peer => json!({"channel": channel, "name": "bench", "data": data}).to_string(),
             Kind::Sockudo | Kind::SockudoTuned => pusher::event_body(channel, data),
@@ -334,6 +382,9 @@ impl Servers {
     pub async fn stop(self) {
         for t in self.nodes {
             t.stop().await;
+        }
+        if let Some(r) = self.redis {
+            r.stop().await;
         }
     }
 }
