@@ -100,8 +100,12 @@ class FakeDrupal {
       }
       const message = JSON.parse(form.get('messageJson'));
       this.received.push(message);
-      if (message.messageType !== 'authenticate') {
+      if (message.messageType === 'userOnline' || message.messageType === 'userOffline') {
         return reply(200, {status: 'success'});
+      }
+      if (message.messageType !== 'authenticate') {
+        // A page's message for hook_nodejs_message_callback: the handler's answer names what it got.
+        return reply(200, {status: 'handled', messageType: message.messageType, text: message.text ?? null});
       }
       const user = this.users.get(message.authToken);
       if (!user) {
@@ -367,15 +371,16 @@ async function waitConnected(page, timeout = 10000) {
 }
 
 /**
- * Starts a fake Drupal, the real server and Chromium before a test file's tests and stops them
- * after; returns the object that holds them (`drupal`, `server`, `browser`).
+ * Starts a fake Drupal, the real server (with `extra` top-level TOML lines) and Chromium before a
+ * test file's tests and stops them after; returns the object that holds them (`drupal`,
+ * `server`, `browser`).
  */
-function useStack() {
+function useStack({extra = ''} = {}) {
   const {before, after} = require('node:test');
   const stack = {};
   before(async () => {
     stack.drupal = await new FakeDrupal().start();
-    stack.server = await new Server(stack.drupal.port).start();
+    stack.server = await new Server(stack.drupal.port, {extra}).start();
     stack.browser = await launchBrowser();
   });
   after(async () => {
