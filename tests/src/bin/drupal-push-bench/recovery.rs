@@ -7,7 +7,8 @@
 //! * **memory**: `channels` channels × `per_channel` messages of `body` bytes published against
 //!   the default `historyMaxBytes`: RSS and the server's `historyBytes` after, and what recovery
 //!   reports for a position taken before the flood on the first channel (its history is the
-//!   oldest, so the cap evicted it) and on the last one (the newest, still held).
+//!   oldest, so the cap evicted it) and for one taken on the last channel before the flood's
+//!   last round (its missed message is among the newest, still held).
 //!
 //! These clients are plain tokio-tungstenite connections (not the fleet's hot path): the
 //! figures are about the server's recovery, and each client parses every frame to check order.
@@ -93,8 +94,8 @@ pub struct MemoryResult {
     pub history_bytes_after: u64,
     /// `recovered` for a position on the first channel taken before the flood.
     pub oldest_channel_recovered: Option<bool>,
-    /// `recovered` for a position on the last channel taken before the flood, and how many
-    /// messages were replayed.
+    /// `recovered` for a position on the last channel taken before the flood's last round, and
+    /// how many messages were replayed (1 expected).
     pub newest_channel_recovered: Option<bool>,
     pub newest_channel_replayed: usize,
 }
@@ -305,50 +306,38 @@ async fn wait_sockets(servers: &Servers, sockets: u64) -> anyhow::Result<()> {
     }
 }
 
-async fn memory(args: &RecoveryArgs, backend: Arc<Backend>) -> anyhow::Result<MemoryResult> {
-    let servers = start(args, backend, "recovery-memory").await?;
-    let url = servers.nodes[0].ws_url.clone();
-    let (first, last) = ("mem_0".to_owned(), format!("mem_{}", args.channels - 1));
-    // Two probes: one subscribed to the first channel, one to the last, positions before the
-    // flood (from their `joined` frames).
-    let mut probes = Vec::new();
-    for (k, channel) in [&first, &last].into_iter().enumerate() {
-        let tok = format!("bench-{TOKEN_GEN}-{}", 9_000_000 + k);
-        let uid = uid_of(&tok).unwrap_or(0);
-        let (mut ws, ack) = connect(&url, &tok, None).await?;
-        let mut pos = ack["streams"].clone();
-        servers.api_get(0, &format!("user/channel/add/{channel}/{uid}")).await?;
-        loop {
-            let f = next_json(&mut ws).await?;
-            if f["type"] == "joined" && f["stream"] == channel.as_str() {
-                pos[channel.as_str()] = json!({"offset": f["offset"], "epoch": f["epoch"]});
-                break;
-            }
+/// A probe of the memory scenario: user `9_000_000 + k` joins `channel` and leaves; returns its
+/// token and its positions (the channel's from the `joined` frame).
+async fn probe(servers: &Servers, url: &str, k: usize, channel: &str) -> anyhow::Result<(String, Value)> {
+    let tok = format!("bench-{TOKEN_GEN}-{}", 9_000_000 + k);
+    let uid = uid_of(&tok).unwrap_or(0);
+    let (mut ws, ack) = connect(url, &tok, None).await?;
+    let mut pos = ack["streams"].clone();
+    servers.api_get(0, &format!("user/channel/add/{channel}/{uid}")).await?;
+    loop {
+        let f = next_json(&mut ws).await?;
+        if f["type"] == "joined" && f["stream"] == channel {
+            pos[channel] = json!({"offset": f["offset"], "epoch": f["epoch"]});
+            return Ok((tok, pos));
         }
-        drop(ws);
-        probes.push((tok, channel.clone(), pos));
     }
-    wait_sockets(&servers, 0).await?;
-    let rss_before = rss_kib(servers.nodes[0].pid).unwrap_or(0);
-    let pad = "x".repeat(args.body);
-    let total = args.channels as u64 * u64::from(args.per_channel);
-    eprintln!("history memory: publishing {total} messages of {} bytes", args.body);
-    let started = Instant::now();
+}
+
+/// Publishes messages `from..to` of the flood, 16 at a time: message `k` is message
+/// `k / channels` of channel `mem_{k % channels}` (message m of every channel before message
+/// m + 1 of any, so the first channel's history is the oldest throughout). Returns the errors.
+async fn flood(servers: &Arc<Servers>, from: u64, to: u64, channels: u64, pad: &str) -> anyhow::Result<u64> {
     let errors = Arc::new(AtomicU64::new(0));
-    let next = Arc::new(AtomicU64::new(0));
-    let servers = Arc::new(servers);
+    let next = Arc::new(AtomicU64::new(from));
     let mut workers = Vec::new();
     for _ in 0..16 {
-        let (servers, errors, next, pad) = (servers.clone(), errors.clone(), next.clone(), pad.clone());
-        let (channels, per) = (args.channels as u64, u64::from(args.per_channel));
+        let (servers, errors, next, pad) = (servers.clone(), errors.clone(), next.clone(), pad.to_owned());
         workers.push(tokio::spawn(async move {
             loop {
                 let k = next.fetch_add(1, Relaxed);
-                if k >= channels * per {
+                if k >= to {
                     return;
                 }
-                // Message m of every channel before message m + 1 of any: the first channel's
-                // history is the oldest throughout.
                 let (m, ch) = (k / channels, k % channels);
                 let body = json!({"channel": format!("mem_{ch}"), "callback": "bench",
                                   "data": {"m": m, "at": wall_ns(), "pad": pad}});
@@ -361,16 +350,39 @@ async fn memory(args: &RecoveryArgs, backend: Arc<Backend>) -> anyhow::Result<Me
     for w in workers {
         w.await?;
     }
+    Ok(errors.load(Relaxed))
+}
+
+async fn memory(args: &RecoveryArgs, backend: Arc<Backend>) -> anyhow::Result<MemoryResult> {
+    let servers = Arc::new(start(args, backend, "recovery-memory").await?);
+    let url = servers.nodes[0].ws_url.clone();
+    let (first, last) = ("mem_0".to_owned(), format!("mem_{}", args.channels - 1));
+    let channels = args.channels as u64;
+    let total = channels * u64::from(args.per_channel);
+    let pad = "x".repeat(args.body);
+    // The first probe takes its position before the flood (its channel's history is the oldest,
+    // so the cap evicts it); the second just before the flood's last round (its one missed
+    // message is among the newest, still held).
+    let (tok0, pos0) = probe(&servers, &url, 0, &first).await?;
+    wait_sockets(&servers, 0).await?;
+    let rss_before = rss_kib(servers.nodes[0].pid).unwrap_or(0);
+    eprintln!("history memory: publishing {total} messages of {} bytes", args.body);
+    let started = Instant::now();
+    let mut errors = flood(&servers, 0, total - channels, channels, &pad).await?;
+    let (tok1, pos1) = probe(&servers, &url, 1, &last).await?;
+    errors += flood(&servers, total - channels, total, channels, &pad).await?;
     let publish_secs = started.elapsed().as_secs_f64();
+    wait_sockets(&servers, 0).await?;
     let rss_after = rss_kib(servers.nodes[0].pid).unwrap_or(0);
     let status = servers.status_json(0).await?;
     let mut outcomes = Vec::new();
-    for (tok, channel, pos) in &probes {
+    for (tok, channel, pos) in [(&tok0, &first, &pos0), (&tok1, &last, &pos1)] {
         let (mut ws, ack) = connect(&url, tok, Some(pos)).await?;
         let recovered = ack["recovered"][channel.as_str()].as_bool();
         let mut replayed = 0;
         if recovered == Some(true) {
-            while replayed < args.per_channel as usize {
+            // The second probe missed exactly the last round's message of its channel.
+            while replayed < 1 {
                 let f = next_json(&mut ws).await?;
                 if f["channel"] == channel.as_str() {
                     replayed += 1;
@@ -388,7 +400,7 @@ async fn memory(args: &RecoveryArgs, backend: Arc<Backend>) -> anyhow::Result<Me
         body_bytes: args.body,
         payload_mib: (total * args.body as u64) as f64 / (1024.0 * 1024.0),
         publish_secs,
-        publish_errors: errors.load(Relaxed),
+        publish_errors: errors,
         server_rss_kib_before: rss_before,
         server_rss_kib_after: rss_after,
         history_bytes_after: status["historyBytes"].as_u64().unwrap_or(0),
