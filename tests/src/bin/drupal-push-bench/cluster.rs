@@ -199,18 +199,8 @@ async fn measure(
         None => None,
     };
     let loadgen_after = group.rss_kib() + rss_kib(std::process::id()).unwrap_or(0);
-    let per_conn = |before: u64, after: u64| after.saturating_sub(before) as f64 / wave.ready.max(1) as f64;
-    let mut hold = HoldResult {
-        clients: total,
-        ready: wave.ready,
-        failed: wave.failed,
-        connect_secs: wave.secs,
-        rss_before_kib,
-        rss_after_kib,
-        kib_per_conn: per_conn(rss_before_kib, rss_after_kib),
-        loadgen_kib_per_conn: per_conn(loadgen_before, loadgen_after),
-        dropped: 0,
-    };
+    let mut hold =
+        HoldResult::measured(total, &wave, (rss_before_kib, rss_after_kib), (loadgen_before, loadgen_after));
     eprintln!("  hold: {hold:?}");
     if let (Some(b), Some(a)) = (redis_before, redis_after) {
         eprintln!(

@@ -38,6 +38,31 @@ pub struct HoldResult {
     pub dropped: usize,
 }
 
+impl HoldResult {
+    /// A hold of `clients` after connect wave `wave`: RSS in KiB of the servers and of the load
+    /// generator before and after, divided by the clients that got ready.
+    pub fn measured(
+        clients: usize,
+        wave: &crate::fleet::Wave,
+        servers: (u64, u64),
+        loadgen: (u64, u64),
+    ) -> HoldResult {
+        let per_conn =
+            |(before, after): (u64, u64)| after.saturating_sub(before) as f64 / wave.ready.max(1) as f64;
+        HoldResult {
+            clients,
+            ready: wave.ready,
+            failed: wave.failed,
+            connect_secs: wave.secs,
+            rss_before_kib: servers.0,
+            rss_after_kib: servers.1,
+            kib_per_conn: per_conn(servers),
+            loadgen_kib_per_conn: per_conn(loadgen),
+            dropped: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FanoutResult {
     pub subscribers: usize,

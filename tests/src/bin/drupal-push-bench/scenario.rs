@@ -177,17 +177,9 @@ pub async fn hold_and_fanout(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after_kib = servers.rss_kib();
     let loadgen_after = rss_kib(std::process::id()).unwrap_or(0);
-    let per_conn = |before: u64, after: u64| after.saturating_sub(before) as f64 / wave.ready.max(1) as f64;
     let hold = HoldResult {
-        clients: n,
-        ready: wave.ready,
-        failed: wave.failed,
-        connect_secs: wave.secs,
-        rss_before_kib,
-        rss_after_kib,
-        kib_per_conn: per_conn(rss_before_kib, rss_after_kib),
-        loadgen_kib_per_conn: per_conn(loadgen_before, loadgen_after),
         dropped: fleet.dropped.load(Relaxed),
+        ..HoldResult::measured(n, &wave, (rss_before_kib, rss_after_kib), (loadgen_before, loadgen_after))
     };
     eprintln!("  hold: {hold:?}");
     report_errors(ctx, &fleet, "hold");
