@@ -8,7 +8,7 @@ use crate::conn::codec;
 use crate::engine::{Changes, Event, Fut, LocalSocket, Node, Position, Publication, Stream};
 use crate::hub::{Hub, fanout};
 use crate::metrics::Metrics;
-use crate::outbox::Tag;
+use crate::outbox::{Batch, Part, Tag};
 use bytes::Bytes;
 use drupal_push_protocol::backend::BackendMessage;
 use drupal_push_protocol::{ServerFrame, drupal, frames};
@@ -47,12 +47,23 @@ pub fn joined_frame(stream: &Stream, position: &Position) -> Bytes {
 }
 
 impl Node for LocalNode {
-    fn deliver<'a>(&'a self, p: &'a Publication) -> Fut<'a, usize> {
+    fn deliver<'a>(&'a self, batch: &'a [Publication]) -> Fut<'a, usize> {
         Box::pin(async move {
-            self.metrics.published(&p.stream);
-            let (Some(to), skip) = self.hub.snapshot(&p.stream, p.sender.as_deref()) else { return 0 };
-            let (frame, tag) = publication_frame(p);
-            fanout::fan_out(&to, &frame, tag.as_ref(), skip.as_ref(), self.metrics.deliveries()).await
+            let Some(first) = batch.first() else { return 0 };
+            for p in batch {
+                self.metrics.published(&p.stream);
+            }
+            let (Some(to), skip) = self.hub.snapshot(&first.stream, first.sender.as_deref()) else {
+                return 0;
+            };
+            let parts = batch
+                .iter()
+                .map(|p| {
+                    let (frame, tag) = publication_frame(p);
+                    Part { frame, tag }
+                })
+                .collect();
+            fanout::fan_out(&to, &Batch::new(parts), skip.as_ref(), self.metrics.deliveries()).await
         })
     }
 

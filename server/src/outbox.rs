@@ -1,8 +1,9 @@
 //! The write side of one connection: its socket, and the bounded queue of frames the socket
 //! could not take yet.
 //!
-//! Whoever holds the outbox lock writes. A publisher pushing a pre-encoded frame writes it
-//! straight to the socket (`try_write`, never waiting) when nothing is queued; only when the
+//! Whoever holds the outbox lock writes. A publisher pushing pre-encoded frames (a [`Batch`]:
+//! the messages of a stream that waited for the same turn, so one system call carries them
+//! all) writes them straight to the socket (`try_write`, never waiting) when nothing is queued; only when the
 //! kernel refuses bytes does the frame (or its unwritten rest) wait in the queue, and the
 //! connection task, woken through [`Outbox::wait`], writes the queue as the socket becomes
 //! writable ([`Outbox::flush`], many frames per system call). Order is kept because a direct
@@ -62,6 +63,42 @@ pub struct Held {
     pub tag: Option<Tag>,
 }
 
+/// One frame of a [`Batch`], with its stream position when it has one.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub frame: Bytes,
+    pub tag: Option<Tag>,
+}
+
+/// Frames pushed together, in order (the publications of one stream that waited for the same
+/// turn): written with one system call when the socket takes them all.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    joined: Bytes,
+    parts: Vec<Part>,
+}
+
+impl Batch {
+    pub fn new(parts: Vec<Part>) -> Batch {
+        let joined = match parts.as_slice() {
+            [one] => one.frame.clone(),
+            _ => {
+                let mut joined = Vec::with_capacity(parts.iter().map(|p| p.frame.len()).sum());
+                for p in &parts {
+                    joined.extend_from_slice(&p.frame);
+                }
+                Bytes::from(joined)
+            }
+        };
+        Batch { joined, parts }
+    }
+
+    /// How many frames.
+    pub fn len(&self) -> usize {
+        self.parts.len()
+    }
+}
+
 /// What [`Outbox::flush`] left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flush {
@@ -86,9 +123,10 @@ struct Inner {
 }
 
 impl Inner {
-    fn over(&self, limits: Limits, extra: usize) -> bool {
-        let frames = self.queue.len() + self.held.as_ref().map_or(0, Vec::len);
-        frames >= limits.max_frames || self.bytes + extra > limits.max_bytes
+    /// Whether `frames` more frames of `bytes` bytes would exceed the limits.
+    fn over(&self, limits: Limits, frames: usize, bytes: usize) -> bool {
+        let queued = self.queue.len() + self.held.as_ref().map_or(0, Vec::len);
+        queued + frames > limits.max_frames || self.bytes + bytes > limits.max_bytes
     }
 
     /// Queues `frame`, of which `written` bytes are already written.
@@ -147,16 +185,18 @@ impl Outbox {
 
     /// Sends a frame without waiting: written now if the socket takes it, else queued.
     pub fn push(&self, frame: Bytes) -> Pushed {
-        self.push_tagged(frame, None)
+        let joined = frame.clone();
+        self.push_batch(&Batch { joined, parts: vec![Part { frame, tag: None }] })
     }
 
-    /// [`Outbox::push`] for a frame of a recorded stream.
-    pub fn push_tagged(&self, frame: Bytes, tag: Option<&Tag>) -> Pushed {
+    /// Sends the frames of a batch without waiting, in order: when nothing is queued, all of
+    /// them with one system call; the rest, if the socket takes less, queued frame by frame.
+    pub fn push_batch(&self, batch: &Batch) -> Pushed {
         let mut inner = self.lock();
         if inner.close.is_some() || inner.broken {
             return Pushed::Dropped;
         }
-        if inner.over(self.limits, frame.len()) {
+        if inner.over(self.limits, batch.parts.len(), batch.joined.len()) {
             inner.close = Some(CloseCode::SLOW_CONSUMER);
             inner.discard(&self.metrics);
             drop(inner);
@@ -165,15 +205,17 @@ impl Outbox {
             return Pushed::Dropped;
         }
         if let Some(held) = inner.held.as_mut() {
-            held.push(Held { frame, tag: tag.cloned() });
+            held.extend(batch.parts.iter().map(|p| Held { frame: p.frame.clone(), tag: p.tag.clone() }));
             return Pushed::Queued;
         }
         if !inner.queue.is_empty() {
-            inner.enqueue(frame, 0, &self.metrics);
+            for p in &batch.parts {
+                inner.enqueue(p.frame.clone(), 0, &self.metrics);
+            }
             return Pushed::Queued;
         }
-        let written = match self.socket.try_write(&frame) {
-            Ok(n) if n == frame.len() => return Pushed::Queued,
+        let mut written = match self.socket.try_write(&batch.joined) {
+            Ok(n) if n == batch.joined.len() => return Pushed::Queued,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
             Err(_) => {
@@ -183,7 +225,13 @@ impl Outbox {
                 return Pushed::Dropped;
             }
         };
-        inner.enqueue(frame, written, &self.metrics);
+        for p in &batch.parts {
+            let done = written.min(p.frame.len());
+            written -= done;
+            if done < p.frame.len() {
+                inner.enqueue(p.frame.clone(), done, &self.metrics);
+            }
+        }
         drop(inner);
         self.notify.notify_one();
         Pushed::Queued
@@ -340,6 +388,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_is_one_write_or_queued_frame_by_frame() {
+        let (o, mut peer) = outbox(100_000, 1 << 30);
+        let batch = Batch::new(vec![
+            Part { frame: Bytes::from_static(b"one"), tag: None },
+            Part { frame: Bytes::from_static(b"two"), tag: None },
+        ]);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(o.push_batch(&batch), Pushed::Queued);
+        assert!(!o.pending());
+        assert_eq!(peer.read_exactly(6).await, b"onetwo");
+        // Fill the socket, then a big batch is refused part way and queued from the cut on.
+        let chunk = Bytes::from(vec![7u8; 48 * 1024]);
+        let mut pushed = 0;
+        while !o.pending() {
+            let batch = Batch::new(vec![
+                Part { frame: chunk.clone(), tag: None },
+                Part { frame: Bytes::from_static(b"|"), tag: None },
+            ]);
+            o.push_batch(&batch);
+            pushed += chunk.len() + 1;
+        }
+        let queued = o.lock().queue.len();
+        assert!((1..=2).contains(&queued), "only the unwritten parts are queued: {queued}");
+        let reader = tokio::spawn(async move { peer.read_exactly(pushed).await });
+        while o.flush() != Flush::Done {
+            o.socket().writable().await.unwrap();
+        }
+        let got = reader.await.unwrap();
+        for piece in got.chunks(chunk.len() + 1) {
+            assert_eq!(piece.len(), chunk.len() + 1);
+            assert!(piece[..chunk.len()].iter().all(|b| *b == 7));
+            assert_eq!(piece[chunk.len()], b'|');
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_the_frame_limit_is_a_slow_consumer() {
+        let (o, _peer) = outbox(3, 1 << 30);
+        o.hold();
+        o.push(Bytes::from_static(b"a"));
+        let two = |x: &'static [u8]| Part { frame: Bytes::from_static(x), tag: None };
+        assert_eq!(o.push_batch(&Batch::new(vec![two(b"b"), two(b"c")])), Pushed::Queued);
+        assert_eq!(o.push_batch(&Batch::new(vec![two(b"d"), two(b"e")])), Pushed::Dropped);
+        assert_eq!(o.closing(), Some(CloseCode::SLOW_CONSUMER));
+    }
+
+    #[tokio::test]
     async fn queues_what_the_socket_refuses_and_keeps_order() {
         let (o, mut peer) = outbox(100_000, 1 << 30);
         let chunk = Bytes::from(vec![7u8; 64 * 1024]);
@@ -411,12 +506,16 @@ mod tests {
         let (o, mut peer) = outbox(10, 1000);
         o.hold();
         let tag = Tag { stream: Arc::from("c"), offset: 3 };
-        o.push_tagged(Bytes::from_static(b"3"), Some(&tag));
+        let next = Tag { stream: Arc::from("c"), offset: 4 };
+        o.push_batch(&Batch::new(vec![
+            Part { frame: Bytes::from_static(b"3"), tag: Some(tag) },
+            Part { frame: Bytes::from_static(b"4"), tag: Some(next) },
+        ]));
         o.push(Bytes::from_static(b"x"));
         assert!(!o.pending());
         o.release(vec![Bytes::from_static(b"ack")], |h| h.tag.as_ref().is_none_or(|t| t.offset > 3));
         assert_eq!(o.flush(), Flush::Done);
-        assert_eq!(peer.read_exactly(4).await, b"ackx");
+        assert_eq!(peer.read_exactly(5).await, b"ack4x", "the batch is held frame by frame");
     }
 
     #[tokio::test]

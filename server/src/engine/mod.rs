@@ -15,8 +15,11 @@
 //! # Contract
 //!
 //! * **Order.** Publications of one stream reach [`Node::deliver`] in the order of their
-//!   offsets, one at a time: a node never has two deliveries of the same stream in flight.
-//!   Different streams are not ordered relative to each other.
+//!   offsets, one batch at a time: a node never has two deliveries of the same stream in
+//!   flight. Publications that queued up for the stream while a delivery was in flight may be
+//!   handed over together as one batch (same stream, same sender, in order), which the node
+//!   writes to each socket with one system call. Different streams are not ordered relative
+//!   to each other.
 //! * **Exactly once per node.** Each publication is delivered once to every live node; a node
 //!   delivers it once to each local socket subscribed at that moment, except the socket that
 //!   published it ([`Publication::sender`]). Offsets of a stream
@@ -372,9 +375,10 @@ pub trait Engine: Send + Sync + 'static {
 
 /// What the engine needs from a node.
 pub trait Node: Send + Sync + 'static {
-    /// Delivers a publication to this node's sockets in its stream; returns how many it reached.
-    /// See the contract above for order.
-    fn deliver<'a>(&'a self, publication: &'a Publication) -> Fut<'a, usize>;
+    /// Delivers a batch of publications of one stream, in order and all with the same sender,
+    /// to this node's sockets in that stream; returns how many sockets it reached. See the
+    /// contract above for order.
+    fn deliver<'a>(&'a self, batch: &'a [Publication]) -> Fut<'a, usize>;
     /// Applies a command to this node's sockets.
     fn apply(&self, event: &Event) -> Changes;
     /// Tells Drupal (`userOnline`, `userOffline`); the engine decided this once for the cluster.

@@ -1,5 +1,6 @@
 //! The one fan-out path: channel publishes, broadcasts and content-token messages all push one
-//! pre-encoded frame to a snapshot of outboxes, outside the hub lock.
+//! pre-encoded [`Batch`] (the frames of the stream's publications that waited for the same
+//! turn, usually one) to a snapshot of outboxes, outside the hub lock.
 //!
 //! Each push is a non-blocking write (or a queue append), a few microseconds of kernel time; a
 //! fan-out to 19,000 sockets is about a tenth of a second of work. So that it never stalls the
@@ -7,27 +8,20 @@
 //! every [`CHUNK`] pushes. Callers keep the order of a stream by not starting its next fan-out
 //! before this one returns (the engine's contract).
 //!
-//! Deliveries are counted here for `/metrics` with one atomic add of the loop's total per
-//! fan-out, never one per socket.
+//! Deliveries (frames times sockets) are counted here for `/metrics` with one atomic add of
+//! the loop's total per fan-out, never one per socket.
 
 use super::Snapshot;
-use crate::outbox::{Outbox, Pushed, Tag};
-use bytes::Bytes;
+use crate::outbox::{Batch, Outbox, Pushed};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 
 /// Pushes between two yields: about 1-2 ms of work.
 const CHUNK: usize = 256;
 
-/// Pushes `frame` to every outbox of `to` but `skip` (the publishing socket's); returns how
-/// many took it, and adds that to `delivered`.
-pub async fn fan_out(
-    to: &Snapshot,
-    frame: &Bytes,
-    tag: Option<&Tag>,
-    skip: Option<&Arc<Outbox>>,
-    delivered: &Counter,
-) -> usize {
+/// Pushes `batch` to every outbox of `to` but `skip` (the publishing socket's); returns how
+/// many took it, and adds the frames delivered to `delivered`.
+pub async fn fan_out(to: &Snapshot, batch: &Batch, skip: Option<&Arc<Outbox>>, delivered: &Counter) -> usize {
     let mut sent = 0;
     for (i, chunk) in to.chunks(CHUNK).enumerate() {
         if i > 0 {
@@ -36,9 +30,9 @@ pub async fn fan_out(
         sent += chunk
             .iter()
             .filter(|o| !skip.is_some_and(|s| Arc::ptr_eq(s, o)))
-            .filter(|o| o.push_tagged(frame.clone(), tag) == Pushed::Queued)
+            .filter(|o| o.push_batch(batch) == Pushed::Queued)
             .count();
     }
-    delivered.inc_by(sent as u64);
+    delivered.inc_by((sent * batch.len()) as u64);
     sent
 }

@@ -168,19 +168,35 @@ impl MemoryEngine {
         })
     }
 
-    /// Takes the stream's turn, records the message and has the node deliver it (to every
-    /// socket of the stream but `sender`'s).
+    /// Records the message, queues it on its stream and waits until the node has delivered it
+    /// (to every socket of the stream but `sender`'s); returns to how many. The delivery runs
+    /// in its own task, so a publisher that stops waiting (its HTTP client went away) neither
+    /// loses the message nor stalls the stream.
     async fn deliver(&self, stream: Stream, message: Arc<RawValue>, sender: Option<Arc<str>>) -> usize {
         let streams = &self.inner.streams;
         let slot = streams.slot(&stream);
-        let (sent, stream) = {
-            let _turn = slot.order.lock().await;
-            let position = streams.append(&slot, &message);
-            let publication = Publication { stream, message, position, sender };
-            (self.node().deliver(&publication).await, publication.stream)
-        };
+        let (counted, start) = streams.enqueue(&slot, stream.clone(), message, sender);
+        if start {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.run_deliveries(stream, slot).await });
+        } else {
+            drop(slot);
+        }
+        counted.await.unwrap_or(0)
+    }
+
+    /// Delivers the stream's queue batch by batch until it is empty (see `streams`).
+    async fn run_deliveries(&self, stream: Stream, slot: Arc<streams::Slot>) {
+        let streams = &self.inner.streams;
+        while let Some(batch) = streams.next_batch(&slot) {
+            let (publications, waiting): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|w| (w.publication, w.done)).unzip();
+            let sent = self.node().deliver(&publications).await;
+            for done in waiting {
+                let _ = done.send(sent);
+            }
+        }
         streams.release(&stream, slot);
-        sent
     }
 
     /// Forgets idle streams now and then (see `streams`); stops with the engine.

@@ -1,7 +1,12 @@
 //! Streams: per-stream order and history.
 //!
-//! *Order*: one publication of a stream is delivered at a time, in the order the publishers got
-//! the stream's turn ([`Slot::order`], tokio's fair mutex).
+//! *Order*: a publication is recorded and queued in its stream's slot under one lock, so the
+//! queue is in offset order. One delivery of a stream runs at a time: the publisher that finds
+//! none running starts one, which takes the queue in batches ([`Streams::next_batch`]: what
+//! queued up while the previous batch was being fanned out, up to [`BATCH_MESSAGES`] messages
+//! and [`BATCH_BYTES`] bytes, one sender per batch) until it is empty. Under a burst the
+//! messages that waited go out together, one system call per socket for the whole batch,
+//! instead of one call per message per socket.
 //!
 //! *History*: each stream keeps at most `historySize` messages no older than `historyTtlSecs`,
 //! and all streams together at most `historyMaxBytes`, after which the oldest messages anywhere
@@ -11,16 +16,23 @@
 //! after that; created anew it gets a new epoch, so an old position reads as lost continuity,
 //! never as a silent gap. With `historySize = 0` nothing is recorded and nothing is kept.
 //!
-//! Locks: the slot map, the global budget and each slot's history are `std` mutexes held for a
-//! few operations; where they nest the order is budget -> history, map -> history.
+//! Locks: the slot map, each slot's queue, the global budget and each slot's history are `std`
+//! mutexes held for a few operations; where they nest the order is queue -> history,
+//! queue -> budget -> history, map -> history.
 
-use crate::engine::{Position, Stream};
+use crate::engine::{Position, Publication, Stream};
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+/// Most publications delivered as one batch.
+pub const BATCH_MESSAGES: usize = 32;
+/// Most message bytes in one batch (the first message of a batch may exceed it alone).
+pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// Bookkeeping bytes counted per message on top of its text.
 const ENTRY_OVERHEAD: usize = 64;
@@ -97,9 +109,22 @@ impl History {
     }
 }
 
-/// One stream: its turn and its history.
+/// A publication waiting for its stream's delivery, and who waits for its count.
+pub(super) struct Waiting {
+    pub publication: Publication,
+    pub done: oneshot::Sender<usize>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    /// A delivery runs (and will take what is queued).
+    delivering: bool,
+}
+
+/// One stream: its delivery queue and its history.
 pub(super) struct Slot {
-    pub order: tokio::sync::Mutex<()>,
+    queue: Mutex<Queue>,
     history: Mutex<History>,
 }
 
@@ -166,10 +191,7 @@ impl Streams {
         if let Some(s) = slots.get(stream) {
             return s.clone();
         }
-        let s = Arc::new(Slot {
-            order: tokio::sync::Mutex::new(()),
-            history: Mutex::new(History::new(Instant::now())),
-        });
+        let s = Arc::new(Slot { queue: Mutex::default(), history: Mutex::new(History::new(Instant::now())) });
         slots.insert(stream.clone(), s.clone());
         s
     }
@@ -187,8 +209,50 @@ impl Streams {
         }
     }
 
-    /// Records a message in its stream (whose turn the caller holds); returns its position.
-    pub fn append(&self, slot: &Arc<Slot>, message: &Arc<RawValue>) -> Option<Position> {
+    /// Records a message and queues it for delivery, in offset order. Returns the receiver of
+    /// its delivery count, and whether the caller must start the delivery (none runs).
+    pub fn enqueue(
+        &self,
+        slot: &Arc<Slot>,
+        stream: Stream,
+        message: Arc<RawValue>,
+        sender: Option<Arc<str>>,
+    ) -> (oneshot::Receiver<usize>, bool) {
+        let (done, counted) = oneshot::channel();
+        let mut queue = lock(&slot.queue);
+        let position = self.append(slot, &message);
+        let publication = Publication { stream, message, position, sender };
+        queue.waiting.push_back(Waiting { publication, done });
+        let start = !queue.delivering;
+        queue.delivering = true;
+        (counted, start)
+    }
+
+    /// The next batch for the running delivery: queued publications in order, all with the
+    /// sender of the first, within the batch limits. None when the queue is empty, which ends
+    /// the delivery (the next publisher starts a new one).
+    pub fn next_batch(&self, slot: &Slot) -> Option<Vec<Waiting>> {
+        let mut queue = lock(&slot.queue);
+        let Some(first) = queue.waiting.pop_front() else {
+            queue.delivering = false;
+            return None;
+        };
+        let mut bytes = first.publication.message.get().len();
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MESSAGES {
+            let Some(next) = queue.waiting.front() else { break };
+            let size = next.publication.message.get().len();
+            if next.publication.sender != batch[0].publication.sender || bytes + size > BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            batch.extend(queue.waiting.pop_front());
+        }
+        Some(batch)
+    }
+
+    /// Records a message in its stream; returns its position.
+    fn append(&self, slot: &Arc<Slot>, message: &Arc<RawValue>) -> Option<Position> {
         if !self.recording() {
             return None;
         }
@@ -404,6 +468,59 @@ mod tests {
         let r = s.recover(&chat(), Some(&p));
         assert!(!r.recovered, "a new epoch");
         assert_ne!(r.top.unwrap().epoch, p.epoch);
+    }
+
+    #[tokio::test]
+    async fn what_queues_during_a_delivery_goes_out_as_batches_in_order() {
+        let s = streams(50, 1 << 20);
+        let slot = s.slot(&chat());
+        let (_first, start) = s.enqueue(&slot, chat(), msg(1), None);
+        assert!(start, "the first publisher starts the delivery");
+        let batch = s.next_batch(&slot).unwrap();
+        assert_eq!(batch.len(), 1);
+        // While batch 1 is being delivered, more queue up: no second delivery is started.
+        let mut counts = Vec::new();
+        for (n, sender) in [(2, None), (3, None), (4, Some("s")), (5, Some("s")), (6, None)] {
+            let (counted, start) = s.enqueue(&slot, chat(), msg(n), sender.map(Arc::from));
+            assert!(!start);
+            counts.push(counted);
+        }
+        let offsets = |b: &[Waiting]| {
+            b.iter().map(|w| w.publication.position.as_ref().unwrap().offset).collect::<Vec<_>>()
+        };
+        let second = s.next_batch(&slot).unwrap();
+        assert_eq!(offsets(&second), [2, 3], "one sender per batch");
+        let third = s.next_batch(&slot).unwrap();
+        assert_eq!(offsets(&third), [4, 5]);
+        let fourth = s.next_batch(&slot).unwrap();
+        assert_eq!(offsets(&fourth), [6]);
+        for (i, w) in second.into_iter().chain(third).chain(fourth).enumerate() {
+            w.done.send(i).unwrap();
+        }
+        for (i, counted) in counts.into_iter().enumerate() {
+            assert_eq!(counted.await.unwrap(), i);
+        }
+        assert!(s.next_batch(&slot).is_none(), "empty: the delivery ends");
+        let (_, start) = s.enqueue(&slot, chat(), msg(7), None);
+        assert!(start, "and the next publisher starts a new one");
+    }
+
+    #[test]
+    fn a_batch_keeps_to_its_limits() {
+        let s = streams(0, 1 << 20);
+        let slot = s.slot(&chat());
+        for n in 0..(BATCH_MESSAGES as u64 + 3) {
+            s.enqueue(&slot, chat(), msg(n), None);
+        }
+        assert_eq!(s.next_batch(&slot).unwrap().len(), BATCH_MESSAGES);
+        assert_eq!(s.next_batch(&slot).unwrap().len(), 3);
+        let big = Arc::<RawValue>::from(
+            RawValue::from_string(format!("\"{}\"", "x".repeat(BATCH_BYTES / 2))).unwrap(),
+        );
+        for _ in 0..3 {
+            s.enqueue(&slot, chat(), big.clone(), None);
+        }
+        assert_eq!(s.next_batch(&slot).unwrap().len(), 1, "two would pass {BATCH_BYTES} bytes");
     }
 
     #[test]

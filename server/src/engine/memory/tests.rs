@@ -14,9 +14,10 @@ struct Recorder {
 }
 
 impl Node for Recorder {
-    fn deliver<'a>(&'a self, p: &'a Publication) -> Fut<'a, usize> {
+    fn deliver<'a>(&'a self, batch: &'a [Publication]) -> Fut<'a, usize> {
         Box::pin(async move {
-            self.delivered.lock().unwrap().push((p.stream.clone(), p.message.get().to_string()));
+            let mut delivered = self.delivered.lock().unwrap();
+            delivered.extend(batch.iter().map(|p| (p.stream.clone(), p.message.get().to_string())));
             1
         })
     }

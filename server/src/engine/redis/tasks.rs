@@ -4,15 +4,19 @@
 
 use super::wire::{self, Command, Incoming, Order};
 use super::{RECONNECT_MAX, RedisEngine, now_ms, unavailable};
+use crate::engine::Publication;
 use crate::engine::{EngineStats, Member, TokenChannelDetail};
 use crate::error::EngineError;
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::backend::BackendMessage;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::AsyncCommands;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// Most pub/sub messages read and handled together.
+const BATCH_MESSAGES: usize = 32;
 
 /// Starts the reader and the heartbeat; both stop when the engine is dropped.
 pub(super) fn spawn(engine: RedisEngine) {
@@ -41,13 +45,35 @@ async fn read_loop(weak: std::sync::Weak<super::Inner>) {
                 let (pub_channel, ctl_channel) = (engine.key("pub"), engine.key("ctl"));
                 drop(engine);
                 let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
+                let mut ended = false;
+                while let Some(first) = messages.next().await {
+                    // What else has arrived meanwhile is handled with it, so that publications
+                    // of one stream that queued up go out as one batch (see `Deliveries`).
+                    let mut arrived = vec![first];
+                    while arrived.len() < BATCH_MESSAGES {
+                        match messages.next().now_or_never() {
+                            Some(Some(msg)) => arrived.push(msg),
+                            Some(None) => {
+                                ended = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                     let Some(engine) = upgrade(&weak) else { return };
-                    let channel = msg.get_channel_name();
-                    if channel == pub_channel {
-                        on_publication(&engine, msg.get_payload_bytes()).await;
-                    } else if channel == ctl_channel {
-                        on_command(&engine, msg.get_payload_bytes()).await;
+                    let mut deliveries = Deliveries::default();
+                    for msg in &arrived {
+                        let channel = msg.get_channel_name();
+                        if channel == pub_channel {
+                            deliveries.add(&engine, msg.get_payload_bytes()).await;
+                        } else if channel == ctl_channel {
+                            deliveries.flush(&engine).await;
+                            on_command(&engine, msg.get_payload_bytes()).await;
+                        }
+                    }
+                    deliveries.flush(&engine).await;
+                    if ended {
+                        break;
                     }
                 }
                 let Some(engine) = upgrade(&weak) else { return };
@@ -77,25 +103,53 @@ async fn subscribe(engine: &RedisEngine) -> Result<redis::aio::PubSub, redis::Re
     Ok(pubsub)
 }
 
-async fn on_publication(engine: &RedisEngine, payload: &[u8]) {
-    let me = engine.inner.node_id.as_str();
-    match wire::parse_publication(payload) {
-        Some(Incoming::Publication { origin, pid, publication }) => {
-            let sent = engine.node().deliver(&publication).await;
-            if origin == me {
-                if let Some(tx) = engine.waiting().remove(&pid) {
-                    let _ = tx.send(sent);
+/// Publications read together from `P:pub`, delivered in Redis's order: consecutive ones of
+/// the same stream and sender as one batch (the node writes a batch to each socket with one
+/// system call), anything else ends the batch.
+#[derive(Default)]
+struct Deliveries {
+    batch: Vec<Publication>,
+    /// This node's publications in the batch, whose publishers wait for the count.
+    mine: Vec<u64>,
+}
+
+impl Deliveries {
+    async fn add(&mut self, engine: &RedisEngine, payload: &[u8]) {
+        match wire::parse_publication(payload) {
+            Some(Incoming::Publication { origin, pid, publication }) => {
+                if let Some(last) = self.batch.last() {
+                    if last.stream != publication.stream || last.sender != publication.sender {
+                        self.flush(engine).await;
+                    }
+                }
+                if origin == engine.inner.node_id {
+                    self.mine.push(pid);
+                }
+                self.batch.push(publication);
+            }
+            Some(Incoming::Barrier { origin, pid }) => {
+                self.flush(engine).await;
+                if origin == engine.inner.node_id {
+                    if let Some(tx) = engine.waiting().remove(&pid) {
+                        let _ = tx.send(0);
+                    }
                 }
             }
+            None => tracing::warn!("redis: unreadable publication ignored"),
         }
-        Some(Incoming::Barrier { origin, pid }) => {
-            if origin == me {
-                if let Some(tx) = engine.waiting().remove(&pid) {
-                    let _ = tx.send(0);
-                }
+    }
+
+    async fn flush(&mut self, engine: &RedisEngine) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let sent = engine.node().deliver(&self.batch).await;
+        for pid in self.mine.drain(..) {
+            if let Some(tx) = engine.waiting().remove(&pid) {
+                let _ = tx.send(sent);
             }
         }
-        None => tracing::warn!("redis: unreadable publication ignored"),
+        self.batch.clear();
     }
 }
 
