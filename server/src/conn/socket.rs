@@ -32,7 +32,9 @@ impl Socket {
     /// request (a client may send its first frame right after the upgrade request).
     pub fn from_upgraded(upgraded: Upgraded) -> io::Result<(Socket, Bytes)> {
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => Ok((Socket::Tcp(parts.io.into_inner()), parts.read_buf)),
+            // `read_buf` is a view into hyper's whole read buffer (8 KiB or more): copied out
+            // (it is nearly always empty), so the connection does not keep that buffer alive.
+            Ok(parts) => Ok((Socket::Tcp(parts.io.into_inner()), Bytes::copy_from_slice(&parts.read_buf))),
             Err(upgraded) => {
                 let (ours, theirs) = UnixStream::pair()?;
                 tokio::spawn(async move {
