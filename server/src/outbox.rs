@@ -185,18 +185,23 @@ impl Outbox {
 
     /// Sends a frame without waiting: written now if the socket takes it, else queued.
     pub fn push(&self, frame: Bytes) -> Pushed {
-        let joined = frame.clone();
-        self.push_batch(&Batch { joined, parts: vec![Part { frame, tag: None }] })
+        let part = Part { frame, tag: None };
+        self.push_parts(&part.frame, std::slice::from_ref(&part))
     }
 
     /// Sends the frames of a batch without waiting, in order: when nothing is queued, all of
     /// them with one system call; the rest, if the socket takes less, queued frame by frame.
     pub fn push_batch(&self, batch: &Batch) -> Pushed {
+        self.push_parts(&batch.joined, &batch.parts)
+    }
+
+    /// `parts` in order, `joined` being their bytes end to end.
+    fn push_parts(&self, joined: &Bytes, parts: &[Part]) -> Pushed {
         let mut inner = self.lock();
         if inner.close.is_some() || inner.broken {
             return Pushed::Dropped;
         }
-        if inner.over(self.limits, batch.parts.len(), batch.joined.len()) {
+        if inner.over(self.limits, parts.len(), joined.len()) {
             inner.close = Some(CloseCode::SLOW_CONSUMER);
             inner.discard(&self.metrics);
             drop(inner);
@@ -205,17 +210,17 @@ impl Outbox {
             return Pushed::Dropped;
         }
         if let Some(held) = inner.held.as_mut() {
-            held.extend(batch.parts.iter().map(|p| Held { frame: p.frame.clone(), tag: p.tag.clone() }));
+            held.extend(parts.iter().map(|p| Held { frame: p.frame.clone(), tag: p.tag.clone() }));
             return Pushed::Queued;
         }
         if !inner.queue.is_empty() {
-            for p in &batch.parts {
+            for p in parts {
                 inner.enqueue(p.frame.clone(), 0, &self.metrics);
             }
             return Pushed::Queued;
         }
-        let mut written = match self.socket.try_write(&batch.joined) {
-            Ok(n) if n == batch.joined.len() => return Pushed::Queued,
+        let mut written = match self.socket.try_write(joined) {
+            Ok(n) if n == joined.len() => return Pushed::Queued,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
             Err(_) => {
@@ -225,7 +230,7 @@ impl Outbox {
                 return Pushed::Dropped;
             }
         };
-        for p in &batch.parts {
+        for p in parts {
             let done = written.min(p.frame.len());
             written -= done;
             if done < p.frame.len() {
