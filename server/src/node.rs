@@ -26,14 +26,14 @@ impl LocalNode {
     }
 }
 
-/// The frame of a publication (encoded once for all its recipients), and its tag when the
-/// stream is recorded.
-pub fn publication_frame(p: &Publication) -> (Bytes, Option<Tag>) {
+/// The frame of a publication (encoded once for all its recipients), tagged with its position
+/// when the stream is recorded.
+pub fn publication_frame(p: &Publication) -> Part {
     let stream = p.stream.envelope_key();
     let position = p.position.as_ref().map(|pos| (pos.offset, &*pos.epoch));
     let text = frames::encode_recorded(&p.message, p.stream.channel(), stream.as_deref(), position);
     let tag = p.position.as_ref().map(|pos| Tag { stream: Arc::from(p.stream.key()), offset: pos.offset });
-    (codec::text_frame(&text), tag)
+    Part { frame: codec::text_frame(&text), tag }
 }
 
 /// The `joined` frame for a socket that entered a recorded stream after authenticating.
@@ -56,13 +56,7 @@ impl Node for LocalNode {
             let (Some(to), skip) = self.hub.snapshot(&first.stream, first.sender.as_deref()) else {
                 return 0;
             };
-            let parts = batch
-                .iter()
-                .map(|p| {
-                    let (frame, tag) = publication_frame(p);
-                    Part { frame, tag }
-                })
-                .collect();
+            let parts = batch.iter().map(publication_frame).collect();
             fanout::fan_out(&to, &Batch::new(parts), skip.as_ref(), self.metrics.deliveries()).await
         })
     }

@@ -205,7 +205,7 @@ impl Connection {
         };
         let authenticated = frames::encode_message(&drupal::client_authenticated(&data), None);
         let mut first = vec![codec::text_frame(&ack.encode()), codec::text_frame(&authenticated)];
-        first.extend(recovery.replay.iter().map(|p| node::publication_frame(p).0));
+        first.extend(recovery.replay.iter().map(|p| node::publication_frame(p).frame));
         let tops = recovery.tops;
         // Join notices go out after the start positions are set, so the joiner gets its own.
         for (stream, notice) in notices {

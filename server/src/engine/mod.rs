@@ -215,6 +215,39 @@ pub struct Publication {
     pub sender: Option<Arc<str>>,
 }
 
+/// Most publications in one batch handed to [`Node::deliver`].
+pub const BATCH_MESSAGES: usize = 32;
+/// Most message bytes in one batch (a larger message goes alone).
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// The size of a batch being built for [`Node::deliver`]: publications of one stream and one
+/// sender, in order, within [`BATCH_MESSAGES`] and [`BATCH_BYTES`]. Both engines build their
+/// batches with it.
+#[derive(Debug, Default)]
+pub struct BatchSize {
+    count: usize,
+    bytes: usize,
+}
+
+impl BatchSize {
+    /// Whether `next` may join a batch that starts with `first` (none: `next` starts it);
+    /// counts it when it may.
+    pub fn admit(&mut self, first: Option<&Publication>, next: &Publication) -> bool {
+        let bytes = next.message.get().len();
+        let fits = first.is_none_or(|f| {
+            f.stream == next.stream
+                && f.sender == next.sender
+                && self.count < BATCH_MESSAGES
+                && self.bytes + bytes <= BATCH_BYTES
+        });
+        if fits {
+            self.count += 1;
+            self.bytes += bytes;
+        }
+        fits
+    }
+}
+
 /// What a socket (re)joining a stream gets.
 #[derive(Debug, Clone, Default)]
 pub struct Recovery {

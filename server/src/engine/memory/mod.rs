@@ -180,6 +180,8 @@ impl MemoryEngine {
             let engine = self.clone();
             tokio::spawn(async move { engine.run_deliveries(stream, slot).await });
         } else {
+            // Not held while waiting: without history a slot is forgotten only when the map
+            // and the running delivery are its last holders (`Streams::release`).
             drop(slot);
         }
         counted.await.unwrap_or(0)

@@ -3,8 +3,8 @@
 //! *Order*: a publication is recorded and queued in its stream's slot under one lock, so the
 //! queue is in offset order. One delivery of a stream runs at a time: the publisher that finds
 //! none running starts one, which takes the queue in batches ([`Streams::next_batch`]: what
-//! queued up while the previous batch was being fanned out, up to [`BATCH_MESSAGES`] messages
-//! and [`BATCH_BYTES`] bytes, one sender per batch) until it is empty. Under a burst the
+//! queued up while the previous batch was being fanned out, within the engine's
+//! [`BatchSize`] limits, one sender per batch) until it is empty. Under a burst the
 //! messages that waited go out together, one system call per socket for the whole batch,
 //! instead of one call per message per socket.
 //!
@@ -20,7 +20,7 @@
 //! mutexes held for a few operations; where they nest the order is queue -> history,
 //! queue -> budget -> history, map -> history.
 
-use crate::engine::{Position, Publication, Stream};
+use crate::engine::{BatchSize, Position, Publication, Stream};
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
@@ -28,11 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-
-/// Most publications delivered as one batch.
-pub const BATCH_MESSAGES: usize = 32;
-/// Most message bytes in one batch (the first message of a batch may exceed it alone).
-pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// Bookkeeping bytes counted per message on top of its text.
 const ENTRY_OVERHEAD: usize = 64;
@@ -237,15 +232,13 @@ impl Streams {
             queue.delivering = false;
             return None;
         };
-        let mut bytes = first.publication.message.get().len();
+        let mut size = BatchSize::default();
+        size.admit(None, &first.publication);
         let mut batch = vec![first];
-        while batch.len() < BATCH_MESSAGES {
-            let Some(next) = queue.waiting.front() else { break };
-            let size = next.publication.message.get().len();
-            if next.publication.sender != batch[0].publication.sender || bytes + size > BATCH_BYTES {
+        while let Some(next) = queue.waiting.front() {
+            if !size.admit(Some(&batch[0].publication), &next.publication) {
                 break;
             }
-            bytes += size;
             batch.extend(queue.waiting.pop_front());
         }
         Some(batch)
@@ -507,6 +500,7 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_to_its_limits() {
+        use crate::engine::{BATCH_BYTES, BATCH_MESSAGES};
         let s = streams(0, 1 << 20);
         let slot = s.slot(&chat());
         for n in 0..(BATCH_MESSAGES as u64 + 3) {

@@ -4,8 +4,7 @@
 
 use super::wire::{self, Command, Incoming, Order};
 use super::{RECONNECT_MAX, RedisEngine, now_ms, unavailable};
-use crate::engine::Publication;
-use crate::engine::{EngineStats, Member, TokenChannelDetail};
+use crate::engine::{BATCH_MESSAGES, BatchSize, EngineStats, Member, Publication, TokenChannelDetail};
 use crate::error::EngineError;
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::backend::BackendMessage;
@@ -14,9 +13,6 @@ use redis::AsyncCommands;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// Most pub/sub messages read and handled together.
-const BATCH_MESSAGES: usize = 32;
 
 /// Starts the reader and the heartbeat; both stop when the engine is dropped.
 pub(super) fn spawn(engine: RedisEngine) {
@@ -104,11 +100,12 @@ async fn subscribe(engine: &RedisEngine) -> Result<redis::aio::PubSub, redis::Re
 }
 
 /// Publications read together from `P:pub`, delivered in Redis's order: consecutive ones of
-/// the same stream and sender as one batch (the node writes a batch to each socket with one
-/// system call), anything else ends the batch.
+/// the same stream and sender as one batch within the engine's [`BatchSize`] limits (the node
+/// writes a batch to each socket with one system call); anything else ends the batch.
 #[derive(Default)]
 struct Deliveries {
     batch: Vec<Publication>,
+    size: BatchSize,
     /// This node's publications in the batch, whose publishers wait for the count.
     mine: Vec<u64>,
 }
@@ -117,10 +114,9 @@ impl Deliveries {
     async fn add(&mut self, engine: &RedisEngine, payload: &[u8]) {
         match wire::parse_publication(payload) {
             Some(Incoming::Publication { origin, pid, publication }) => {
-                if let Some(last) = self.batch.last() {
-                    if last.stream != publication.stream || last.sender != publication.sender {
-                        self.flush(engine).await;
-                    }
+                if !self.size.admit(self.batch.first(), &publication) {
+                    self.flush(engine).await;
+                    self.size.admit(None, &publication);
                 }
                 if origin == engine.inner.node_id {
                     self.mine.push(pid);
@@ -150,6 +146,7 @@ impl Deliveries {
             }
         }
         self.batch.clear();
+        self.size = BatchSize::default();
     }
 }
 
