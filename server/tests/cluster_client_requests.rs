@@ -8,23 +8,11 @@ use drupal_push_protocol::{ClientFrame, ServerFrame};
 use drupal_push_tests::client::Reply;
 use drupal_push_tests::cluster::Cluster;
 use drupal_push_tests::{Answer, TestClient};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_drupal-push"))
-}
-
-fn sent(id: u64, n: u64) -> Reply {
-    Reply::Ack { id, result: json!({ "sent": n }) }
-}
-
-/// The message members receive for `message` published by `from` (user `uid`).
-fn from(message: Value, uid: u64, from: &TestClient) -> Value {
-    let mut m = message;
-    m["senderUid"] = json!(uid);
-    m["senderSocketId"] = json!(from.socket_id);
-    m
 }
 
 /// A ping answered next: nothing else was queued for the socket.
@@ -48,20 +36,20 @@ async fn a_publish_reaches_the_members_on_every_node_but_its_sender() {
     let mut b = TestClient::connect_auth(&two, "s2").await;
 
     a.publish("chat_1", json!({"n": 1}), false, Some(1)).await;
-    assert_eq!(a.next_reply().await, sent(1, 1), "the ack counts the node's own sockets: m");
+    assert_eq!(a.next_reply().await, Reply::sent(1, 1), "the ack counts the node's own sockets: m");
     for member in [&mut m, &mut a2, &mut b] {
-        assert_eq!(member.next_message().await, from(json!({"n": 1}), 1, &a));
+        assert_eq!(member.next_message().await, a.sent_by_me(json!({"n": 1}), 1));
     }
 
     b.publish("chat_1", json!({"n": 2}), false, Some(2)).await;
-    assert_eq!(b.next_reply().await, sent(2, 1), "a2 on b's node; b skipped");
+    assert_eq!(b.next_reply().await, Reply::sent(2, 1), "a2 on b's node; b skipped");
     for member in [&mut a, &mut m, &mut a2] {
-        assert_eq!(member.next_message().await, from(json!({"n": 2}), 2, &b));
+        assert_eq!(member.next_message().await, b.sent_by_me(json!({"n": 2}), 2));
     }
 
     b.publish("chat_1", json!({"n": 3}), true, Some(3)).await;
     assert_eq!(b.next_message().await["n"], 3, "echoed on its own node");
-    assert_eq!(b.next_reply().await, sent(3, 2));
+    assert_eq!(b.next_reply().await, Reply::sent(3, 2));
     for member in [&mut a, &mut m, &mut a2] {
         assert_eq!(member.next_message().await["n"], 3);
     }

@@ -50,6 +50,11 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// The ack of request `id`, a publish that reached `n` sockets.
+    pub fn sent(id: u64, n: u64) -> Reply {
+        Reply::Ack { id, result: serde_json::json!({ "sent": n }) }
+    }
+
     /// The id of the request it answers.
     pub fn id(&self) -> Option<u64> {
         match self {
@@ -205,6 +210,15 @@ impl TestClient {
     pub async fn send_message(&mut self, message: Value, id: Option<u64>) {
         let request = ClientRequest::Message(ClientMessage { message, id });
         self.send_raw(Message::text(request.encode())).await;
+    }
+
+    /// What members receive for `message` published by this client (user `uid`): the
+    /// server adds who sent it.
+    pub fn sent_by_me(&self, message: Value, uid: u64) -> Value {
+        let mut m = message;
+        m["senderUid"] = serde_json::json!(uid);
+        m["senderSocketId"] = serde_json::json!(self.socket_id);
+        m
     }
 
     /// Sends a `publish` request.

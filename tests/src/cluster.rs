@@ -94,27 +94,15 @@ impl NodeProcess {
             .post(self.url(&format!("/nodejs/{path}")))
             .header("NodejsServiceKey", SERVICE_KEY)
             .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send();
-        let resp =
-            tokio::time::timeout(crate::WAIT, call).await.expect("API answers in time").expect("API call");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+            .body(body.to_string());
+        answer(call).await
     }
 
     /// `GET /nodejs/{path}` with the service key.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let call = self
-            .http
-            .get(self.url(&format!("/nodejs/{path}")))
-            .header("NodejsServiceKey", SERVICE_KEY)
-            .send();
-        let resp =
-            tokio::time::timeout(crate::WAIT, call).await.expect("API answers in time").expect("API call");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let call =
+            self.http.get(self.url(&format!("/nodejs/{path}"))).header("NodejsServiceKey", SERVICE_KEY);
+        answer(call).await
     }
 
     /// `GET /status.json`.
@@ -171,4 +159,13 @@ impl Cluster {
         }
         Cluster { drupal, redis, nodes, dir }
     }
+}
+
+/// Sends a REST call; its status and JSON answer (the raw text when it is not JSON).
+async fn answer(call: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp =
+        tokio::time::timeout(crate::WAIT, call.send()).await.expect("API answers in time").expect("API call");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }

@@ -9,7 +9,7 @@ use drupal_push_protocol::ErrorCode;
 use drupal_push_tests::client::{Positions, Reply, track};
 use drupal_push_tests::server::SERVICE_KEY;
 use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn setup(extra: &[(&str, &str)]) -> (FakeDrupal, TestServer) {
     let d = FakeDrupal::start(SERVICE_KEY).await;
@@ -21,18 +21,6 @@ async fn setup(extra: &[(&str, &str)]) -> (FakeDrupal, TestServer) {
     settings.extend_from_slice(extra);
     let s = TestServer::start_with(&d, &settings).await;
     (d, s)
-}
-
-fn sent(id: u64, n: u64) -> Reply {
-    Reply::Ack { id, result: json!({ "sent": n }) }
-}
-
-/// The message members receive for `message` published by `from`.
-fn from(message: Value, uid: u64, from: &TestClient) -> Value {
-    let mut m = message;
-    m["senderUid"] = json!(uid);
-    m["senderSocketId"] = json!(from.socket_id);
-    m
 }
 
 #[tokio::test]
@@ -47,8 +35,8 @@ async fn a_member_publishes_to_the_other_members_and_only_with_echo_to_itself() 
     let forged = json!({"text": "hi", "senderUid": 99, "senderSocketId": "x", "clientSocketId": "y"});
     a.publish("chat_1", forged, false, Some(8)).await;
     // The fan-out ends before the ack is sent: a message to `a` would come first.
-    assert_eq!(a.next_reply().await, sent(8, 3), "a2, b and c; not the sender");
-    let expected = from(json!({"text": "hi", "clientSocketId": "y"}), 1, &a);
+    assert_eq!(a.next_reply().await, Reply::sent(8, 3), "a2, b and c; not the sender");
+    let expected = a.sent_by_me(json!({"text": "hi", "clientSocketId": "y"}), 1);
     for member in [&mut a2, &mut b, &mut c] {
         let env = member.next_envelope().await;
         assert_eq!(env.channel.as_deref(), Some("chat_1"));
@@ -56,8 +44,8 @@ async fn a_member_publishes_to_the_other_members_and_only_with_echo_to_itself() 
     }
 
     a.publish("chat_1", json!({"text": "me too"}), true, Some(9)).await;
-    assert_eq!(a.next_message().await, from(json!({"text": "me too"}), 1, &a), "echoed");
-    assert_eq!(a.next_reply().await, sent(9, 4));
+    assert_eq!(a.next_message().await, a.sent_by_me(json!({"text": "me too"}), 1), "echoed");
+    assert_eq!(a.next_reply().await, Reply::sent(9, 4));
     for member in [&mut a2, &mut b, &mut c] {
         assert_eq!(member.next_message().await["text"], "me too");
     }
@@ -65,10 +53,14 @@ async fn a_member_publishes_to_the_other_members_and_only_with_echo_to_itself() 
     // Without an id: delivered, nothing answered.
     b.publish("chat_1", json!({"text": "quiet"}), false, None).await;
     for member in [&mut a, &mut a2, &mut c] {
-        assert_eq!(member.next_message().await, from(json!({"text": "quiet"}), 2, &b));
+        assert_eq!(member.next_message().await, b.sent_by_me(json!({"text": "quiet"}), 2));
     }
     b.publish("chat_1", json!({"text": "loud"}), false, Some(1)).await;
-    assert_eq!(b.next_reply().await, sent(1, 3), "b heard neither its message nor an answer to the first");
+    assert_eq!(
+        b.next_reply().await,
+        Reply::sent(1, 3),
+        "b heard neither its message nor an answer to the first"
+    );
 
     for member in [&mut a, &mut a2, &mut c] {
         assert_eq!(member.next_message().await["text"], "loud");
@@ -106,7 +98,7 @@ async fn non_members_other_channels_and_bad_messages_are_refused() {
         assert_eq!((r.id(), r.code()), (Some(5), code), "{channel} {message}: {r:?}");
     }
     a.publish("chat_1", json!({"text": "ok"}), false, Some(6)).await;
-    assert_eq!(a.next_reply().await, sent(6, 1));
+    assert_eq!(a.next_reply().await, Reply::sent(6, 1));
     assert_eq!(b.next_message().await["text"], "ok", "the refused ones never reached b");
 }
 
@@ -124,13 +116,13 @@ async fn publishes_share_the_sockets_rate_and_size_limits() {
     let r = a.next_reply().await;
     assert_eq!((r.id(), r.code()), (Some(1), ErrorCode::MessageTooLarge));
     a.publish("chat_1", json!({"n": 2}), false, Some(2)).await;
-    assert_eq!(a.next_reply().await, sent(2, 1));
+    assert_eq!(a.next_reply().await, Reply::sent(2, 1));
     a.publish("chat_1", json!({"n": 3}), false, Some(3)).await;
     let r = a.next_reply().await;
     assert_eq!((r.id(), r.code()), (Some(3), ErrorCode::RateLimited), "the burst of 2 is spent");
     assert_eq!(b.next_message().await["n"], 2, "only the accepted publish reached b");
     b.publish("chat_1", json!({"n": 4}), false, Some(4)).await;
-    assert_eq!(b.next_reply().await, sent(4, 1), "b has its own budget");
+    assert_eq!(b.next_reply().await, Reply::sent(4, 1), "b has its own budget");
     assert_eq!(a.next_message().await["n"], 4);
 }
 
@@ -141,18 +133,18 @@ async fn a_publish_is_recorded_and_a_reconnecting_member_recovers_it() {
     let mut positions: Positions = ack.streams.clone();
     let mut a = TestClient::connect_auth(&s.ws_url(), "s1").await;
     a.publish("chat_1", json!({"n": 1}), false, Some(1)).await;
-    assert_eq!(a.next_reply().await, sent(1, 1));
+    assert_eq!(a.next_reply().await, Reply::sent(1, 1));
     let env = b.next_envelope().await;
     assert!(env.offset.is_some(), "recorded: {env:?}");
     track(&mut positions, &env);
     b.cut();
     a.publish("chat_1", json!({"n": 2}), false, Some(2)).await;
-    assert_eq!(a.next_reply().await, sent(2, 0));
+    assert_eq!(a.next_reply().await, Reply::sent(2, 0));
     s.post("publish", json!({"channel": "chat_1", "n": 3})).await;
     let (mut b, ack) = TestClient::connect_at(&s.ws_url(), "s2", &[], Some(&positions)).await;
     assert_eq!(ack.recovered.get("chat_1"), Some(&true), "{:?}", ack.recovered);
     let missed = b.next_envelope().await;
-    assert_eq!(missed.message, from(json!({"n": 2}), 1, &a));
+    assert_eq!(missed.message, a.sent_by_me(json!({"n": 2}), 1));
     assert_eq!(missed.offset, env.offset.map(|o| o + 1));
     assert_eq!(b.next_message().await["n"], 3);
 }
