@@ -85,6 +85,8 @@ pub(crate) struct App {
     /// Connection tasks, so shutdown can wait for them (axum does not track upgraded sockets).
     pub tracker: TaskTracker,
     pub started: Instant,
+    /// The engine's figures for the public `/status.json`, computed at most once a second.
+    pub status_stats: status::StatsCache,
     /// The address the server listens on.
     pub local: SocketAddr,
     debug: Option<DebugSwitch>,
@@ -183,6 +185,7 @@ fn build_state(
         admission,
         tracker: TaskTracker::new(),
         started: Instant::now(),
+        status_stats: status::StatsCache::default(),
         local,
         debug,
     }))
