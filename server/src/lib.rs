@@ -14,7 +14,8 @@
 //! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
 //! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
 //! allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices to
-//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`],
+//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`open_guard`] (what
+//! runs without a service key takes only its own pages' requests), [`logging`],
 //! [`metrics`] (`/metrics` for Prometheus, and the counters behind the status page's rates).
 //! [`client_requests`] says what browsers may send besides `authenticate` (messages for Drupal,
 //! publishes to client-writable channels); `conn` carries them out.
@@ -41,6 +42,7 @@ pub mod logging;
 mod metrics;
 mod node;
 mod notices;
+mod open_guard;
 mod origin;
 mod outbox;
 mod proxy;
@@ -115,7 +117,7 @@ fn app(state: Arc<App>) -> Router {
         router = router.merge(status::router());
     }
     if c.demo {
-        router = router.merge(demo::router(&c.service_key));
+        router = router.merge(demo::router(c));
     }
     router.merge(status::static_files(c)).with_state(state)
 }
