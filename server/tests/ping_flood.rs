@@ -1,14 +1,15 @@
 //! Security review, finding 2: a client that never reads cannot make the server queue answers
 //! without bound before it authenticates. Each test starts the real binary with
-//! `maxQueuedBytes = 1 MiB` (and a frame limit too high to matter), opens a WebSocket from a
+//! `maxQueuedBytes = 2 MiB` (and a frame limit too high to matter), opens a WebSocket from a
 //! socket with a tiny receive buffer (so the kernel does not absorb the answers), never
 //! authenticates and sends frames that each get an answer (WebSocket pings, JSON pings, bad
 //! frames) worth 16 MiB of answers, reading nothing. The server's resident memory, sampled from
-//! `/proc/<pid>/status` during the flood, must grow by at most 2 MiB, and the socket must be
-//! closed as a slow consumer (4101, counted in `/metrics`). Before the fix, pongs to WebSocket
-//! pings were queued past every limit (`push_own`): the server grew by the whole flood (20 MB
-//! here); JSON pongs and error replies were bounded, but `maxQueuedBytes` counted only their
-//! bytes, not what each waiting frame costs besides (6.5 MB for 1 MiB of 17-byte pongs).
+//! `/proc/<pid>/status` during the flood, must grow by at most twice `maxQueuedBytes`, and the
+//! socket must be closed as a slow consumer (4101, counted in `/metrics`). Before the fix, pongs
+//! to WebSocket pings were queued past every limit (`push_own`): the server grew by the whole
+//! flood (19.7 MB here); JSON pongs and error replies were bounded, but `maxQueuedBytes` counted
+//! only their bytes, not what each waiting frame costs besides, and one read turn could parse
+//! ten thousand tiny frames at once (12 MB for JSON pings, 4.4 MB for bad frames).
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const METRICS_TOKEN: &str = "ping-flood-metrics-token";
-const MAX_QUEUED_BYTES: u64 = 1 << 20;
+const MAX_QUEUED_BYTES: u64 = 2 << 20;
 /// Bytes of answers the flood asks for: far more than `maxQueuedBytes` and than the kernel's
 /// socket buffers.
 const ANSWER_BYTES: u64 = 16 << 20;
