@@ -9,11 +9,15 @@
 //!   server and client address, a fresh auth token, and a content token for `demo_room`
 //!   (registered as Drupal's `nodejs_send_content_channel_token()` would).
 //! * `POST /demo/publish`, `/demo/kick/:uid`, `/demo/content-message` let the page act as
-//!   Drupal without holding the service key.
+//!   Drupal without holding the service key. Like `/demo/settings` they answer only the demo
+//!   page's own requests (loopback `Host`, own `Origin`, JSON bodies: [`crate::open_guard`]),
+//!   not other sites' pages in the developer's browser.
 
 use crate::App;
 use crate::api::{self, ApiError, JsonBody};
+use crate::config::Config;
 use crate::fake_drupal::{Answer, FakeDrupal};
+use crate::open_guard::{self, OpenGuard};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -32,16 +36,20 @@ pub fn backend_url(local: SocketAddr) -> String {
     format!("http://{local}/demo/nodejs/message")
 }
 
-/// The demo routes; the fake Drupal expects the server's own service key.
-pub fn router(service_key: &str) -> Router<Arc<App>> {
+/// The demo routes; the fake Drupal expects the server's own service key. The page's routes
+/// need no key, so they take only the demo page's own requests ([`open_guard`]).
+pub fn router(config: &Config) -> Router<Arc<App>> {
     const MESSAGE_PATH: &str = "/demo/nodejs/message";
-    let drupal = FakeDrupal::new(service_key, Arc::new(demo_answer), false);
-    Router::new()
-        .route_service(MESSAGE_PATH, drupal.router_at(MESSAGE_PATH))
+    let drupal = FakeDrupal::new(&config.service_key, Arc::new(demo_answer), false);
+    let page = Router::new()
         .route("/demo/settings", get(settings))
         .route("/demo/publish", post(publish))
         .route("/demo/kick/{uid}", post(kick))
         .route("/demo/content-message", post(content_message))
+        .layer(axum::middleware::from_fn_with_state(OpenGuard::new(config), open_guard::check));
+    Router::new()
+        .route_service(MESSAGE_PATH, drupal.router_at(MESSAGE_PATH))
+        .merge(page)
         .layer(axum::middleware::map_response(api::json_errors))
 }
 

@@ -13,8 +13,10 @@
 //! Start reading at [`run`] and [`app`]; [`config`] says what can be set; [`demo`] is the
 //! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
 //! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
-//! allow-list, per-address rate limits, behind [`proxy`]), [`notices`] (presence notices to
-//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`logging`],
+//! allow-list, per-address rate limits, behind [`proxy`]), [`http_conns`] and [`serve`] (caps
+//! and timeouts of HTTP connections), [`notices`] (presence notices to
+//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`open_guard`] (what
+//! runs without a service key takes only its own pages' requests), [`logging`],
 //! [`metrics`] (`/metrics` for Prometheus, and the counters behind the status page's rates).
 //! [`client_requests`] says what browsers may send besides `authenticate` (messages for Drupal,
 //! publishes to client-writable channels); `conn` carries them out.
@@ -34,6 +36,7 @@ mod drain;
 mod engine;
 mod error;
 pub mod fake_drupal;
+mod http_conns;
 mod hub;
 mod ids;
 mod limits;
@@ -41,6 +44,7 @@ pub mod logging;
 mod metrics;
 mod node;
 mod notices;
+mod open_guard;
 mod origin;
 mod outbox;
 mod proxy;
@@ -82,15 +86,27 @@ pub(crate) struct App {
     pub outbox_limits: outbox::Limits,
     /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
     pub admission: admission::Admission,
+    /// HTTP connections that are not WebSockets (yet): their caps.
+    pub http: Arc<http_conns::HttpConns>,
     /// Connection tasks, so shutdown can wait for them (axum does not track upgraded sockets).
     pub tracker: TaskTracker,
     pub started: Instant,
+    /// The engine's figures for the public `/status.json`, computed at most once a second.
+    pub status_stats: status::StatsCache,
     /// The address the server listens on.
     pub local: SocketAddr,
     debug: Option<DebugSwitch>,
 }
 
 impl App {
+    pub fn http_timeouts(&self) -> serve::Timeouts {
+        serve::Timeouts {
+            header: self.config.http_header_timeout(),
+            idle: self.config.http_idle_timeout(),
+            finish: self.config.write_timeout(),
+        }
+    }
+
     pub fn set_debug(&self, on: bool) {
         if let Some(switch) = &self.debug {
             switch(on);
@@ -113,7 +129,7 @@ fn app(state: Arc<App>) -> Router {
         router = router.merge(status::router());
     }
     if c.demo {
-        router = router.merge(demo::router(&c.service_key));
+        router = router.merge(demo::router(c));
     }
     router.merge(status::static_files(c)).with_state(state)
 }
@@ -143,6 +159,7 @@ fn build_state(
     let backend = Backend::new(&config, url, metrics.clone()).map_err(StartError::BackendClient)?;
     let admission = admission::Admission::new(&config).map_err(StartError::Admission)?;
     let requests = client_requests::Policy::new(&config).map_err(StartError::Config)?;
+    let http = http_conns::HttpConns::new(&config, metrics.clone()).map_err(StartError::Config)?;
     let hub = Hub::new(ConnLimits {
         max_connections: config.max_connections,
         max_per_address: config.max_connections_per_address,
@@ -181,8 +198,10 @@ fn build_state(
         requests,
         metrics,
         admission,
+        http,
         tracker: TaskTracker::new(),
         started: Instant::now(),
+        status_stats: status::StatsCache::default(),
         local,
         debug,
     }))
@@ -226,13 +245,10 @@ pub async fn run_until(
         drain::drain(&draining.hub, draining.config.drain_window(), hurry).await;
     };
     if state.config.scheme == config::Scheme::Https {
-        tls::serve(listener, router, &state.config, stop).await?;
+        tls::serve(listener, router, &state, stop).await?;
     } else {
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        serve::serve(listener, router, stop).await;
+        let acceptor = serve::TcpAcceptor { listener, conns: state.http.clone() };
+        serve::serve(acceptor, router, state.http_timeouts(), state.metrics.clone(), stop).await;
     }
     state.tracker.close();
     if tokio::time::timeout(SHUTDOWN_DRAIN, state.tracker.wait()).await.is_err() {

@@ -9,7 +9,9 @@
 //! writable ([`Outbox::flush`], many frames per system call). Order is kept because a direct
 //! write happens only into an empty queue, under the same lock the task writes under. Pushing
 //! never waits: a queue over its frame or byte limit closes the outbox as a slow consumer, so a
-//! client that does not read never slows a publisher nor holds memory.
+//! client that does not read never slows a publisher nor holds memory. The limits count every
+//! frame the socket is sent, the connection's own answers (pongs, error replies) included, and
+//! each waiting frame's bookkeeping ([`FRAME_COST`]); only the final close frame goes past them.
 //!
 //! While the connection authenticates (and recovers what it missed) the outbox is *held*:
 //! pushes are kept aside, tagged with their stream position, and [`Outbox::release`] writes
@@ -36,8 +38,15 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_frames: usize,
+    /// Bytes of queued frames plus [`FRAME_COST`] per queued or held frame.
     pub max_bytes: usize,
 }
+
+/// What one waiting frame costs besides its bytes (its queue slot, the queue's spare capacity,
+/// the allocator's rounding), counted against `max_bytes` so that the limit bounds memory
+/// whatever the frames' sizes: a million two-byte pongs would otherwise cost 60 MiB under a
+/// 2 MiB limit.
+pub const FRAME_COST: usize = 64;
 
 /// Outcome of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +134,8 @@ struct Inner {
 impl Inner {
     /// Whether `frames` more frames of `bytes` bytes would exceed the limits.
     fn over(&self, limits: Limits, frames: usize, bytes: usize) -> bool {
-        let queued = self.queue.len() + self.held.as_ref().map_or(0, Vec::len);
-        queued + frames > limits.max_frames || self.bytes + bytes > limits.max_bytes
+        let queued = self.queue.len() + self.held.as_ref().map_or(0, Vec::len) + frames;
+        queued > limits.max_frames || self.bytes + bytes + queued * FRAME_COST > limits.max_bytes
     }
 
     /// Queues `frame`, of which `written` bytes are already written.
@@ -202,12 +211,7 @@ impl Outbox {
             return Pushed::Dropped;
         }
         if inner.over(self.limits, parts.len(), joined.len()) {
-            inner.close = Some(CloseCode::SLOW_CONSUMER);
-            inner.discard(&self.metrics);
-            drop(inner);
-            self.metrics.slow_consumer("queue_full");
-            self.notify.notify_one();
-            return Pushed::Dropped;
+            return self.overflow(inner);
         }
         if let Some(held) = inner.held.as_mut() {
             held.extend(parts.iter().map(|p| Held { frame: p.frame.clone(), tag: p.tag.clone() }));
@@ -281,9 +285,37 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    /// Queues a frame of the connection's own (a pong, a ping, the final close frame), even
-    /// while held or closing.
-    pub fn push_own(&self, frame: Bytes) {
+    /// Closes the outbox as a slow consumer: its queue went over the limits.
+    fn overflow(&self, mut inner: MutexGuard<'_, Inner>) -> Pushed {
+        inner.close = Some(CloseCode::SLOW_CONSUMER);
+        inner.discard(&self.metrics);
+        drop(inner);
+        self.metrics.slow_consumer("queue_full");
+        self.notify.notify_one();
+        Pushed::Dropped
+    }
+
+    /// Queues a pong answering the client's ping, even while held (it is no message, and must
+    /// not wait for the authentication), but within the same limits as every other frame: a
+    /// client that pings and never reads is a slow consumer like one that never reads its
+    /// messages, and cannot make the queue grow (security review, finding 2).
+    pub fn push_pong(&self, frame: Bytes) -> Pushed {
+        let mut inner = self.lock();
+        if inner.close.is_some() || inner.broken {
+            return Pushed::Dropped;
+        }
+        if inner.over(self.limits, 1, frame.len()) {
+            return self.overflow(inner);
+        }
+        inner.enqueue(frame, 0, &self.metrics);
+        drop(inner);
+        self.notify.notify_one();
+        Pushed::Queued
+    }
+
+    /// Queues the connection's last frame, its close frame, even while closing and past the
+    /// limits: one frame, after which nothing more is pushed.
+    pub fn push_close(&self, frame: Bytes) {
         let mut inner = self.lock();
         if inner.broken {
             return;
@@ -504,6 +536,28 @@ mod tests {
         assert_eq!(o.push(Bytes::from_static(b"c")), Pushed::Dropped);
         assert_eq!(o.closing(), Some(CloseCode::SLOW_CONSUMER));
         assert_eq!(o.push(Bytes::from_static(b"d")), Pushed::Dropped);
+    }
+
+    /// Security review, finding 2: pongs were queued without limit, so a client sending pings
+    /// and never reading grew the server's memory until the write timeout.
+    #[tokio::test]
+    async fn pongs_count_against_the_limits() {
+        let (o, _peer) = outbox(3, 1 << 30);
+        o.hold();
+        o.push(Bytes::from_static(b"held"));
+        assert_eq!(o.push_pong(Bytes::from_static(b"p1")), Pushed::Queued);
+        assert!(o.pending(), "a pong does not wait for the release");
+        assert_eq!(o.push_pong(Bytes::from_static(b"p2")), Pushed::Queued);
+        assert_eq!(o.push_pong(Bytes::from_static(b"p3")), Pushed::Dropped);
+        assert_eq!(o.closing(), Some(CloseCode::SLOW_CONSUMER));
+        assert_eq!(o.push_pong(Bytes::from_static(b"p4")), Pushed::Dropped);
+        let (o, _peer) = outbox(1000, 2 * FRAME_COST + 10);
+        o.hold();
+        assert_eq!(o.push_pong(Bytes::from_static(b"12345")), Pushed::Queued);
+        assert_eq!(o.push_pong(Bytes::from_static(b"12345")), Pushed::Queued);
+        assert_eq!(o.push_pong(Bytes::from_static(b"1")), Pushed::Dropped, "over the byte limit");
+        o.push_close(Bytes::from_static(b"close"));
+        assert!(o.pending(), "the close frame is queued whatever the limits");
     }
 
     #[tokio::test]

@@ -1,10 +1,16 @@
 //! The public status page (`/status`, the page in `www/status.html` built into the binary) and
 //! its data (`/status.json`: counters only, no channel names, tokens or keys), plus the static
 //! file service for `staticDir` and `distDir`.
+//!
+//! `/status.json` needs no key, so the engine's figures in it (several round trips on Redis)
+//! are computed at most once per [`STATS_TTL`] ([`StatsCache`]), one computation shared by the
+//! requests that arrive meanwhile: a flood of requests costs Redis nothing more. This node's own
+//! figures are read fresh every time.
 
 use crate::App;
 use crate::api::ApiError;
 use crate::config::{COMPAT_VERSION, Config};
+use crate::engine::{Engine, EngineStats};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -12,7 +18,33 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tower_http::services::ServeDir;
+
+/// How long `/status.json` reuses the engine's figures.
+pub const STATS_TTL: Duration = Duration::from_secs(1);
+
+/// The engine's figures (or why they could not be read), kept for [`STATS_TTL`].
+#[derive(Default)]
+pub struct StatsCache {
+    slot: tokio::sync::Mutex<Option<(Instant, Result<EngineStats, String>)>>,
+}
+
+impl StatsCache {
+    /// The figures of at most [`STATS_TTL`] ago; a request finding them older computes them
+    /// while the others wait for its answer.
+    pub async fn get(&self, engine: &dyn Engine) -> Result<EngineStats, String> {
+        let mut slot = self.slot.lock().await;
+        if let Some((at, stats)) = slot.as_ref()
+            && at.elapsed() < STATS_TTL
+        {
+            return stats.clone();
+        }
+        let stats = engine.stats().await.map_err(|e| e.to_string());
+        *slot = Some((Instant::now(), stats.clone()));
+        stats
+    }
+}
 
 const STATUS_PAGE: &str = include_str!("../../www/status.html");
 
@@ -74,7 +106,8 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
-/// `/status.json`: counters only (no channel names, tokens or keys), each O(1) to read.
+/// `/status.json`: counters only (no channel names, tokens or keys), each O(1) to read, the
+/// engine's from the [`StatsCache`].
 async fn data(State(app): State<Arc<App>>) -> Response {
     let s = app.hub.stats();
     let mut body = json!({
@@ -93,7 +126,7 @@ async fn data(State(app): State<Arc<App>>) -> Response {
         "deliveries": app.metrics.delivery_total(),
         "queuedBytes": app.metrics.queued_bytes.get(),
     });
-    match app.engine.stats().await {
+    match app.status_stats.get(app.engine.as_ref()).await {
         Ok(e) => {
             body["nodes"] = json!(e.nodes);
             body["clusterSockets"] = json!(if e.nodes > 1 { e.cluster_sockets } else { s.sockets });
@@ -105,7 +138,7 @@ async fn data(State(app): State<Arc<App>>) -> Response {
             body["historyMessages"] = json!(e.history_messages);
             body["historyBytes"] = json!(e.history_bytes);
         }
-        Err(e) => body["engineError"] = json!(e.to_string()),
+        Err(e) => body["engineError"] = json!(e),
     }
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -1,9 +1,12 @@
 //! The `https` listener (`scheme = "https"` with `sslKeyPath`/`sslCertPath`, as in the original).
 //! TLS handshakes run in their own tasks with a timeout, so a slow or silent client cannot hold
-//! up the accept loop; finished streams are handed to axum through a [`Listener`].
+//! up the accept loop; each connection takes its permit ([`crate::http_conns`]) before the
+//! handshake, and finished streams go to [`crate::serve`] with it.
 
 use crate::config::Config;
 use crate::error::StartError;
+use crate::http_conns::HttpConns;
+use crate::serve::{Accepted, Acceptor};
 use axum::Router;
 use axum::serve::Listener;
 use std::future::Future;
@@ -51,32 +54,35 @@ fn read_certs(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, Sta
         .map_err(|e| error(&e))
 }
 
-/// Accepted, handshaken TLS connections.
+/// Accepted, handshaken TLS connections, each with its [`Permit`] (taken before the handshake).
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<Accepted<TlsStream<TcpStream>>>,
     local: SocketAddr,
 }
 
 impl TlsListener {
+    /// A listener without connection caps (what the tests' fake Drupal serves over TLS).
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        Self::with_caps(listener, acceptor, HttpConns::unlimited())
+    }
+
+    /// A listener whose connections take a permit of `conns` before their handshake.
+    pub(crate) fn with_caps(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        conns: Arc<HttpConns>,
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(1024);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let (tcp, peer, permit) = crate::http_conns::accept(&listener, &conns).await;
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, done) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = done.send((stream, peer)).await;
+                        Ok(Ok(io)) => {
+                            let _ = done.send(Accepted { io, peer, permit }).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -91,15 +97,25 @@ impl TlsListener {
     }
 }
 
+impl Acceptor for TlsListener {
+    type Io = TlsStream<TcpStream>;
+
+    async fn accept(&mut self) -> Accepted<Self::Io> {
+        match self.ready.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// For `axum::serve` (the tests' fake Drupal): the permit is not kept.
 impl Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            None => std::future::pending().await,
-        }
+        let accepted = Acceptor::accept(self).await;
+        (accepted.io, accepted.peer)
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
@@ -108,14 +124,14 @@ impl Listener for TlsListener {
 }
 
 /// Serves `router` over TLS until `stop` completes.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
-    config: &Config,
+    app: &crate::App,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let tls = server_config(config)?;
-    let listener = TlsListener::new(listener, TlsAcceptor::from(Arc::new(tls)))?;
-    crate::serve::serve(listener, router, stop).await;
+    let tls = server_config(&app.config)?;
+    let listener = TlsListener::with_caps(listener, TlsAcceptor::from(Arc::new(tls)), app.http.clone())?;
+    crate::serve::serve(listener, router, app.http_timeouts(), app.metrics.clone(), stop).await;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `/metrics`: refused without the bearer `metricsToken`, off without one, and its numbers follow
 //! real sockets through connecting, authenticating (from Drupal, from the cache, rejected,
 //! failed), publishing, closing and a slow-consumer close. `/status.json` carries the totals the
-//! status page turns into rates.
+//! status page turns into rates, and reads the engine at most once a second.
 
 use drupal_push_tests::server::SERVICE_KEY;
 use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer, WAIT};
@@ -199,4 +199,34 @@ async fn history_size_follows_appends_trims_and_expiry() {
     wait_for(&s, "drupal_push_history_messages", 0.0).await;
     s.post("publish", json!({"channel": "a", "i": 3})).await;
     assert_eq!(scrape(&s).await["drupal_push_history_messages"], 1.0, "counted from 0 again");
+}
+
+/// Security review, finding 9: the public `/status.json` read the engine's figures on every
+/// request, several Redis round trips each, so anyone could make Redis work as fast as they
+/// could send requests. Now one computation a second serves them all: 200 requests at once
+/// cost Redis at most one stats read per second they took, plus one. Counted by Redis itself
+/// (`INFO commandstats`: `ZCOUNT` is sent by the stats read only).
+#[tokio::test]
+async fn status_json_reads_the_engine_at_most_once_a_second() {
+    let redis = drupal_push_tests::redis::RedisServer::start().await;
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    let url = redis.url();
+    let s = TestServer::start_with(&d, &[("engine", "redis"), ("redis.url", url.as_str())]).await;
+    s.wait_ready().await;
+    let stats_reads = || {
+        let info = redis.cli(&["INFO", "commandstats"]).expect("INFO commandstats");
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_zcount:calls="))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse::<u64>().unwrap())
+    };
+    let before = stats_reads();
+    let started = std::time::Instant::now();
+    let answers = futures_util::future::join_all((0..200).map(|_| s.status())).await;
+    let took = started.elapsed();
+    let reads = stats_reads() - before;
+    for a in &answers {
+        assert_eq!((a["engineReady"].as_bool(), a["nodes"].as_u64()), (Some(true), Some(1)), "{a}");
+    }
+    eprintln!("200 concurrent /status.json in {took:?}: {reads} stats reads");
+    assert!(reads <= took.as_secs() + 2, "{reads} stats reads for 200 requests in {took:?}");
 }

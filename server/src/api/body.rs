@@ -1,4 +1,5 @@
-//! Request bodies: read up to `bodyParserJsonLimit` bytes and parsed as JSON whatever the
+//! Request bodies: read up to `bodyParserJsonLimit` bytes within `httpHeaderTimeoutMs` (a body
+//! trickling in byte by byte would hold its connection forever) and parsed as JSON whatever the
 //! Content-Type says (Drupal 7 sends none: spec 9.1). An empty body is an empty object;
 //! malformed JSON is a 400 and an oversized body a 413, both as JSON naming the problem
 //! (the original answered HTML: spec 7.19).
@@ -41,13 +42,18 @@ impl FromRequest<Arc<App>> for JsonBody {
 
     async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, ApiError> {
         let limit = app.config.body_parser_json_limit;
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-            if is_length_limit(&e) {
-                ApiError::BodyTooLarge(limit)
-            } else {
-                ApiError::BodyUnreadable(e.to_string())
-            }
-        })?;
+        let read = axum::body::to_bytes(req.into_body(), limit);
+        let timeout = app.config.http_header_timeout_ms;
+        let bytes = tokio::time::timeout(app.config.http_header_timeout(), read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout(timeout))?
+            .map_err(|e| {
+                if is_length_limit(&e) {
+                    ApiError::BodyTooLarge(limit)
+                } else {
+                    ApiError::BodyUnreadable(e.to_string())
+                }
+            })?;
         let text = match std::str::from_utf8(&bytes) {
             Ok(t) if t.trim().is_empty() => "{}",
             Ok(t) => t,

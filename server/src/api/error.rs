@@ -39,6 +39,8 @@ pub enum ApiError {
     BodyTooLarge(usize),
     #[error("Could not read the request body: {0}")]
     BodyUnreadable(String),
+    #[error("The request body did not arrive within {0} ms (httpHeaderTimeoutMs).")]
+    BodyTimeout(u64),
     #[error("Request body is not UTF-8: {0}")]
     BodyNotUtf8(String),
     #[error("Request body is not valid JSON: {0}")]
@@ -67,6 +69,7 @@ impl ApiError {
             InvalidUid | InvalidChannelName | NoActiveSessions | NonExistentChannel | ChannelExists(_)
             | InvalidParameters => Shape::Failed,
             BodyTooLarge(_) => Shape::Http(StatusCode::PAYLOAD_TOO_LARGE),
+            BodyTimeout(_) => Shape::Http(StatusCode::REQUEST_TIMEOUT),
             BodyUnreadable(_) | BodyNotUtf8(_) | BadJson(_) => Shape::Http(StatusCode::BAD_REQUEST),
             NotFound => Shape::Http(StatusCode::NOT_FOUND),
             Unavailable(_) => Shape::Http(StatusCode::SERVICE_UNAVAILABLE),

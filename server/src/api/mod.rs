@@ -28,7 +28,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let base = app.config.base_auth_path.trim_end_matches('/').to_owned();
     let p = |s: &str| format!("{base}/{s}");
     use routes::*;
-    Router::new()
+    let router = Router::new()
         .route(&p("publish"), post(publish))
         .route(&p("user/kick/{uid}"), get(kick).post(kick))
         .route(&p("user/logout/{token}"), get(logout).post(logout))
@@ -51,8 +51,17 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route(&base, axum::routing::any(not_found))
         .route(&p(""), axum::routing::any(not_found))
         .route(&p("{*rest}"), axum::routing::any(not_found))
-        .layer(axum::middleware::from_fn_with_state(app, key::check_service_key))
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), key::check_service_key));
+    // An empty key (`allowEmptyServiceKey`) lets anyone call: then only this server's own pages
+    // and non-browser callers may (`open_guard`).
+    let router = match app.config.service_key.is_empty() {
+        true => router.layer(axum::middleware::from_fn_with_state(
+            crate::open_guard::OpenGuard::new(&app.config),
+            crate::open_guard::check,
+        )),
+        false => router,
+    };
+    router.layer(axum::middleware::map_response(json_errors))
 }
 
 /// Gives an error answer that is not JSON the original's `{"error":…}` shape, with its status

@@ -198,6 +198,16 @@ pub struct Config {
     /// WebSocket read buffer per connection, bytes (small keeps idle connections cheap).
     #[serde(deserialize_with = "byte_size")]
     pub ws_read_buffer_size: usize,
+    /// Time a client has to send a request's headers (from the connection's opening, or the
+    /// end of the previous response), and then its body, ms.
+    pub http_header_timeout_ms: u64,
+    /// A kept-alive HTTP connection with no request for this long after a response is closed, ms.
+    pub http_idle_timeout_ms: u64,
+    /// HTTP connections that are not WebSockets (yet) open at most; one more is closed at once
+    /// (0: no limit).
+    pub max_http_connections: usize,
+    /// The same from one peer address, trusted proxies excepted (0: no limit).
+    pub max_http_connections_per_address: usize,
     /// Connections held at most (0: no limit).
     pub max_connections: usize,
     /// Connections from one IP address at most (0: no limit; behind a proxy all share one).
@@ -284,6 +294,12 @@ impl Config {
     }
     pub fn drain_window(&self) -> Duration {
         Duration::from_millis(self.drain_window_ms)
+    }
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout_ms)
+    }
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_idle_timeout_ms)
     }
 
     /// The address to bind: `localhost` means the IPv4 loopback, `""` every address.
@@ -419,6 +435,7 @@ impl Config {
             return Err("wsReadBufferSize: must be at least 256 bytes".into());
         }
         self.validate_admission()?;
+        self.validate_http()?;
         crate::client_requests::Policy::new(self)?;
         validate_metrics_token(&self.metrics_token)?;
         if self.scheme == Scheme::Https {
@@ -475,6 +492,28 @@ impl Config {
         Ok(())
     }
 
+    /// The HTTP connection timeouts and caps.
+    fn validate_http(&self) -> Result<(), String> {
+        for (key, ms) in [
+            ("httpHeaderTimeoutMs", self.http_header_timeout_ms),
+            ("httpIdleTimeoutMs", self.http_idle_timeout_ms),
+        ] {
+            if !(MIN_HTTP_TIMEOUT_MS..=MAX_HTTP_TIMEOUT_MS).contains(&ms) {
+                return Err(format!(
+                    "{key}: {ms} must be between {MIN_HTTP_TIMEOUT_MS} and {MAX_HTTP_TIMEOUT_MS} ms"
+                ));
+            }
+        }
+        let (all, one) = (self.max_http_connections, self.max_http_connections_per_address);
+        if all > 0 && one > all {
+            return Err(format!(
+                "maxHttpConnectionsPerAddress: {one} is more than maxHttpConnections ({all}); \
+                 lower it (0: no limit per address)"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn static_dir(&self) -> Option<PathBuf> {
         (!self.static_dir.is_empty()).then(|| PathBuf::from(&self.static_dir))
     }
@@ -504,6 +543,11 @@ fn validate_metrics_token(token: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Shortest and longest `httpHeaderTimeoutMs` and `httpIdleTimeoutMs`: less would cut off
+/// ordinary requests, more is no timeout.
+const MIN_HTTP_TIMEOUT_MS: u64 = 100;
+const MAX_HTTP_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Longest accepted `drainWindowMs`.
 const MAX_DRAIN_WINDOW_MS: u64 = 600_000;

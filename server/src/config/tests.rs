@@ -1,4 +1,5 @@
-//! The operations keys (backend queue, origins, proxies, rate limits, drain, log format) from
+//! The operations keys (backend queue, origins, proxies, rate limits, HTTP timeouts and caps,
+//! drain, log format) from
 //! every source, and their validation errors naming the key.
 
 use super::{LogFormat, load};
@@ -23,6 +24,8 @@ fn defaults_and_the_origin_warning() {
     assert_eq!((c.connection_rate_per_address, c.connection_burst_per_address), (200.0, 4000));
     assert_eq!((c.auth_rate_per_address, c.auth_burst_per_address), (100.0, 2000));
     assert_eq!(c.drain_window_ms, 5000);
+    assert_eq!((c.http_header_timeout_ms, c.http_idle_timeout_ms), (10_000, 5000));
+    assert_eq!((c.max_http_connections, c.max_http_connections_per_address), (8192, 1024));
     assert_eq!(c.log_format, LogFormat::Text);
     assert!(warnings.iter().any(|w| w.starts_with("allowedOrigins: not set")), "{warnings:?}");
     let (_, warnings) = load(&cli(&["--service-key", "k", "--set", "allowedOrigins=*"]), env(&[])).unwrap();
@@ -39,6 +42,7 @@ fn env_and_set_take_lists_and_fractions() {
             ("DRUPAL_PUSH_AUTH_RATE_PER_ADDRESS", "0.5"),
             ("DRUPAL_PUSH_BACKEND__QUEUE_LENGTH", "7"),
             ("DRUPAL_PUSH_DRAIN_WINDOW_MS", "0"),
+            ("DRUPAL_PUSH_MAX_HTTP_CONNECTIONS_PER_ADDRESS", "0"),
         ]),
     )
     .unwrap();
@@ -47,6 +51,7 @@ fn env_and_set_take_lists_and_fractions() {
     assert_eq!(c.auth_rate_per_address, 0.5);
     assert_eq!(c.backend.queue_length, 7);
     assert_eq!(c.drain_window_ms, 0);
+    assert_eq!(c.max_http_connections_per_address, 0, "0: no limit per address");
     assert_eq!(c.log_format, LogFormat::Json);
 }
 
@@ -58,12 +63,13 @@ fn toml_takes_arrays_and_floats() {
     std::fs::write(
         &path,
         "serviceKey = \"k\"\nallowedOrigins = [\"https://www.example.com\"]\nconnectionRatePerAddress = 2.5\n\
-         logFormat = \"json\"\n[backend]\nqueueLength = 0\ntimeoutMs = 45000\n",
+         logFormat = \"json\"\nhttpIdleTimeoutMs = 2500\n[backend]\nqueueLength = 0\ntimeoutMs = 45000\n",
     )
     .unwrap();
     let (c, warnings) = load(&cli(&[path.to_str().unwrap()]), env(&[])).unwrap();
     assert_eq!(c.allowed_origins, ["https://www.example.com"]);
     assert_eq!(c.connection_rate_per_address, 2.5);
+    assert_eq!(c.http_idle_timeout_ms, 2500);
     assert_eq!((c.backend.queue_length, c.backend.timeout_ms), (0, 45_000));
     assert!(warnings.is_empty(), "{warnings:?}");
     std::fs::remove_dir_all(&dir).ok();
@@ -82,6 +88,11 @@ fn bad_values_name_the_key() {
         ("logFormat=xml", "logFormat"),
         ("backend.queueLength=many", "backend.queueLength"),
         ("backend.timeoutMs=0", "backend.timeoutMs"),
+        ("httpHeaderTimeoutMs=0", "httpHeaderTimeoutMs"),
+        ("httpIdleTimeoutMs=99", "httpIdleTimeoutMs"),
+        ("httpIdleTimeoutMs=soon", "httpIdleTimeoutMs"),
+        ("maxHttpConnections=-1", "maxHttpConnections"),
+        ("maxHttpConnectionsPerAddress=9000", "maxHttpConnectionsPerAddress"),
     ] {
         let e = load(&cli(&["--service-key", "k", "--set", set]), env(&[])).unwrap_err().to_string();
         assert!(e.contains(key), "{set}: {e}");

@@ -45,6 +45,9 @@ const NO_STATUS: u16 = 1005;
 const ABNORMAL: u16 = 1006;
 /// Reads per wake-up before other events get a turn.
 const READS_PER_TURN: usize = 16;
+/// Messages per wake-up past which no more is read: tiny frames (6-byte pings) would otherwise
+/// make one turn's 64 KiB a list of ten thousand messages.
+const MESSAGES_PER_TURN: usize = 256;
 
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +231,7 @@ impl Connection {
             let stop = match m {
                 Incoming::Text(text) => self.on_text(&text).await,
                 Incoming::Ping(payload) => {
-                    self.outbox.push_own(codec::pong_frame(&payload));
+                    self.outbox.push_pong(codec::pong_frame(&payload));
                     None
                 }
                 Incoming::Pong => None,
@@ -313,8 +316,9 @@ fn feed(reader: &mut Reader, data: &[u8], messages: &mut Vec<Incoming>) -> Optio
     }
 }
 
-/// Reads what the socket has now, at most [`READS_PER_TURN`] times (a synchronous function, so
-/// the read buffer lives on the stack and not in every connection's future).
+/// Reads what the socket has now, at most [`READS_PER_TURN`] times and until about
+/// [`MESSAGES_PER_TURN`] messages (a synchronous function, so the read buffer lives on the
+/// stack and not in every connection's future).
 fn read_available(socket: &Socket, reader: &mut Reader) -> (Vec<Incoming>, Option<End>) {
     let mut buf = [0u8; 4096];
     let mut messages = Vec::new();
@@ -324,6 +328,9 @@ fn read_available(socket: &Socket, reader: &mut Reader) -> (Vec<Incoming>, Optio
             Ok(n) => {
                 if let Some(end) = feed(reader, &buf[..n], &mut messages) {
                     return (messages, Some(end));
+                }
+                if messages.len() >= MESSAGES_PER_TURN {
+                    break;
                 }
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -363,7 +370,7 @@ async fn finish(outbox: &Outbox, end: End, reader: &mut Reader, write_timeout: D
         End::Gone => None,
     };
     if let Some(frame) = frame {
-        outbox.push_own(frame);
+        outbox.push_close(frame);
         let sent = async {
             loop {
                 match outbox.flush() {

@@ -165,6 +165,11 @@ pub struct Metrics {
     backend_seconds: Family<Request, Histogram, fn() -> Histogram>,
     backend_errors: Family<Kind, Counter>,
     handshakes_refused: Family<Reason, Counter>,
+    /// HTTP connections open that are not WebSockets (yet).
+    pub http_connections: Gauge,
+    http_refused: Family<Reason, Counter>,
+    http_timeouts: Family<Kind, Counter>,
+    accept_errors: Counter,
     sampled: Sampled,
 }
 
@@ -191,6 +196,10 @@ impl Metrics {
             backend_seconds: Family::new_with_constructor(backend_histogram),
             backend_errors: Family::default(),
             handshakes_refused: Family::default(),
+            http_connections: Gauge::default(),
+            http_refused: Family::default(),
+            http_timeouts: Family::default(),
+            accept_errors: Counter::default(),
             sampled: Sampled::default(),
         };
         m.register()
@@ -292,6 +301,27 @@ impl Metrics {
             self.handshakes_refused.clone(),
         );
         r.register(
+            "drupal_push_http_connections",
+            "HTTP connections open that are not WebSockets (yet)",
+            self.http_connections.clone(),
+        );
+        r.register(
+            "drupal_push_http_connections_refused",
+            "HTTP connections closed as soon as accepted, by reason (limit: maxHttpConnections; \
+             address_limit: maxHttpConnectionsPerAddress)",
+            self.http_refused.clone(),
+        );
+        r.register(
+            "drupal_push_http_timeouts",
+            "HTTP connections closed by a timeout, by kind (header: httpHeaderTimeoutMs; idle: httpIdleTimeoutMs)",
+            self.http_timeouts.clone(),
+        );
+        r.register(
+            "drupal_push_accept_errors",
+            "Failed accepts of new connections (out of file descriptors: the loop backs off)",
+            self.accept_errors.clone(),
+        );
+        r.register(
             "drupal_push_queued_bytes",
             "Bytes waiting in outboxes for sockets to take them",
             self.queued_bytes.clone(),
@@ -375,6 +405,20 @@ impl Metrics {
 
     pub fn handshake_refused(&self, reason: &'static str) {
         self.handshakes_refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// An HTTP connection closed as soon as accepted: `limit` or `address_limit`.
+    pub fn http_refused(&self, reason: &'static str) {
+        self.http_refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// An HTTP connection closed by a timeout: `header` or `idle`.
+    pub fn http_timeout(&self, kind: &'static str) {
+        self.http_timeouts.get_or_create(&Kind { kind }).inc();
+    }
+
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     /// The text Prometheus scrapes, with the sampled values read now.
