@@ -56,7 +56,7 @@ REDIS_SERVER=${REDIS_SERVER:-redis-server}
 ulimit -n "$(ulimit -Hn)"
 
 echo "== build (release)"
-cargo build --release -p drupal-push-server -p drupal-push-tests --bin drupal-push --bin drupal-push-bench
+cargo build --release -p drupal-push-server -p drupal-push-bench --bin drupal-push --bin drupal-push-bench
 
 needs() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build -p drupal-push-server -p drupal-push-tests --bin drupal-push --bin drupal-push-bench
+cargo build -p drupal-push-server -p drupal-push-bench --bin drupal-push --bin drupal-push-bench
 BENCH=$TARGET/debug/drupal-push-bench
 WORK=$TARGET/bench-smoke-work
 rm -rf "$WORK"

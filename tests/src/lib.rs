@@ -12,7 +12,7 @@
 //! * [`fuzz`]: what each fuzz target of `server/fuzz/` runs on one input; the corpus replay test
 //!   runs the same functions under plain `cargo test`.
 //!
-//! The load generator lives in `src/bin/drupal-push-bench/`.
+//! The load generator is a crate of its own, `tests/loadgen/` (`drupal-push-bench`).
 
 pub mod client;
 pub mod cluster;
