@@ -1,12 +1,14 @@
 //! The real `drupal-push` binary on shutdown and in its logs: SIGTERM closes the WebSockets
 //! with 1001 spread over `drainWindowMs` and exits 0, a second SIGTERM closes the rest at once;
 //! logs written to a pipe carry no terminal escape codes; `logFormat = "json"` writes one JSON
-//! object per line, and a refused origin is named in a log line.
+//! object per line, and a refused origin is named in a log line; a Redis URL is logged without
+//! its password.
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -16,7 +18,9 @@ const WAIT: Duration = Duration::from_secs(15);
 struct Server {
     child: Child,
     ws_url: String,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<()>>,
+    /// What the process wrote to stderr so far.
+    log: Arc<Mutex<Vec<u8>>>,
     dir: std::path::PathBuf,
 }
 
@@ -44,15 +48,27 @@ fn start(name: &str, extra: &str) -> Server {
         .spawn()
         .expect("spawn drupal-push");
     let mut err = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
     let stderr = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = err.read_to_end(&mut all);
-        all
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
     });
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("drupal-push listening on ").expect("the listening line").to_owned();
-    Server { child, ws_url: format!("{}/ws", base.replace("http://", "ws://")), stderr: Some(stderr), dir }
+    Server {
+        child,
+        ws_url: format!("{}/ws", base.replace("http://", "ws://")),
+        stderr: Some(stderr),
+        log,
+        dir,
+    }
 }
 
 impl Server {
@@ -72,9 +88,15 @@ impl Server {
         }
     }
 
+    /// What the process has written to stderr until now.
+    fn log_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
     /// Everything written to stderr (after the process exited).
     fn stderr(&mut self) -> String {
-        let bytes = self.stderr.take().unwrap().join().unwrap();
+        self.stderr.take().unwrap().join().unwrap();
+        let bytes = self.log.lock().unwrap().clone();
         assert!(!bytes.contains(&0x1b), "an escape byte in the log: {}", String::from_utf8_lossy(&bytes));
         String::from_utf8(bytes).expect("UTF-8 logs")
     }
@@ -175,4 +197,26 @@ async fn json_logs_name_a_refused_origin() {
         lines.iter().find(|l| l["origin"] == "https://evil.example").expect("a line naming the origin");
     assert_eq!(refused["level"], "WARN", "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("allowedOrigins"), "{refused}");
+}
+
+/// Security review (issue 24, finding 7): with Redis unreachable, the node logged `redis.url`
+/// with its password on every retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_redis_is_logged_without_its_password() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = start(
+        "redis-url",
+        &format!("engine = \"redis\"\n[redis]\nurl = \"redis://:s3cret-pass@127.0.0.1:{port}/0\""),
+    );
+    let deadline = Instant::now() + WAIT;
+    while !server.log_so_far().contains("cannot subscribe") {
+        assert!(Instant::now() < deadline, "no log line about Redis: {}", server.log_so_far());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.sigterm();
+    tokio::task::block_in_place(|| server.wait_exit());
+    let log = server.stderr();
+    assert!(!log.contains("s3cret-pass"), "the password is in the log: {log}");
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "the log names the Redis host: {log}");
 }

@@ -398,7 +398,10 @@ impl Config {
         if self.engine == EngineKind::Redis {
             let url = &self.redis.url;
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(format!("redis.url: {url:?} must start with redis:// or rediss://"));
+                return Err(format!(
+                    "redis.url: {:?} must start with redis:// or rediss://",
+                    crate::ids::redact_url(url)
+                ));
             }
             if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
                 return Err("redis.prefix: must be a non-empty word".into());

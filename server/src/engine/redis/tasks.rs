@@ -79,7 +79,7 @@ async fn read_loop(weak: std::sync::Weak<super::Inner>) {
             }
             Err(e) => {
                 if !logged_down {
-                    tracing::warn!(error = %e, url = %engine.inner.settings.url, "redis: cannot subscribe; retrying");
+                    tracing::warn!(error = %e, url = %crate::ids::redact_url(&engine.inner.settings.url), "redis: cannot subscribe; retrying");
                     logged_down = true;
                 }
             }
