@@ -65,6 +65,15 @@ pub const BROADCAST_STREAM: &str = "*";
 /// The prefix of a content-token channel's stream key (`token:<channel>`).
 pub const TOKEN_STREAM_PREFIX: &str = "token:";
 
+/// Whether `name` is the stream key of another kind of stream ([`BROADCAST_STREAM`], or a
+/// content-token channel's `token:<channel>`), and so can never be the name of a channel:
+/// positions, histories and the Redis engine key every stream by this one text, and a channel
+/// of such a name would read and write the other stream (security review, issue 24 finding 8).
+/// The original server accepted any text as a channel; no Drupal module names one like this.
+pub fn is_reserved_stream_key(name: &str) -> bool {
+    name == BROADCAST_STREAM || name.starts_with(TOKEN_STREAM_PREFIX)
+}
+
 /// `{"type":"join-token-channel","channel":"…","contentToken":"…"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use drupal_push_protocol::backend::is_truthy;
+use drupal_push_protocol::frames::is_reserved_stream_key;
 use drupal_push_protocol::{ChannelName, Uid};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -48,12 +49,15 @@ fn channel_name(channel: &str) -> Result<ChannelName, ApiError> {
 }
 
 /// Route 1: `POST publish`: the body verbatim to a channel's sockets, or to all authenticated
-/// sockets when `broadcast` is truthy. `sent` counts this node's sockets it reached.
+/// sockets when `broadcast` is truthy. `sent` counts this node's sockets it reached. A channel
+/// may be any text, as in the original, but the key of another stream (`*`, `token:…`):
+/// that is `Invalid channel name.` (issue 24 finding 8).
 pub async fn publish(State(app): AppState, body: JsonBody) -> Answer {
     let head: PublishHead = body.head();
     let broadcast = head.broadcast.as_ref().is_some_and(is_truthy);
     let stream = match (broadcast, head.channel()) {
         (true, _) => Stream::Broadcast,
+        (false, Some(c)) if is_reserved_stream_key(&c) => return Err(ApiError::InvalidChannelName),
         (false, Some(c)) => Stream::Channel(Arc::from(c)),
         (false, None) => return Err(ApiError::MissingParameters),
     };

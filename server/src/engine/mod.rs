@@ -50,7 +50,9 @@ use crate::error::EngineError;
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::backend::{AuthAnswer, BackendMessage};
 use drupal_push_protocol::drupal::PresenceEvent;
-use drupal_push_protocol::frames::{BROADCAST_STREAM, Position as WirePosition, TOKEN_STREAM_PREFIX};
+use drupal_push_protocol::frames::{
+    BROADCAST_STREAM, Position as WirePosition, TOKEN_STREAM_PREFIX, is_reserved_stream_key,
+};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -70,8 +72,19 @@ pub struct AuthRecord {
 }
 
 impl From<AuthAnswer> for AuthRecord {
+    /// Drupal's channels, without any that is named like another kind of stream
+    /// ([`drupal_push_protocol::frames::is_reserved_stream_key`]): such a name is dropped with a
+    /// warning rather than joining the socket to the broadcast or a content-token stream.
     fn from(a: AuthAnswer) -> Self {
-        AuthRecord { uid: a.uid, channels: a.channels, presence_uids: a.presence_uids }
+        let mut channels = a.channels;
+        channels.retain(|c| {
+            let reserved = is_reserved_stream_key(c);
+            if reserved {
+                tracing::warn!(channel = %c, uid = %a.uid, "Drupal's channel list names a reserved stream; not joined");
+            }
+            !reserved
+        });
+        AuthRecord { uid: a.uid, channels, presence_uids: a.presence_uids }
     }
 }
 
