@@ -1,5 +1,5 @@
 //! Several nodes of the real `drupal-push` binary sharing one real `redis-server` and one fake
-//! Drupal: what the multi-node tests (`server/tests/cluster.rs`) start. Each node is its own
+//! Drupal: what the multi-node tests (`server/tests/real_binary/cluster.rs`) start. Each node is its own
 //! process with its own config file; it can be killed with SIGKILL (a crash) or restarted.
 
 use crate::fake_drupal::FakeDrupal;

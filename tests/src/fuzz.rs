@@ -1,6 +1,6 @@
 //! What the fuzz targets in `server/fuzz/` run on each input, kept here so that plain
 //! `cargo test` replays the committed corpus through exactly the same code
-//! (`tests/tests/fuzz_corpus.rs`) with no nightly toolchain.
+//! (`tests/tests/integration/fuzz_corpus.rs`) with no nightly toolchain.
 //!
 //! Each function takes the raw fuzz input, drives one input parser of the server, and panics
 //! only when an invariant breaks: a parser that panics, a frame that does not survive its own

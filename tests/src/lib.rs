@@ -23,7 +23,7 @@ pub mod server;
 
 pub use client::TestClient;
 pub use fake_drupal::{Answer, FakeDrupal};
-pub use server::TestServer;
+pub use server::{Setup, TestServer};
 
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

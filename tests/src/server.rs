@@ -1,7 +1,8 @@
 //! The drupal-push server started in-process on 127.0.0.1:0 against a fake Drupal, and a client
-//! for its REST API that sends what Drupal sends.
+//! for its REST API that sends what Drupal sends. [`Setup`] is the one way tests build both:
+//! the fake Drupal's answers per auth token, the server's settings, and the engine.
 
-use crate::fake_drupal::FakeDrupal;
+use crate::fake_drupal::{Answer, FakeDrupal};
 use crate::redis::RedisServer;
 use drupal_push_server::config::{self, Cli, Config};
 use serde_json::Value;
@@ -34,6 +35,58 @@ pub fn settings(pairs: &[(&str, &str)]) -> Vec<String> {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// A fake Drupal and a server in front of it, built step by step:
+/// `Setup::new().user("s1", Answer::valid(1, &["chat"])).set("historySize", "0").start().await`.
+#[derive(Default)]
+#[must_use]
+pub struct Setup {
+    answers: Vec<(String, Answer)>,
+    settings: Vec<(String, String)>,
+    memory: bool,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Setup::default()
+    }
+
+    /// Drupal answers `answer` for the auth token `token`.
+    pub fn user(mut self, token: &str, answer: Answer) -> Setup {
+        self.answers.push((token.to_owned(), answer));
+        self
+    }
+
+    /// One setting, with the config file's key (`historySize`, `backend.timeoutMs`).
+    pub fn set(mut self, key: &str, value: &str) -> Setup {
+        self.settings.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Several settings at once.
+    pub fn settings(mut self, pairs: &[(&str, &str)]) -> Setup {
+        self.settings.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// Runs on the memory engine whatever `DRUPAL_PUSH_TEST_ENGINE` says: for tests of a feature
+    /// only the memory engine has (so they run, on it, in the Redis pass too, rather than skip).
+    pub fn memory_engine(mut self) -> Setup {
+        self.memory = true;
+        self
+    }
+
+    pub async fn start(self) -> (FakeDrupal, TestServer) {
+        let drupal = FakeDrupal::start(SERVICE_KEY).await;
+        for (token, answer) in self.answers {
+            drupal.answer(&token, answer);
+        }
+        let pairs: Vec<(&str, &str)> = self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let server =
+            TestServer::launch(&drupal, &pairs, !self.memory && crate::redis::engine_is_redis()).await;
+        (drupal, server)
+    }
+}
+
 impl TestServer {
     /// A server with default settings, except a short presence grace (300 ms), backend timeout
     /// (2 s) and no drain window (every socket closed at once on shutdown), to keep tests fast.
@@ -51,7 +104,11 @@ impl TestServer {
     /// A server with extra `key=value` settings. With `DRUPAL_PUSH_TEST_ENGINE=redis` it runs
     /// on the Redis engine, against a `redis-server` of its own.
     pub async fn start_with(drupal: &FakeDrupal, extra: &[(&str, &str)]) -> TestServer {
-        let redis = match crate::redis::engine_is_redis() {
+        Self::launch(drupal, extra, crate::redis::engine_is_redis()).await
+    }
+
+    async fn launch(drupal: &FakeDrupal, extra: &[(&str, &str)], on_redis: bool) -> TestServer {
+        let redis = match on_redis {
             true => Some(RedisServer::start().await),
             false => None,
         };

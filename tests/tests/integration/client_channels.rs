@@ -3,24 +3,23 @@
 //! server, not its own socket (only with `echo`), and not the other tabs of its session either
 //! way; non-members, channels that do not match and malformed messages are refused; the rate
 //! limit applies; the message is recorded like Drupal's, so a member that reconnects recovers it.
-//! On several nodes (the Redis engine): server/tests/cluster_client_requests.rs.
+//! On several nodes (the Redis engine): server/tests/real_binary/cluster_client_requests.rs.
 
 use drupal_push_protocol::ErrorCode;
 use drupal_push_tests::client::{Positions, Reply, track};
-use drupal_push_tests::server::SERVICE_KEY;
-use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
+use drupal_push_tests::{Answer, FakeDrupal, Setup, TestClient, TestServer};
 use serde_json::json;
 
 async fn setup(extra: &[(&str, &str)]) -> (FakeDrupal, TestServer) {
-    let d = FakeDrupal::start(SERVICE_KEY).await;
-    d.answer("s1", Answer::valid(1, &["chat_1", "news"]));
-    d.answer("s2", Answer::valid(2, &["chat_1"]));
-    d.answer("s3", Answer::valid(3, &["chat_1", "chat_2"]));
-    d.answer("s4", Answer::valid(4, &["chat_2", "news"]));
-    let mut settings = vec![("clientWritableChannels", "chat_*")];
-    settings.extend_from_slice(extra);
-    let s = TestServer::start_with(&d, &settings).await;
-    (d, s)
+    Setup::new()
+        .user("s1", Answer::valid(1, &["chat_1", "news"]))
+        .user("s2", Answer::valid(2, &["chat_1"]))
+        .user("s3", Answer::valid(3, &["chat_1", "chat_2"]))
+        .user("s4", Answer::valid(4, &["chat_2", "news"]))
+        .set("clientWritableChannels", "chat_*")
+        .settings(extra)
+        .start()
+        .await
 }
 
 #[tokio::test]

@@ -4,16 +4,17 @@
 
 use drupal_push_protocol::{ErrorCode, ServerFrame};
 use drupal_push_tests::server::SERVICE_KEY;
-use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
+use drupal_push_tests::{Answer, FakeDrupal, Setup, TestClient, TestServer};
 use serde_json::{Value, json};
 
 async fn setup() -> (FakeDrupal, TestServer) {
-    let (d, s) = TestServer::with_fake_drupal().await;
-    d.answer("s1", Answer::valid(1, &["nodejs_user_1"]));
-    d.answer("s2", Answer::valid(2, &["nodejs_user_2"]));
-    d.answer("anon-a", Answer::valid(0, &[]));
-    d.answer("anon-b", Answer::valid(0, &[]));
-    (d, s)
+    Setup::new()
+        .user("s1", Answer::valid(1, &["nodejs_user_1"]))
+        .user("s2", Answer::valid(2, &["nodejs_user_2"]))
+        .user("anon-a", Answer::valid(0, &[]))
+        .user("anon-b", Answer::valid(0, &[]))
+        .start()
+        .await
 }
 
 async fn token(s: &TestServer, channel: &str, token: &str, notify: bool) {

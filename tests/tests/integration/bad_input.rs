@@ -3,14 +3,12 @@
 
 use drupal_push_protocol::{ErrorCode, ServerFrame};
 use drupal_push_tests::server::SERVICE_KEY;
-use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
+use drupal_push_tests::{Answer, FakeDrupal, Setup, TestClient, TestServer};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn setup() -> (FakeDrupal, TestServer) {
-    let (d, s) = TestServer::with_fake_drupal().await;
-    d.answer("a", Answer::valid(1, &["c"]));
-    (d, s)
+    Setup::new().user("a", Answer::valid(1, &["c"])).start().await
 }
 
 async fn error_for(c: &mut TestClient, text: &str) -> (ErrorCode, String) {

@@ -3,8 +3,7 @@
 
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::backend::BackendMessage;
-use drupal_push_tests::server::SERVICE_KEY;
-use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
+use drupal_push_tests::{Answer, FakeDrupal, Setup, TestClient, TestServer};
 use serde_json::json;
 
 fn presence(uid: u64, event: &str) -> serde_json::Value {
@@ -12,12 +11,13 @@ fn presence(uid: u64, event: &str) -> serde_json::Value {
 }
 
 async fn setup() -> (FakeDrupal, TestServer, TestClient) {
-    let d = FakeDrupal::start(SERVICE_KEY).await;
     // 7 watches; 5 and 6 let 7 see their presence.
-    d.answer("w7", Answer::valid(7, &["nodejs_user_7"]));
-    d.answer("u5", Answer::watched(5, &["nodejs_user_5"], &[7]));
-    d.answer("u6", Answer::watched(6, &["nodejs_user_6"], &[7]));
-    let s = TestServer::start(&d).await;
+    let (d, s) = Setup::new()
+        .user("w7", Answer::valid(7, &["nodejs_user_7"]))
+        .user("u5", Answer::watched(5, &["nodejs_user_5"], &[7]))
+        .user("u6", Answer::watched(6, &["nodejs_user_6"], &[7]))
+        .start()
+        .await;
     let w = TestClient::connect_auth(&s.ws_url(), "w7").await;
     (d, s, w)
 }

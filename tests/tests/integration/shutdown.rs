@@ -1,5 +1,5 @@
 //! Graceful shutdown: every client is told 1001 (reconnect soon), spread over `drainWindowMs`,
-//! and `run` returns. The second signal of the binary is tested in `server/tests/drain_and_logs.rs`.
+//! and `run` returns. The second signal of the binary is tested in `server/tests/real_binary/drain_and_logs.rs`.
 
 use drupal_push_tests::server::SERVICE_KEY;
 use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};

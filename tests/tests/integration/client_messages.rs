@@ -8,18 +8,18 @@
 use drupal_push_protocol::ErrorCode;
 use drupal_push_tests::client::Reply;
 use drupal_push_tests::server::SERVICE_KEY;
-use drupal_push_tests::{Answer, FakeDrupal, TestClient, TestServer};
+use drupal_push_tests::{Answer, FakeDrupal, Setup, TestClient, TestServer};
 use serde_json::json;
 use std::time::Duration;
 
 async fn setup(extra: &[(&str, &str)]) -> (FakeDrupal, TestServer) {
-    let d = FakeDrupal::start(SERVICE_KEY).await;
-    d.answer("s1", Answer::valid(1, &["nodejs_user_1"]));
-    d.answer("s2", Answer::valid(2, &["nodejs_user_2"]));
-    let mut settings = vec![("clientMessages", "chatMessage,saveDraft")];
-    settings.extend_from_slice(extra);
-    let s = TestServer::start_with(&d, &settings).await;
-    (d, s)
+    Setup::new()
+        .user("s1", Answer::valid(1, &["nodejs_user_1"]))
+        .user("s2", Answer::valid(2, &["nodejs_user_2"]))
+        .set("clientMessages", "chatMessage,saveDraft")
+        .settings(extra)
+        .start()
+        .await
 }
 
 fn ack(id: u64, result: serde_json::Value) -> Reply {
