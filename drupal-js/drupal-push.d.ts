@@ -128,7 +128,9 @@ declare namespace DrupalPush {
     checkConnection(): boolean | void;
     /** A message for Drupal (its `messageType`, else `type`, names the handler); needs the server's `clientMessages`. */
     sendMessage(message: Record<string, any>, callback?: RequestCallback<any>): void;
-    /** A message for the other members of a client-writable channel (server `clientWritableChannels`). */
+    /** A message for the other members of a client-writable channel (server `clientWritableChannels`);
+     * its `callback` may name only the server's `clientPublishCallbacks`, and it may not carry
+     * `presenceNotification`, `contentChannelNotification` or `clientSocketId`. */
     publish(channel: string, message: Record<string, any>, options?: {echo?: boolean}, callback?: RequestCallback<{sent: number}>): void;
     publish(channel: string, message: Record<string, any>, callback: RequestCallback<{sent: number}>): void;
     status(): Status | null;

@@ -3,16 +3,21 @@
 //! authentication rate, for a client address found through [`proxy`](crate::proxy).
 //!
 //! Entry points: [`Admission::admit_upgrade`] (one call in the upgrade handler) and
-//! [`Admission::allow_auth`] (before an authentication goes to Drupal). Refusals are plain
+//! [`Admission::allow_auth`] (before an authentication goes to Drupal). A handshake from a peer
+//! that is not a trusted proxy but carries `X-Forwarded-For` or `Forwarded` is counted
+//! (`drupal_push_untrusted_forwarded_handshakes_total`) and its peer named in the log once, with
+//! the setting to add it to; the refusals of that address repeat the advice
+//! ([`crate::proxy::UntrustedForwarders`]). Refusals are plain
 //! HTTP answers before the upgrade: 503 while draining (the client reconnects, to another
 //! node), 403 for a foreign origin, 429 for too many connections from one address.
 
 use crate::config::Config;
 use crate::limits::{RateLimit, Verdict};
 use crate::origin::Origins;
-use crate::proxy::TrustedProxies;
+use crate::proxy::{Noted, TrustedProxies, UntrustedForwarders, forwarding_header};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -23,10 +28,19 @@ pub struct Admission {
     connections: Option<RateLimit>,
     auths: Option<RateLimit>,
     draining: AtomicBool,
+    untrusted: UntrustedForwarders,
+    /// Handshakes with a forwarding header from peers that are not trusted proxies.
+    untrusted_handshakes: Counter,
 }
 
 impl Admission {
-    pub fn new(config: &Config) -> Result<Admission, String> {
+    /// `untrusted_handshakes` counts the handshakes with a forwarding header from a peer that
+    /// is not a trusted proxy (a metric); such peers are noted in `untrusted`.
+    pub fn new(
+        config: &Config,
+        untrusted: UntrustedForwarders,
+        untrusted_handshakes: Counter,
+    ) -> Result<Admission, String> {
         Ok(Admission {
             origins: Origins::parse(&config.allowed_origins)?,
             proxies: TrustedProxies::parse(&config.trusted_proxies)?,
@@ -36,6 +50,8 @@ impl Admission {
             ),
             auths: RateLimit::new(config.auth_rate_per_address, config.auth_burst_per_address),
             draining: AtomicBool::new(false),
+            untrusted,
+            untrusted_handshakes,
         })
     }
 
@@ -45,6 +61,11 @@ impl Admission {
             return Err(Refusal::Draining);
         }
         let client = self.proxies.client_ip(peer.ip(), headers);
+        if !self.proxies.contains(peer.ip())
+            && let Some(header) = forwarding_header(headers)
+        {
+            self.untrusted_forwarder(peer.ip(), header);
+        }
         if let Some(origin) = headers.get(header::ORIGIN)
             && !self.origins.allows_all()
         {
@@ -58,7 +79,8 @@ impl Admission {
             && let Verdict::Refused { first } = limit.check(client, Instant::now())
         {
             if first {
-                tracing::warn!(%client, "websocket refused: connectionRatePerAddress exceeded (logged once per burst)");
+                let hint = self.untrusted.hint(client);
+                tracing::warn!(%client, "websocket refused: connectionRatePerAddress exceeded (logged once per burst){hint}");
             }
             return Err(Refusal::TooManyConnections);
         }
@@ -72,11 +94,39 @@ impl Admission {
             Verdict::Allowed => true,
             Verdict::Refused { first } => {
                 if first {
-                    tracing::warn!(%client, "authentication refused: authRatePerAddress exceeded (logged once per burst)");
+                    let hint = self.untrusted.hint(client);
+                    tracing::warn!(%client, "authentication refused: authRatePerAddress exceeded (logged once per burst){hint}");
                 }
                 false
             }
         }
+    }
+
+    /// A handshake from `peer`, not a trusted proxy, carried `header`: counted, and logged the
+    /// first time for this peer.
+    fn untrusted_forwarder(&self, peer: IpAddr, header: &str) {
+        self.untrusted_handshakes.inc();
+        match self.untrusted.note(peer) {
+            Noted::First => tracing::warn!(
+                %peer,
+                "a connection from {peer} carries {header} but {peer} is not in trustedProxies, so the header \
+                 is ignored and every browser behind {peer} counts as this one address for the per-address \
+                 limits (connectionRatePerAddress, authRatePerAddress, maxConnectionsPerAddress, \
+                 backend.queueSharePerAddress): if {peer} \
+                 is your reverse proxy, add \"{peer}\" to trustedProxies (logged once per address)"
+            ),
+            Noted::Full => tracing::warn!(
+                "more than {} addresses not in trustedProxies sent forwarding headers; further ones are not logged",
+                crate::proxy::MAX_UNTRUSTED_FORWARDERS
+            ),
+            Noted::Again => {}
+        }
+    }
+
+    /// What a refusal of `client` adds when it is an untrusted peer that sent forwarding
+    /// headers (else nothing).
+    pub fn proxy_hint(&self, client: IpAddr) -> String {
+        self.untrusted.hint(client)
     }
 
     /// From now on new WebSockets are refused with 503 (shutdown has begun).

@@ -8,8 +8,11 @@
 //! every slot busy wait in a queue of at most `backend.queueLength`, for as long as it takes
 //! (only the request itself has a timeout, `backend.timeoutMs`); one more than the queue holds
 //! is refused at once, so its client backs off (close 4100) instead of waiting without bound.
-//! Concurrent authentications of one auth token (tabs of one session, a reconnect storm) make
-//! one Drupal call and share its answer. Presence notices are queued per user in
+//! The queue is shared fairly between client addresses ([`crate::fair_slots`]): each address
+//! may hold `backend.queueSharePerAddress` of it, and freed slots go to the waiting addresses in
+//! turn. Concurrent authentications of one auth token (tabs of one session, a reconnect storm)
+//! make one Drupal call and share its answer; tokens Drupal refused are remembered for
+//! `authRejectCacheSecs` ([`crate::reject_cache`]). Presence notices are queued per user in
 //! [`crate::notices`] and do not count against the queue. The REST API never waits on any of
 //! this: only WebSocket authentication, the notices and browser messages call Drupal.
 //!
@@ -23,17 +26,21 @@
 
 use crate::config::Config;
 use crate::error::BackendError;
+use crate::fair_slots::{FairSlots, Lane, Refused};
 use crate::metrics::Metrics;
 use crate::notices::NoticeQueues;
+use crate::proxy::UntrustedForwarders;
+use crate::reject_cache::RejectCache;
 use base64::Engine;
 use drupal_push_protocol::backend::{
     AuthAnswer, AuthAnswerError, AuthenticateRequest, BackendMessage, FORM_MESSAGE_FIELD,
     FORM_SERVICE_KEY_FIELD, ForwardedMessage,
 };
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
 /// The shared answer of one authentication call.
@@ -51,8 +58,16 @@ struct Inner {
     url: String,
     service_key: String,
     authorization: Option<String>,
-    /// Slots of authentications and notices.
-    slots: Slots,
+    /// Slots of authentications and notices, shared fairly between client addresses.
+    slots: FairSlots,
+    /// Set while the queue (or an address's share of it) refuses, so that a storm logs one
+    /// line, not one per client.
+    refusing: AtomicBool,
+    share_refusing: AtomicBool,
+    /// For the hint in the share-refusal line (a reverse proxy missing from `trustedProxies`).
+    untrusted: UntrustedForwarders,
+    /// Auth tokens Drupal refused lately.
+    rejected: RejectCache,
     /// Slots of browser messages.
     message_slots: Slots,
     /// Authentication calls in flight, by auth token.
@@ -60,6 +75,7 @@ struct Inner {
     notices: NoticeQueues,
     /// Authentication and notice slots in all (for `in_flight`).
     concurrency: usize,
+    queue_length: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -116,7 +132,14 @@ impl Slots {
 
 impl Backend {
     /// A client for `url` with the backend settings of `config`.
-    pub fn new(config: &Config, url: String, metrics: Arc<Metrics>) -> Result<Backend, String> {
+    /// `untrusted`: the peers seen forwarding without being trusted proxies, named in the line
+    /// that says an address holds its share of the queue.
+    pub fn new(
+        config: &Config,
+        url: String,
+        metrics: Arc<Metrics>,
+        untrusted: UntrustedForwarders,
+    ) -> Result<Backend, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let b = &config.backend;
         let timeout = Duration::from_millis(b.timeout_ms);
@@ -137,7 +160,14 @@ impl Backend {
                 url,
                 service_key: config.service_key.clone(),
                 authorization,
-                slots: Slots::new(b.concurrency, b.queue_length, "new authentications are closed with 4100"),
+                slots: FairSlots::new(b.concurrency, b.queue_length, b.queue_share()),
+                refusing: AtomicBool::new(false),
+                share_refusing: AtomicBool::new(false),
+                untrusted,
+                rejected: RejectCache::new(
+                    Duration::from_secs(config.auth_reject_cache_secs),
+                    config.auth_reject_cache_max,
+                ),
                 message_slots: Slots::new(
                     b.message_concurrency,
                     b.message_queue_length,
@@ -146,6 +176,7 @@ impl Backend {
                 flights: Mutex::default(),
                 notices: NoticeQueues::default(),
                 concurrency: b.concurrency,
+                queue_length: b.queue_length,
                 metrics,
             }),
         })
@@ -162,27 +193,71 @@ impl Backend {
 
     /// Authentications waiting for a request slot now.
     pub fn queued(&self) -> usize {
-        self.inner.slots.queued.load(Ordering::Relaxed)
+        self.inner.slots.queued()
     }
 
     /// Requests to Drupal running now (authentications and notices).
     pub fn in_flight(&self) -> usize {
-        self.inner.concurrency.saturating_sub(self.inner.slots.slots.available_permits())
+        self.inner.concurrency.saturating_sub(self.inner.slots.free())
+    }
+
+    /// Whether Drupal refused `token` less than `authRejectCacheSecs` ago.
+    pub fn recently_rejected(&self, token: &str) -> bool {
+        self.inner.rejected.contains(token, Instant::now())
     }
 
     /// Posts one presence notice, waiting for a slot as long as it takes.
     pub async fn post_notice(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
-        let _slot = self.inner.slots.slots.acquire().await.map_err(|_| BackendError::Busy)?;
+        let _slot = self.inner.slots.acquire(Lane::Notices).await.map_err(|_| BackendError::Busy)?;
         self.send(message).await
     }
 
-    /// Posts one message through the bounded queue and returns the body of a 200 answer.
-    pub async fn post(&self, message: &BackendMessage) -> Result<bytes::Bytes, BackendError> {
-        let Some(_slot) = self.inner.slots.acquire().await else {
-            self.inner.metrics.backend_error(BackendError::Busy.kind());
-            return Err(BackendError::Busy);
+    /// Posts one authentication of a client at `client` through the bounded, fair queue and
+    /// returns the body of a 200 answer.
+    async fn post_auth(
+        &self,
+        message: &BackendMessage,
+        client: IpAddr,
+    ) -> Result<bytes::Bytes, BackendError> {
+        let inner = &self.inner;
+        let _slot = match inner.slots.acquire(Lane::of(client)).await {
+            Ok(slot) => {
+                inner.refusing.store(false, Ordering::Relaxed);
+                inner.share_refusing.store(false, Ordering::Relaxed);
+                slot
+            }
+            Err(refused) => {
+                let e = match refused {
+                    Refused::QueueFull => {
+                        if !inner.refusing.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                queue_length = self.queue_length(),
+                                "backend queue full: new authentications are closed with 4100 until it drains"
+                            );
+                        }
+                        BackendError::Busy
+                    }
+                    Refused::ShareFull => {
+                        if !inner.share_refusing.swap(true, Ordering::Relaxed) {
+                            let hint = inner.untrusted.hint(client);
+                            tracing::warn!(
+                                %client,
+                                "an address holds its backend.queueSharePerAddress of the backend queue: its \
+                                 further authentications are closed with 4100 (logged once per storm){hint}"
+                            );
+                        }
+                        BackendError::AddressBusy
+                    }
+                };
+                inner.metrics.backend_error(e.kind());
+                return Err(e);
+            }
         };
         self.send(message).await
+    }
+
+    fn queue_length(&self) -> usize {
+        self.inner.queue_length
     }
 
     /// Posts a browser's message to Drupal in the message slots; returns Drupal's JSON answer,
@@ -260,7 +335,12 @@ impl Backend {
     /// it runs to its end even when all of them left, because the usual reason to leave during
     /// a slow call is a reload, and the reloaded page then joins the call instead of queueing
     /// again (the queue bound still holds: a call is queued once).
-    pub async fn authenticate(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
+    /// `client` is the address of the client that asks first: the call waits in its lane.
+    pub async fn authenticate(
+        &self,
+        request: AuthenticateRequest,
+        client: IpAddr,
+    ) -> Result<AuthAnswer, BackendError> {
         let mut flight = {
             let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
             match flights.get(&request.auth_token) {
@@ -268,7 +348,7 @@ impl Backend {
                 None => {
                     let (tx, rx) = watch::channel(None);
                     flights.insert(request.auth_token.clone(), rx.clone());
-                    tokio::spawn(self.clone().fly(request, tx));
+                    tokio::spawn(self.clone().fly(request, client, tx));
                     rx
                 }
             }
@@ -283,15 +363,23 @@ impl Backend {
     }
 
     /// One authentication call; publishes its answer, then retires the flight.
-    async fn fly(self, request: AuthenticateRequest, answer: watch::Sender<Option<AuthResult>>) {
+    async fn fly(
+        self,
+        request: AuthenticateRequest,
+        client: IpAddr,
+        answer: watch::Sender<Option<AuthResult>>,
+    ) {
         let token = request.auth_token.clone();
-        let result = self.ask(request).await.map(Arc::new);
+        let result = self.ask(request, client).await.map(Arc::new);
+        if let Err(BackendError::InvalidToken) = result {
+            self.inner.rejected.insert(&token, Instant::now());
+        }
         answer.send_replace(Some(result));
         self.inner.flights.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
     }
 
-    async fn ask(&self, request: AuthenticateRequest) -> Result<AuthAnswer, BackendError> {
-        let body = self.post(&BackendMessage::Authenticate(request)).await?;
+    async fn ask(&self, request: AuthenticateRequest, client: IpAddr) -> Result<AuthAnswer, BackendError> {
+        let body = self.post_auth(&BackendMessage::Authenticate(request), client).await?;
         let error = match AuthAnswer::parse(&body) {
             Ok(a) => return Ok(a),
             Err(AuthAnswerError::InvalidToken) => return Err(BackendError::InvalidToken),

@@ -4,6 +4,15 @@
 //! per-socket limits (`clientRequestRatePerSocket`, `clientRequestBurstPerSocket`,
 //! `clientRequestMaxBytes`). Both are off by default.
 //!
+//! What a publish may carry ([`Policy::check_publish`]): members reach other pages, whose
+//! `runCallbacks` (the module's nodejs.js, and our client's dispatch with the same rules) acts
+//! on `callback`, `presenceNotification`, `contentChannelNotification` and `clientSocketId`.
+//! The last three are refused (`reserved-member`): they are the server's and Drupal's to set. A
+//! `callback` must name only callbacks of `clientPublishCallbacks` (`callback-not-allowed`);
+//! without one the server sets `callback: []`, which runs no callback at all: otherwise the
+//! module's fallback would run *every* callback of the page (`nodejsNotify` renders
+//! `data.body` as HTML). Channel listeners (`onChannel`) get every publish either way.
+//!
 //! [`Policy`] is built once from the configuration (which it validates); each socket that sends
 //! a request gets an [`Allowance`], its token bucket, created on its first request so that
 //! sockets that never send one pay nothing for it. Both kinds of request draw on the same
@@ -13,7 +22,9 @@ use crate::config::Config;
 use crate::limits::TokenBucket;
 use drupal_push_protocol::ErrorCode;
 use drupal_push_protocol::backend::RESERVED_MESSAGE_TYPES;
+use drupal_push_protocol::frames::{CALLBACK, RESERVED_PUBLISH_MEMBERS, SERVER_CALLBACKS};
 use drupal_push_protocol::names::MAX_CHANNEL_NAME_LEN;
+use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -34,6 +45,8 @@ pub type Refusal = (ErrorCode, String);
 pub struct Policy {
     types: Types,
     writable: Vec<String>,
+    /// `clientPublishCallbacks`.
+    callbacks: HashSet<String>,
     rate: f64,
     burst: f64,
     max_bytes: usize,
@@ -67,6 +80,16 @@ impl Policy {
         for p in &config.client_writable_channels {
             check_pattern(p).map_err(|e| format!("clientWritableChannels: {p:?} {e}"))?;
         }
+        for c in &config.client_publish_callbacks {
+            if c.is_empty() {
+                return Err("clientPublishCallbacks: a callback name is empty".into());
+            }
+            if SERVER_CALLBACKS.contains(&c.as_str()) {
+                return Err(format!(
+                    "clientPublishCallbacks: {c:?} is a callback only the server's own messages name"
+                ));
+            }
+        }
         let rate = config.client_request_rate_per_socket;
         if !rate.is_finite() || rate < 0.0 {
             return Err(format!(
@@ -88,6 +111,7 @@ impl Policy {
         Ok(Policy {
             types,
             writable: config.client_writable_channels.clone(),
+            callbacks: config.client_publish_callbacks.iter().cloned().collect(),
             rate,
             burst: f64::from(config.client_request_burst_per_socket),
             max_bytes: config.client_request_max_bytes,
@@ -122,6 +146,39 @@ impl Policy {
     /// Whether members of `channel` may publish to it.
     pub fn is_writable(&self, channel: &str) -> bool {
         self.writable.iter().any(|p| matches(p, channel))
+    }
+
+    /// Checks the members of a publish's message (see the module docs): refuses reserved
+    /// members and callbacks not in `clientPublishCallbacks`, and sets `callback: []` when the
+    /// message names none (missing or `null`).
+    pub fn check_publish(&self, message: &mut Map<String, Value>) -> Result<(), Refusal> {
+        if let Some(member) = RESERVED_PUBLISH_MEMBERS.iter().find(|m| message.contains_key(**m)) {
+            return Err((
+                ErrorCode::ReservedMember,
+                format!(
+                    "member {member:?} is set only by the server and Drupal; a page's publish may not carry it"
+                ),
+            ));
+        }
+        let allowed = |v: &Value| v.as_str().is_some_and(|name| self.callbacks.contains(name));
+        match message.get(CALLBACK) {
+            None | Some(Value::Null) => {
+                message.insert(CALLBACK.into(), Value::Array(Vec::new()));
+                Ok(())
+            }
+            Some(Value::Array(names)) if names.iter().all(allowed) => Ok(()),
+            Some(name) if allowed(name) => Ok(()),
+            Some(other) => {
+                let bad = match other {
+                    Value::Array(names) => names.iter().find(|n| !allowed(n)).unwrap_or(other),
+                    _ => other,
+                };
+                Err((
+                    ErrorCode::CallbackNotAllowed,
+                    format!("callback {bad} is not in clientPublishCallbacks, the callbacks pages may name"),
+                ))
+            }
+        }
     }
 
     /// Checks a request frame of `len` bytes against the socket's allowance (creating it on the
@@ -255,12 +312,62 @@ mod tests {
             ("clientRequestMaxBytes = 0", "clientRequestMaxBytes"),
             ("clientRequestMaxBytes = \"big\"", "clientRequestMaxBytes"),
             ("clientMessages = 3", "clientMessages"),
+            ("clientPublishCallbacks = [\"\"]", "clientPublishCallbacks: a callback name is empty"),
+            (
+                "clientPublishCallbacks = [\"clientAuthenticated\"]",
+                "clientPublishCallbacks: \"clientAuthenticated\" is a callback only the server",
+            ),
         ] {
             let e = policy(toml).unwrap_err();
             assert!(e.contains(key), "{toml}: {e}");
         }
         policy("clientRequestRatePerSocket = 0\nclientRequestBurstPerSocket = 0").unwrap();
         policy("maxFrameSize = \"2kb\"").expect("a small maxFrameSize caps the default request size");
+    }
+
+    fn publish(p: &Policy, message: Value) -> Result<Value, ErrorCode> {
+        let Value::Object(mut m) = message else { panic!("an object") };
+        p.check_publish(&mut m).map(|()| Value::Object(m)).map_err(|(code, _)| code)
+    }
+
+    /// Security review finding 5: a member's publish reached the others with whatever members
+    /// it had, and their pages' runCallbacks acted on them.
+    #[test]
+    fn a_publish_carries_no_reserved_member_and_only_allowed_callbacks() {
+        use serde_json::json;
+        let none = policy("").unwrap();
+        let chat = policy("clientPublishCallbacks = [\"chat\", \"typing\"]").unwrap();
+        for p in [&none, &chat] {
+            for member in RESERVED_PUBLISH_MEMBERS {
+                for value in [json!({"uid": 1, "event": "online"}), json!(null), json!("x")] {
+                    let m = json!({"text": "hi", member: value});
+                    assert_eq!(publish(p, m), Err(ErrorCode::ReservedMember), "{member}");
+                }
+            }
+            assert_eq!(publish(p, json!({"data": 1})), Ok(json!({"data": 1, "callback": []})), "no callback");
+            assert_eq!(publish(p, json!({"callback": null})), Ok(json!({"callback": []})));
+            assert_eq!(publish(p, json!({"callback": []})), Ok(json!({"callback": []})));
+            for bad in
+                [json!("nodejsNotify"), json!(["chat", "nodejsNotify"]), json!(""), json!(false), json!(0)]
+            {
+                let m = json!({"callback": bad});
+                assert_eq!(publish(p, m), Err(ErrorCode::CallbackNotAllowed), "{bad}");
+            }
+        }
+        assert_eq!(
+            publish(&none, json!({"callback": "chat"})),
+            Err(ErrorCode::CallbackNotAllowed),
+            "default: none"
+        );
+        assert_eq!(publish(&chat, json!({"callback": "chat"})), Ok(json!({"callback": "chat"})));
+        assert_eq!(
+            publish(&chat, json!({"callback": ["chat", "typing"]})),
+            Ok(json!({"callback": ["chat", "typing"]}))
+        );
+        let (code, text) =
+            chat.check_publish(json!({"callback": "nodejsNotify"}).as_object_mut().unwrap()).unwrap_err();
+        assert_eq!(code, ErrorCode::CallbackNotAllowed);
+        assert!(text.contains("\"nodejsNotify\" is not in clientPublishCallbacks"), "{text}");
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub enum BackendError {
     )]
     Busy,
     #[error(
+        "backend busy for this address: it already has its backend.queueSharePerAddress of the authentication queue waiting"
+    )]
+    AddressBusy,
+    #[error(
         "backend busy: backend.messageQueueLength browser messages already wait for one of the backend.messageConcurrency request slots"
     )]
     MessagesBusy,
@@ -41,6 +45,7 @@ impl BackendError {
             BackendError::Unreachable(_) => "unreachable",
             BackendError::Timeout => "timeout",
             BackendError::Busy => "queue_full",
+            BackendError::AddressBusy => "queue_share_full",
             BackendError::MessagesBusy => "message_queue_full",
             BackendError::Redirect { .. } => "redirect",
             BackendError::Status(_) => "http_status",

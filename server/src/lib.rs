@@ -35,6 +35,7 @@ mod demo;
 mod drain;
 mod engine;
 mod error;
+mod fair_slots;
 pub mod fake_drupal;
 mod http_conns;
 mod hub;
@@ -48,6 +49,7 @@ mod open_guard;
 mod origin;
 mod outbox;
 mod proxy;
+mod reject_cache;
 mod serve;
 mod status;
 pub mod tls;
@@ -156,8 +158,11 @@ fn build_state(
 ) -> Result<Arc<App>, StartError> {
     let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
     let metrics = Arc::new(metrics::Metrics::new());
-    let backend = Backend::new(&config, url, metrics.clone()).map_err(StartError::BackendClient)?;
-    let admission = admission::Admission::new(&config).map_err(StartError::Admission)?;
+    let untrusted = proxy::UntrustedForwarders::default();
+    let backend =
+        Backend::new(&config, url, metrics.clone(), untrusted.clone()).map_err(StartError::BackendClient)?;
+    let admission = admission::Admission::new(&config, untrusted, metrics.untrusted_forwarded.clone())
+        .map_err(StartError::Admission)?;
     let requests = client_requests::Policy::new(&config).map_err(StartError::Config)?;
     let http = http_conns::HttpConns::new(&config, metrics.clone()).map_err(StartError::Config)?;
     let hub = Hub::new(ConnLimits {

@@ -1,3 +1,9 @@
+//! Per-address keys and rate limits. [`address_key`] is what "one address" means for every
+//! per-address limit (connection and authentication rates, `maxConnectionsPerAddress`, the
+//! share of the backend queue, the status page's address counts): an IPv4 address, or the /64
+//! network of an IPv6 address, since one IPv6 host usually holds a whole /64 and can pick a new
+//! address in it for every connection.
+//!
 //! Rate limits: the token bucket ([`TokenBucket`], also one per socket for its requests), and
 //! per-address buckets keyed by the client's IP address, for new WebSocket connections
 //! (`connectionRatePerAddress`, `connectionBurstPerAddress`) and for authentications that go to
@@ -13,9 +19,18 @@
 //! chosen addresses cannot degrade it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The key of `ip` for per-address limits: an IPv4 address (IPv4-mapped IPv6 included) as it
+/// is, an IPv6 address as its /64 network (the low 64 bits cleared).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
 
 /// Most addresses tracked at once.
 pub const MAX_TRACKED: usize = 1_000_000;
@@ -96,8 +111,9 @@ impl RateLimit {
         })
     }
 
-    /// Takes a token for `ip` at `now`.
+    /// Takes a token for `ip` (its [`address_key`]) at `now`.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Verdict {
+        let ip = address_key(ip);
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if table.buckets.len() >= table.sweep_at {
             self.sweep(&mut table, now);
@@ -163,6 +179,30 @@ mod tests {
             assert_eq!(l.check(ip(1), much_later), Verdict::Allowed, "refills up to the burst");
         }
         assert_eq!(l.check(ip(1), much_later), Verdict::Refused { first: true });
+    }
+
+    fn v6(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// Security review finding 6: IPv6 clients were limited per /128, so one host with a /64
+    /// had 2^64 fresh buckets.
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_64_network() {
+        assert_eq!(address_key(v6("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), v6("2001:db8:1:2::"));
+        assert_eq!(address_key(v6("2001:db8:1:2::1")), address_key(v6("2001:db8:1:2:ffff::9")));
+        assert_ne!(address_key(v6("2001:db8:1:2::1")), address_key(v6("2001:db8:1:3::1")));
+        assert_eq!(address_key(v6("::1")), v6("::"), "the loopback's /64");
+        assert_eq!(address_key(v6("::ffff:203.0.113.9")), v6("203.0.113.9"), "IPv4-mapped: IPv4");
+        assert_eq!(address_key(v6("203.0.113.9")), v6("203.0.113.9"));
+        assert_ne!(address_key(v6("203.0.113.9")), address_key(v6("203.0.113.10")), "IPv4: per address");
+        let l = RateLimit::new(0.001, 2).unwrap();
+        let t = Instant::now();
+        assert_eq!(l.check(v6("2001:db8::1"), t), Verdict::Allowed);
+        assert_eq!(l.check(v6("2001:db8::2"), t), Verdict::Allowed);
+        assert_eq!(l.check(v6("2001:db8::3:4"), t), Verdict::Refused { first: true }, "one /64, one bucket");
+        assert_eq!(l.check(v6("2001:db8:0:1::1"), t), Verdict::Allowed, "the next /64 has its own");
+        assert_eq!(l.tracked(), 2);
     }
 
     #[test]

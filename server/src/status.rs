@@ -1,6 +1,9 @@
 //! The public status page (`/status`, the page in `www/status.html` built into the binary) and
-//! its data (`/status.json`: counters only, no channel names, tokens or keys), plus the static
-//! file service for `staticDir` and `distDir`.
+//! its data (`/status.json`: counters only, no channel names, tokens, keys or addresses), plus
+//! the static file service for `staticDir` and `distDir`. Among the counters: the distinct
+//! client addresses of this node's connections and the busiest address's share of them, so that
+//! one address holding most connections (a reverse proxy missing from `trustedProxies`) shows
+//! at a glance.
 //!
 //! `/status.json` needs no key, so the engine's figures in it (several round trips on Redis)
 //! are computed at most once per [`STATS_TTL`] ([`StatsCache`]), one computation shared by the
@@ -119,6 +122,9 @@ async fn data(State(app): State<Arc<App>>) -> Response {
         "rssBytes": rss_bytes(),
         "sockets": s.sockets,
         "preAuthSockets": s.pre_auth_sockets,
+        "clientAddresses": s.client_addresses,
+        "topAddressConnections": s.top_address_connections,
+        "topAddressShare": top_share(s.top_address_connections, s.sockets + s.pre_auth_sockets),
         "backendQueuedAuthentications": app.backend.queued(),
         "backendPendingNotices": app.backend.notices().pending(),
         "draining": app.admission.is_draining(),
@@ -141,6 +147,14 @@ async fn data(State(app): State<Arc<App>>) -> Response {
         Err(e) => body["engineError"] = json!(e),
     }
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// The busiest address's part of all connections, 0 to 1 in steps of 0.001 (0 without any).
+fn top_share(top: usize, connections: usize) -> f64 {
+    if connections == 0 {
+        return 0.0;
+    }
+    (top as f64 * 1000.0 / connections as f64).round() / 1000.0
 }
 
 /// Resident memory of this process, from `/proc/self/statm` (Linux); 0 elsewhere.

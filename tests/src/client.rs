@@ -79,6 +79,15 @@ pub enum Event {
     Closed(Option<u16>),
 }
 
+/// Why [`TestClient::try_connect_from`] got no WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The handshake was answered with this HTTP status instead of 101.
+    Http(u16),
+    /// The WebSocket opened and was closed (with this code) before the hello.
+    Closed(Option<u16>),
+}
+
 pub struct TestClient {
     ws: Ws,
     pub socket_id: String,
@@ -92,6 +101,59 @@ impl TestClient {
             .await
             .expect("connect in time")
             .expect("websocket connect");
+        Self::hello(ws).await.unwrap_or_else(|code| panic!("closed ({code:?}) instead of hello"))
+    }
+
+    /// Connects from the local address `source` (a loopback address such as 127.0.0.3, which
+    /// the server sees as another client address), sending the extra handshake `headers`, and
+    /// reads the `hello` frame.
+    pub async fn connect_from(
+        ws_url: &str,
+        source: std::net::IpAddr,
+        headers: &[(&str, &str)],
+    ) -> TestClient {
+        Self::try_connect_from(ws_url, source, headers)
+            .await
+            .unwrap_or_else(|refused| panic!("{refused:?} instead of hello"))
+    }
+
+    /// [`TestClient::connect_from`]; `Err` when the server refuses the handshake with an HTTP
+    /// status (a rate limit: 429) or closes the new WebSocket instead of saying hello (a
+    /// connection limit).
+    pub async fn try_connect_from(
+        ws_url: &str,
+        source: std::net::IpAddr,
+        headers: &[(&str, &str)],
+    ) -> Result<TestClient, Refused> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = ws_url.into_client_request().expect("a ws:// URL");
+        for (name, value) in headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            request.headers_mut().append(name, value.parse().expect("a header value"));
+        }
+        let uri = request.uri();
+        let server = format!("{}:{}", uri.host().expect("a host"), uri.port_u16().expect("a port"));
+        let server: std::net::SocketAddr = server.parse().expect("an address");
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("a socket");
+        socket.bind(std::net::SocketAddr::new(source, 0)).expect("bind the source address");
+        let handshake = async {
+            let tcp = socket.connect(server).await.expect("tcp connect");
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await
+        };
+        match tokio::time::timeout(crate::WAIT, handshake).await.expect("connect in time") {
+            Ok((ws, _)) => Self::hello(ws).await.map_err(Refused::Closed),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                Err(Refused::Http(response.status().as_u16()))
+            }
+            Err(e) => panic!("websocket connect: {e}"),
+        }
+    }
+
+    async fn hello(ws: Ws) -> Result<TestClient, Option<u16>> {
         let mut c = TestClient { ws, socket_id: String::new(), heartbeat_ms: 0 };
         match c.next_event().await {
             Event::Frame(ServerFrame::Hello { socket_id, heartbeat_ms, protocol }) => {
@@ -99,9 +161,10 @@ impl TestClient {
                 c.socket_id = socket_id.0;
                 c.heartbeat_ms = heartbeat_ms;
             }
+            Event::Closed(code) => return Err(code),
             other => panic!("expected hello, got {other:?}"),
         }
-        c
+        Ok(c)
     }
 
     /// Connects and authenticates; returns after `authenticated` and `clientAuthenticated`.
@@ -213,9 +276,12 @@ impl TestClient {
     }
 
     /// What members receive for `message` published by this client (user `uid`): the
-    /// server adds who sent it.
+    /// server adds who sent it, and `callback: []` when the message names no callback.
     pub fn sent_by_me(&self, message: Value, uid: u64) -> Value {
         let mut m = message;
+        if m.get("callback").is_none_or(Value::is_null) {
+            m["callback"] = serde_json::json!([]);
+        }
         m["senderUid"] = serde_json::json!(uid);
         m["senderSocketId"] = serde_json::json!(self.socket_id);
         m

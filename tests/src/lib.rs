@@ -9,6 +9,7 @@
 //! * [`client`]: a WebSocket test client built on the protocol crate; every wait has a timeout.
 //! * [`redis`] and [`cluster`]: real `redis-server` processes, and several nodes of the real
 //!   binary sharing one (for the tests of the Redis engine).
+//! * [`logs`]: the log lines of in-process servers, captured for tests that assert what is logged.
 //! * [`fuzz`]: what each fuzz target of `server/fuzz/` runs on one input; the corpus replay test
 //!   runs the same functions under plain `cargo test`.
 //!
@@ -18,6 +19,7 @@ pub mod client;
 pub mod cluster;
 pub mod fake_drupal;
 pub mod fuzz;
+pub mod logs;
 pub mod redis;
 pub mod server;
 

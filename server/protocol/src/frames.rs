@@ -146,6 +146,16 @@ pub struct Publish {
     pub id: Option<u64>,
 }
 
+/// Members a client-published message may not carry: they make the module's `runCallbacks`
+/// take a message for a presence or content-channel notice, or for the receiving page's own
+/// action (which it then skips).
+pub const RESERVED_PUBLISH_MEMBERS: [&str; 3] =
+    ["presenceNotification", "contentChannelNotification", "clientSocketId"];
+/// Callbacks only the server's own messages name; never allowed in `clientPublishCallbacks`.
+pub const SERVER_CALLBACKS: [&str; 2] = ["clientAuthenticated", "clientJoinedTokenChannel"];
+/// The `callback` member of a Drupal message.
+pub const CALLBACK: &str = "callback";
+
 /// Member the server sets in a client-published Drupal message: the sender's uid.
 pub const SENDER_UID: &str = "senderUid";
 /// Member the server sets in a client-published Drupal message: the sender's socket id. (Not
@@ -325,6 +335,12 @@ pub enum ErrorCode {
     NotAMember,
     /// A `publish` to a channel that is not client-writable.
     ChannelNotWritable,
+    /// A `publish` whose message carries a member only the server or Drupal may set
+    /// (`presenceNotification`, `contentChannelNotification`, `clientSocketId`).
+    ReservedMember,
+    /// A `publish` whose `callback` names a page callback not in the server's
+    /// `clientPublishCallbacks`.
+    CallbackNotAllowed,
     /// Any code a newer server sends that this client does not know.
     #[serde(other)]
     Unknown,
@@ -594,6 +610,8 @@ mod tests {
             (ErrorCode::BackendUnavailable, "backend-unavailable"),
             (ErrorCode::NotAMember, "not-a-member"),
             (ErrorCode::ChannelNotWritable, "channel-not-writable"),
+            (ErrorCode::ReservedMember, "reserved-member"),
+            (ErrorCode::CallbackNotAllowed, "callback-not-allowed"),
         ];
         for (code, name) in codes {
             let reply = ErrorReply { code, message: "m".into(), id: Some(7) };

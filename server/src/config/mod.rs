@@ -115,12 +115,23 @@ pub struct BackendConfig {
     /// `authenticate` calls waiting for a free request slot at most; one more is refused at once
     /// (close 4100, the client backs off). 0: refuse whenever every slot is busy.
     pub queue_length: usize,
+    /// The part of `queue_length` one client address may hold waiting (0 < share <= 1); one
+    /// more from that address is refused at once (close 4100).
+    #[serde(deserialize_with = "lenient_f64")]
+    pub queue_share_per_address: f64,
     /// Browser messages (`clientMessages`) in flight to Drupal at most, in request slots of
     /// their own beside `concurrency`, so that they never delay an authentication.
     pub message_concurrency: usize,
     /// Browser messages waiting for one of their slots at most; one more is refused at once
     /// (`backend-unavailable`). 0: refuse whenever every slot is busy.
     pub message_queue_length: usize,
+}
+
+impl BackendConfig {
+    /// Waiting authentications one client address may hold: its share of the queue, at least 1.
+    pub fn queue_share(&self) -> usize {
+        ((self.queue_length as f64 * self.queue_share_per_address).ceil() as usize).max(1)
+    }
 }
 
 /// All settings. Field docs say what each key does; defaults are in `sources::defaults()`.
@@ -175,6 +186,11 @@ pub struct Config {
     pub auth_cache_ttl_secs: u64,
     /// Most auth tokens remembered at once.
     pub auth_cache_max: usize,
+    /// How long an auth token Drupal refused is refused again without asking Drupal, seconds
+    /// (0: off). Per node.
+    pub auth_reject_cache_secs: u64,
+    /// Most refused auth tokens remembered at once.
+    pub auth_reject_cache_max: usize,
     /// An unused content token expires after this many seconds (and a used one that long after
     /// its last member left).
     pub content_token_ttl_secs: u64,
@@ -237,6 +253,11 @@ pub struct Config {
     /// run of characters). Empty: none (the default).
     #[serde(deserialize_with = "string_list")]
     pub client_writable_channels: Vec<String>,
+    /// Page callbacks (`Drupal.Nodejs.callbacks` names) a publish to a client-writable channel
+    /// may name in its `callback` member. Empty: none (the default); a publish without one
+    /// reaches the members' channel listeners and no callback.
+    #[serde(deserialize_with = "string_list")]
+    pub client_publish_callbacks: Vec<String>,
     /// Requests (`message`, `publish`) per second one socket may send (0: no limit).
     #[serde(deserialize_with = "lenient_f64")]
     pub client_request_rate_per_socket: f64,
@@ -395,6 +416,23 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key}: must be greater than 0"));
         }
+        let share = self.backend.queue_share_per_address;
+        if !share.is_finite() || share <= 0.0 || share > 1.0 {
+            return Err(format!(
+                "backend.queueSharePerAddress: {share} must be a fraction of backend.queueLength above 0 \
+                 and at most 1 (1: no share per address)"
+            ));
+        }
+        if self.auth_reject_cache_secs > MAX_AUTH_REJECT_CACHE_SECS {
+            return Err(format!(
+                "authRejectCacheSecs: {} is over an hour; a session Drupal had not saved yet when it was \
+                 asked would stay refused that long",
+                self.auth_reject_cache_secs
+            ));
+        }
+        if self.auth_reject_cache_secs > 0 && self.auth_reject_cache_max == 0 {
+            return Err("authRejectCacheMax: must be at least 1 when authRejectCacheSecs is set".into());
+        }
         if self.engine == EngineKind::Redis {
             let url = &self.redis.url;
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
@@ -551,6 +589,8 @@ fn validate_metrics_token(token: &str) -> Result<(), String> {
 /// ordinary requests, more is no timeout.
 const MIN_HTTP_TIMEOUT_MS: u64 = 100;
 const MAX_HTTP_TIMEOUT_MS: u64 = 3_600_000;
+/// Longest accepted `authRejectCacheSecs`.
+const MAX_AUTH_REJECT_CACHE_SECS: u64 = 3600;
 
 /// Longest accepted `drainWindowMs`.
 const MAX_DRAIN_WINDOW_MS: u64 = 600_000;

@@ -79,6 +79,7 @@ fn defaults() -> Value {
             "timeoutMs": 30000,
             "concurrency": 64,
             "queueLength": 5000,
+            "queueSharePerAddress": 0.125,
             "messageConcurrency": 8,
             "messageQueueLength": 1000
         },
@@ -89,6 +90,8 @@ fn defaults() -> Value {
         "presenceGraceMs": 2000,
         "authCacheTtlSecs": 600,
         "authCacheMax": 200000,
+        "authRejectCacheSecs": 30,
+        "authRejectCacheMax": 10000,
         "contentTokenTtlSecs": 86400,
         "engine": "memory",
         "redis": {
@@ -118,6 +121,7 @@ fn defaults() -> Value {
         "authBurstPerAddress": 2000,
         "clientMessages": [],
         "clientWritableChannels": [],
+        "clientPublishCallbacks": [],
         "clientRequestRatePerSocket": 10,
         "clientRequestBurstPerSocket": 20,
         "clientRequestMaxBytes": "8kb",

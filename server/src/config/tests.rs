@@ -27,6 +27,9 @@ fn defaults_and_the_origin_warning() {
     assert_eq!((c.http_header_timeout_ms, c.http_idle_timeout_ms), (10_000, 5000));
     assert_eq!((c.max_http_connections, c.max_http_connections_per_address), (8192, 1024));
     assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!((c.backend.queue_share_per_address, c.backend.queue_share()), (0.125, 625));
+    assert_eq!((c.auth_reject_cache_secs, c.auth_reject_cache_max), (30, 10_000));
+    assert!(c.client_publish_callbacks.is_empty());
     assert!(warnings.iter().any(|w| w.starts_with("allowedOrigins: not set")), "{warnings:?}");
     let (_, warnings) = load(&cli(&["--service-key", "k", "--set", "allowedOrigins=*"]), env(&[])).unwrap();
     assert!(warnings.is_empty(), "an explicit \"*\" is a decision: {warnings:?}");
@@ -93,6 +96,13 @@ fn bad_values_name_the_key() {
         ("httpIdleTimeoutMs=soon", "httpIdleTimeoutMs"),
         ("maxHttpConnections=-1", "maxHttpConnections"),
         ("maxHttpConnectionsPerAddress=9000", "maxHttpConnectionsPerAddress"),
+        ("backend.queueSharePerAddress=0", "backend.queueSharePerAddress"),
+        ("backend.queueSharePerAddress=1.5", "backend.queueSharePerAddress"),
+        ("backend.queueSharePerAddress=half", "backend.queueSharePerAddress"),
+        ("authRejectCacheSecs=86400", "authRejectCacheSecs"),
+        ("authRejectCacheMax=0", "authRejectCacheMax"),
+        ("authRejectCacheSecs=-1", "authRejectCacheSecs"),
+        ("clientPublishCallbacks=clientJoinedTokenChannel", "clientPublishCallbacks"),
     ] {
         let e = load(&cli(&["--service-key", "k", "--set", set]), env(&[])).unwrap_err().to_string();
         assert!(e.contains(key), "{set}: {e}");
@@ -103,4 +113,14 @@ fn bad_values_name_the_key() {
         env(&[]),
     )
     .unwrap();
+    // No reject cache: the size does not matter; a whole queue per address is allowed.
+    let (c, _) = load(
+        &cli(&["--service-key", "k", "--set", "authRejectCacheSecs=0", "--set", "authRejectCacheMax=0"]),
+        env(&[
+            ("DRUPAL_PUSH_BACKEND__QUEUE_SHARE_PER_ADDRESS", "1"),
+            ("DRUPAL_PUSH_BACKEND__QUEUE_LENGTH", "0"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.backend.queue_share(), 1, "at least one");
 }

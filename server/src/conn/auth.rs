@@ -1,7 +1,7 @@
 //! The authentication handshake of a connection (spec 3.3) and its content-token joins.
 //!
-//! `authenticate` starts a *lookup* (the engine's auth cache, else Drupal's `authenticate`
-//! callback, whose answer is then cached) that the connection polls beside its other events; a
+//! `authenticate` starts a *lookup* (the engine's auth cache, else the tokens Drupal refused
+//! lately, else Drupal's `authenticate` callback, whose answer is then cached) that the connection polls beside its other events; a
 //! client leaving meanwhile just drops it. Once Drupal's record is known, *completion* runs to
 //! its end: the outbox is held, the socket joins its channels here and is counted by the
 //! engine (presence), its content tokens are joined, each of its streams is recovered from the
@@ -91,11 +91,15 @@ impl Connection {
             if let Some(record) = engine.cached_auth(&key).await.map_err(LookupError::Engine)? {
                 return Ok((record, true));
             }
+            // Drupal refused this token moments ago: the same answer, without asking again.
+            if backend.recently_rejected(&key) {
+                return Err(LookupError::Backend(BackendError::InvalidToken));
+            }
             // Only authentications that reach Drupal count against the per-address rate.
             if !app.admission.allow_auth(client) {
                 return Err(LookupError::RateLimited);
             }
-            let answer = backend.authenticate(request).await.map_err(LookupError::Backend)?;
+            let answer = backend.authenticate(request, client).await.map_err(LookupError::Backend)?;
             let record = Arc::new(AuthRecord::from(answer));
             engine.cache_auth(key, record.clone()).await.map_err(LookupError::Engine)?;
             Ok((record, false))
@@ -119,7 +123,7 @@ impl Connection {
                 Some(End::Close(CloseCode::AUTH_REJECTED))
             }
             Err(LookupError::RateLimited) => Some(End::Close(CloseCode::RATE_LIMITED)),
-            Err(LookupError::Backend(e @ BackendError::Busy)) => {
+            Err(LookupError::Backend(e @ (BackendError::Busy | BackendError::AddressBusy))) => {
                 // The backend client logs a full queue once; one line per refused client would flood.
                 tracing::debug!(error = %e, "authentication refused: backend queue full");
                 Some(End::Close(e.close_code()))
@@ -253,7 +257,7 @@ fn outcome(result: &Result<Found, LookupError>) -> AuthOutcome {
         Ok((_, true)) => AuthOutcome::Cached,
         Ok((_, false)) => AuthOutcome::Ok,
         Err(LookupError::Backend(BackendError::InvalidToken)) => AuthOutcome::Rejected,
-        Err(LookupError::Backend(BackendError::Busy)) => AuthOutcome::BackendBusy,
+        Err(LookupError::Backend(BackendError::Busy | BackendError::AddressBusy)) => AuthOutcome::BackendBusy,
         Err(LookupError::Backend(_)) => AuthOutcome::BackendError,
         Err(LookupError::RateLimited) => AuthOutcome::RateLimited,
         Err(LookupError::Engine(_)) => AuthOutcome::EngineError,

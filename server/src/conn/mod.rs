@@ -67,7 +67,8 @@ pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: 
     let (id, socket_id) = match app.hub.register(client, outbox.clone()) {
         Ok(r) => r,
         Err(code) => {
-            tracing::warn!(%peer, "connection refused: connection limit reached");
+            let hint = app.admission.proxy_hint(client);
+            tracing::warn!(%peer, "connection refused: connection limit reached (maxConnections or maxConnectionsPerAddress){hint}");
             app.metrics.closed(ClosedBy::Server, code.0);
             finish(&outbox, End::Close(code), &mut Reader::new(0), CLOSE_LINGER).await;
             return;

@@ -7,9 +7,11 @@
 //! and size limits, then the checks of its kind. A `message` goes to Drupal from a task of its
 //! own, so a slow Drupal never stops the connection from reading: the answer (an `ack` with
 //! Drupal's JSON, or `backend-unavailable`) is pushed to the outbox when it comes, if the
-//! socket is still there. A `publish` goes through the engine like Drupal's publishes (recorded
-//! in history, delivered on every node) and is awaited here, so one socket's publishes keep
-//! their order and a socket that publishes faster than the engine takes them is read no faster.
+//! socket is still there. A `publish` is checked for what its message may carry
+//! ([`crate::client_requests::Policy::check_publish`]), then goes through the engine like
+//! Drupal's publishes (recorded in history, delivered on every node) and is awaited here, so
+//! one socket's publishes keep their order and a socket that publishes faster than the engine
+//! takes them is read no faster.
 
 use super::Connection;
 use crate::client_requests::Refusal;
@@ -86,6 +88,7 @@ impl Connection {
         let Value::Object(mut message) = p.message else {
             return Err((ErrorCode::BadFrame, "the message must be a JSON object".into()));
         };
+        app.requests.check_publish(&mut message)?;
         message.insert(SENDER_UID.into(), serde_json::to_value(member.uid).unwrap_or(Value::Null));
         message.insert(SENDER_SOCKET_ID.into(), Value::from(self.socket_id.as_str()));
         let raw = serde_json::to_string(&message).ok().and_then(|t| RawValue::from_string(t).ok());
@@ -150,7 +153,9 @@ fn client_text(e: &BackendError) -> String {
     match e {
         BackendError::Unreachable(_) => "Drupal could not be reached".into(),
         BackendError::Timeout => "Drupal did not answer in time".into(),
-        BackendError::Busy | BackendError::MessagesBusy => "too many messages wait for Drupal".into(),
+        BackendError::Busy | BackendError::AddressBusy | BackendError::MessagesBusy => {
+            "too many messages wait for Drupal".into()
+        }
         BackendError::Redirect { status, .. } | BackendError::Status(status) => {
             format!("Drupal answered HTTP {status}")
         }

@@ -1,9 +1,15 @@
 //! The table of this node's connections, with the counters that must agree with it (per
 //! address, authenticated) and the outboxes of every authenticated socket for broadcasts.
+//!
+//! Per address (its [`address_key`]) it also knows, in O(1) per connection and memory bounded
+//! by the connections, how many distinct client addresses are connected and how many
+//! connections the busiest one holds (`/status.json`): one address holding most connections
+//! is the sign of a reverse proxy missing from `trustedProxies`.
 
 use super::ConnId;
 use super::groups::Snapshot;
 use crate::engine::Member;
+use crate::limits::address_key;
 use crate::outbox::Outbox;
 use drupal_push_protocol::{SocketId, Uid};
 use rustc_hash::FxHashMap;
@@ -13,6 +19,7 @@ use std::sync::Arc;
 /// One WebSocket connection.
 pub(super) struct ConnEntry {
     pub outbox: Arc<Outbox>,
+    /// The client's [`address_key`].
     addr: IpAddr,
     /// Set once authenticated; boxed so that pre-auth connections stay small.
     auth: Option<Box<ConnAuth>>,
@@ -39,6 +46,10 @@ pub struct ConnLimits {
 pub(super) struct Conns {
     map: FxHashMap<ConnId, ConnEntry>,
     per_addr: FxHashMap<IpAddr, u32>,
+    /// `with_count[c]`: how many addresses hold exactly `c` connections (index 0 unused).
+    with_count: Vec<u32>,
+    /// The most connections one address holds.
+    top: u32,
     authenticated: usize,
     next_id: ConnId,
     /// Outboxes of all authenticated connections, for broadcasts; rebuilt after a change.
@@ -46,21 +57,22 @@ pub(super) struct Conns {
 }
 
 impl Conns {
-    /// Adds a connection unless a limit is reached.
+    /// Adds a connection from `addr` (counted per [`address_key`]) unless a limit is reached.
     pub fn add(
         &mut self,
         addr: IpAddr,
         outbox: Arc<Outbox>,
         limits: ConnLimits,
     ) -> Option<(ConnId, SocketId)> {
+        let addr = address_key(addr);
         if limits.max_connections > 0 && self.map.len() >= limits.max_connections {
             return None;
         }
-        let from_addr = self.per_addr.entry(addr).or_insert(0);
-        if limits.max_per_address > 0 && *from_addr as usize >= limits.max_per_address {
+        let held = self.per_addr.get(&addr).copied().unwrap_or(0);
+        if limits.max_per_address > 0 && held as usize >= limits.max_per_address {
             return None;
         }
-        *from_addr += 1;
+        self.count_in(addr);
         self.next_id += 1;
         let socket_id = SocketId(crate::ids::random_id(16));
         self.map.insert(self.next_id, ConnEntry { outbox, addr, auth: None });
@@ -70,18 +82,47 @@ impl Conns {
     /// Takes a connection out, with its authentication if it had one.
     pub fn remove(&mut self, id: ConnId) -> Option<(ConnEntry, Option<Box<ConnAuth>>)> {
         let mut conn = self.map.remove(&id)?;
-        if let Some(n) = self.per_addr.get_mut(&conn.addr) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_addr.remove(&conn.addr);
-            }
-        }
+        self.count_out(conn.addr);
         let auth = conn.auth.take();
         if auth.is_some() {
             self.authenticated -= 1;
             self.everyone = None;
         }
         Some((conn, auth))
+    }
+
+    /// One more connection from the address key `addr`.
+    fn count_in(&mut self, addr: IpAddr) {
+        let n = self.per_addr.entry(addr).or_insert(0);
+        *n += 1;
+        let now = *n as usize;
+        if self.with_count.len() <= now {
+            self.with_count.resize(now + 1, 0);
+        }
+        self.with_count[now] += 1;
+        if now > 1 {
+            self.with_count[now - 1] -= 1;
+        }
+        self.top = self.top.max(now as u32);
+    }
+
+    /// One connection less from the address key `addr`.
+    fn count_out(&mut self, addr: IpAddr) {
+        let Some(n) = self.per_addr.get_mut(&addr) else { return };
+        let was = *n as usize;
+        *n -= 1;
+        if *n == 0 {
+            self.per_addr.remove(&addr);
+        }
+        self.with_count[was] -= 1;
+        if was > 1 {
+            self.with_count[was - 1] += 1;
+        }
+        // Counts move by one: when the last address at the top moves down, the top is one
+        // lower (that address is there now), or 0 when it was the last connection.
+        if was as u32 == self.top && self.with_count[was] == 0 {
+            self.top -= 1;
+        }
     }
 
     pub fn get(&self, id: ConnId) -> Option<&ConnEntry> {
@@ -132,5 +173,48 @@ impl Conns {
 
     pub fn authenticated(&self) -> usize {
         self.authenticated
+    }
+
+    /// Distinct client addresses (IPv6: /64 networks) with a connection here.
+    pub fn client_addresses(&self) -> usize {
+        self.per_addr.len()
+    }
+
+    /// Connections of the address that holds the most.
+    pub fn top_address_connections(&self) -> usize {
+        self.top as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23: the distinct addresses and the busiest one's connections follow every add and
+    /// remove.
+    #[test]
+    fn distinct_addresses_and_the_top_address_follow_the_connections() {
+        // An outbox needs a socket; the counts do not, so the table is driven through its
+        // address bookkeeping alone.
+        let mut c = Conns::default();
+        let addr = |n: u8| IpAddr::from([10, 0, 0, n]);
+        for n in [1, 1, 1, 2, 3, 3] {
+            c.count_in(addr(n));
+        }
+        assert_eq!((c.client_addresses(), c.top_address_connections()), (3, 3));
+        c.count_out(addr(1));
+        assert_eq!(c.top_address_connections(), 2, "1 and 3 hold two each");
+        c.count_out(addr(3));
+        assert_eq!(c.top_address_connections(), 2, "1 still holds two");
+        c.count_out(addr(1));
+        assert_eq!((c.client_addresses(), c.top_address_connections()), (3, 1));
+        for n in [1, 2, 3] {
+            c.count_out(addr(n));
+        }
+        assert_eq!((c.client_addresses(), c.top_address_connections()), (0, 0));
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        c.count_in(address_key(v6("2001:db8::1")));
+        c.count_in(address_key(v6("2001:db8::2")));
+        assert_eq!((c.client_addresses(), c.top_address_connections()), (1, 2), "one /64");
     }
 }

@@ -43,6 +43,10 @@ pub struct LocalStats {
     pub channels: usize,
     /// Content-token channels with a member here.
     pub token_channels: usize,
+    /// Distinct client addresses (IPv6: /64 networks) of the connections here.
+    pub client_addresses: usize,
+    /// Connections (authenticated or not) of the address that holds the most.
+    pub top_address_connections: usize,
 }
 
 #[derive(Default)]
@@ -329,6 +333,8 @@ impl Hub {
             sessions: local.sessions.len(),
             channels: local.channels.len(),
             token_channels: local.token_channels.len(),
+            client_addresses: local.conns.client_addresses(),
+            top_address_connections: local.conns.top_address_connections(),
         }
     }
 }

@@ -149,6 +149,8 @@ struct Sampled {
     backend_queue: Gauge,
     backend_in_flight: Gauge,
     pending_notices: Gauge,
+    client_addresses: Gauge,
+    top_address_connections: Gauge,
     rss: Gauge,
 }
 
@@ -170,6 +172,9 @@ pub struct Metrics {
     http_refused: Family<Reason, Counter>,
     http_timeouts: Family<Kind, Counter>,
     accept_errors: Counter,
+    /// Handshakes carrying `X-Forwarded-For` or `Forwarded` from a peer not in
+    /// `trustedProxies` (counted by the admission checks).
+    pub untrusted_forwarded: Counter,
     sampled: Sampled,
 }
 
@@ -200,6 +205,7 @@ impl Metrics {
             http_refused: Family::default(),
             http_timeouts: Family::default(),
             accept_errors: Counter::default(),
+            untrusted_forwarded: Counter::default(),
             sampled: Sampled::default(),
         };
         m.register()
@@ -322,6 +328,22 @@ impl Metrics {
             self.accept_errors.clone(),
         );
         r.register(
+            "drupal_push_untrusted_forwarded_handshakes",
+            "WebSocket handshakes carrying X-Forwarded-For or Forwarded from a peer not in trustedProxies \
+             (the header is ignored: a reverse proxy missing from trustedProxies?)",
+            self.untrusted_forwarded.clone(),
+        );
+        r.register(
+            "drupal_push_client_addresses",
+            "Distinct client addresses (IPv6: /64 networks) of this node's connections",
+            s.client_addresses.clone(),
+        );
+        r.register(
+            "drupal_push_top_address_connections",
+            "Connections of the client address that holds the most on this node",
+            s.top_address_connections.clone(),
+        );
+        r.register(
             "drupal_push_queued_bytes",
             "Bytes waiting in outboxes for sockets to take them",
             self.queued_bytes.clone(),
@@ -427,6 +449,8 @@ impl Metrics {
         let local = app.hub.stats();
         s.connections.get_or_create(&ConnState { state: "pre_auth" }).set(gauge(local.pre_auth_sockets));
         s.connections.get_or_create(&ConnState { state: "authenticated" }).set(gauge(local.sockets));
+        s.client_addresses.set(gauge(local.client_addresses));
+        s.top_address_connections.set(gauge(local.top_address_connections));
         s.engine_ready.set(i64::from(app.engine.ready()));
         if let Ok(e) = app.engine.stats().await {
             s.nodes.set(gauge(e.nodes));

@@ -3,14 +3,16 @@
 // `Drupal.Nodejs.socket.emit('message', data, ack)` (zero-change path) and through our
 // `Drupal.Nodejs.sendMessage` (shim), with the server-set uid and socket id and Drupal's answer
 // back in the ack; a refused type never reaches Drupal; a publish to a client-writable channel
-// reaches the other member and not the sender.
+// reaches the other member and not the sender, and may drive only the callbacks the site allows.
 'use strict';
 
 const {test, after} = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('../lib/harness');
 
-const stack = h.useStack({extra: 'clientMessages = ["chatMessage"]\nclientWritableChannels = ["room_*"]'});
+const stack = h.useStack({
+  extra: 'clientMessages = ["chatMessage"]\nclientWritableChannels = ["chan_*"]\nclientPublishCallbacks = ["a"]'
+});
 let site;
 
 after(() => new Promise((resolve) => (site ? site.close(resolve) : resolve())));
@@ -73,17 +75,34 @@ for (const path of ['shim', 'zero-change']) {
   });
 }
 
+// Security review finding 5: a publish named any page callback (the module's nodejsNotify
+// renders HTML), and one without a callback ran every callback through the module's fallback.
+// Now only callbacks of clientPublishCallbacks pass, a plain publish runs no callback and
+// reaches the channel listeners (onChannel), and server members are refused.
 test('shim: a publish to a client-writable channel reaches the other member, not the sender', async () => {
-  const sender = await userPage('shim', 411, {channels: ['room_1']});
-  const other = await userPage('zero-change', 412, {channels: ['room_1']});
-  const result = await sender.evaluate(() => new Promise((resolve) => {
-    Drupal.Nodejs.publish('room_1', {callback: 'a', data: {n: 1}}, (error, result) => resolve({error, result}));
-  }));
-  assert.deepEqual(result, {error: null, result: {sent: 1}});
+  const sender = await userPage('shim', 411, {channels: ['chan_room']});
+  const other = await userPage('zero-change', 412, {channels: ['chan_room']});
+  const publish = (message) => sender.evaluate((message) => new Promise((resolve) => {
+    Drupal.Nodejs.publish('chan_room', message, (error, result) => resolve({error, result}));
+  }), message);
+  assert.deepEqual(await publish({callback: 'a', data: {n: 1}}), {error: null, result: {sent: 1}});
   const [e] = await h.waitForEvents(other, 'callback', 'a');
   assert.equal(e.message.data.n, 1);
   assert.equal(e.message.senderUid, 411);
   assert.equal(e.message.senderSocketId, await sender.evaluate(() => Drupal.Nodejs.socket.id));
+
+  const refused = await publish({callback: 'b', data: {n: 2}});
+  assert.equal(refused.error && refused.error.code, 'callback-not-allowed', JSON.stringify(refused));
+  const reserved = await publish({clientSocketId: 'x', data: {n: 3}});
+  assert.equal(reserved.error && reserved.error.code, 'reserved-member', JSON.stringify(reserved));
+
+  assert.deepEqual(await publish({data: {n: 4}}), {error: null, result: {sent: 1}});
+  const heard = await h.waitForEvents(other, 'channel', 'prefix', 2);
+  assert.deepEqual(heard.map((x) => x.message.data.n), [1, 4], 'the listener got the allowed ones only');
+  assert.deepEqual(heard[1].message.callback, [], 'the server set an empty callback list');
+  assert.equal((await h.events(other, 'callback', 'b')).length, 0, 'no fallback to every callback');
+  assert.equal((await h.events(other, 'callback', 'a')).length, 1, 'a ran for its own publish only');
+
   const denied = await sender.evaluate(() => new Promise((resolve) => {
     Drupal.Nodejs.publish('nodejs_user_412', {callback: 'a'}, (error) => resolve(error));
   }));

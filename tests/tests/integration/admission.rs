@@ -138,3 +138,19 @@ async fn authentications_going_to_drupal_are_rate_limited_per_address() {
     TestClient::connect_auth(&s.ws_url(), "a").await;
     assert_eq!(d.auth_calls(), 2);
 }
+
+/// Security review finding 10, over real sockets from a trusted peer (the loopback): a client
+/// that sends `X-Forwarded-For: junk` itself, which the proxy keeps and appends the real address
+/// to, used to count as the proxy, so that every such client shared one per-address limit.
+#[tokio::test]
+async fn junk_left_of_the_client_hop_does_not_make_the_client_the_proxy() {
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    let limits = [("connectionBurstPerAddress", "1"), ("connectionRatePerAddress", "0.001")];
+    let s = TestServer::start_with(&d, &limits).await;
+    assert_eq!(open(request(&s, None, Some("unknown, 203.0.113.1"))).await, Ok(()));
+    assert_eq!(open(request(&s, None, Some("junk, 203.0.113.2"))).await, Ok(()), "another client");
+    assert_eq!(open(request(&s, None, Some("203.0.113.2"))).await.unwrap_err().0, 429, "the same client");
+    // Junk as the last entry: the proxy itself is the nearest address that can be named.
+    assert_eq!(open(request(&s, None, Some("203.0.113.3, junk"))).await, Ok(()));
+    assert_eq!(open(request(&s, None, None)).await.unwrap_err().0, 429, "that was the proxy's token");
+}

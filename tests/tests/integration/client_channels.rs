@@ -3,6 +3,8 @@
 //! server, not its own socket (only with `echo`), and not the other tabs of its session either
 //! way; non-members, channels that do not match and malformed messages are refused; the rate
 //! limit applies; the message is recorded like Drupal's, so a member that reconnects recovers it.
+//! A publish may not carry the members pages act on as server or Drupal messages, and names
+//! only callbacks the site allows (`clientPublishCallbacks`).
 //! On several nodes (the Redis engine): server/tests/real_binary/cluster_client_requests.rs.
 
 use drupal_push_protocol::ErrorCode;
@@ -31,11 +33,11 @@ async fn a_member_publishes_to_the_other_members_and_only_with_echo_to_itself() 
     let mut c = TestClient::connect_auth(&s.ws_url(), "s3").await;
     let mut outsider = TestClient::connect_auth(&s.ws_url(), "s4").await;
 
-    let forged = json!({"text": "hi", "senderUid": 99, "senderSocketId": "x", "clientSocketId": "y"});
+    let forged = json!({"text": "hi", "senderUid": 99, "senderSocketId": "x"});
     a.publish("chat_1", forged, false, Some(8)).await;
     // The fan-out ends before the ack is sent: a message to `a` would come first.
     assert_eq!(a.next_reply().await, Reply::sent(8, 3), "a2, b and c; not the sender");
-    let expected = a.sent_by_me(json!({"text": "hi", "clientSocketId": "y"}), 1);
+    let expected = a.sent_by_me(json!({"text": "hi"}), 1);
     for member in [&mut a2, &mut b, &mut c] {
         let env = member.next_envelope().await;
         assert_eq!(env.channel.as_deref(), Some("chat_1"));
@@ -146,4 +148,56 @@ async fn a_publish_is_recorded_and_a_reconnecting_member_recovers_it() {
     assert_eq!(missed.message, a.sent_by_me(json!({"n": 2}), 1));
     assert_eq!(missed.offset, env.offset.map(|o| o + 1));
     assert_eq!(b.next_message().await["n"], 3);
+}
+
+/// Security review finding 5: a member's publish reached the other members with
+/// `presenceNotification`, `contentChannelNotification`, another socket's `clientSocketId` or
+/// any `callback` intact, and their pages' `runCallbacks` acted on them (the module's
+/// `nodejsNotify` renders HTML). Now each is refused, the socket stays open, and nobody gets it;
+/// an allowed callback and a plain data publish (which gets `callback: []`, so the module's
+/// fallback to every callback is not taken) still pass.
+#[tokio::test]
+async fn a_publish_may_not_carry_server_members_or_callbacks_the_site_did_not_allow() {
+    let (_d, s) = setup(&[("clientPublishCallbacks", "chat")]).await;
+    let mut a = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    let mut b = TestClient::connect_auth(&s.ws_url(), "s2").await;
+    let mut c = TestClient::connect_auth(&s.ws_url(), "s3").await;
+    let forbidden = [
+        (json!({"presenceNotification": {"uid": 9, "event": "online"}}), ErrorCode::ReservedMember),
+        (
+            json!({"channel": "chat_1", "contentChannelNotification": true, "data": {}}),
+            ErrorCode::ReservedMember,
+        ),
+        (json!({"text": "x", "clientSocketId": b.socket_id}), ErrorCode::ReservedMember),
+        (json!({"callback": "nodejsNotify", "data": {"body": "<img src=x>"}}), ErrorCode::CallbackNotAllowed),
+        (json!({"callback": ["chat", "nodejsNodeAjax"]}), ErrorCode::CallbackNotAllowed),
+        (json!({"callback": "clientAuthenticated"}), ErrorCode::CallbackNotAllowed),
+    ];
+    for (n, (message, code)) in forbidden.into_iter().enumerate() {
+        let id = n as u64 + 1;
+        a.publish("chat_1", message.clone(), true, Some(id)).await;
+        let r = a.next_reply().await;
+        assert_eq!((r.id(), r.code()), (Some(id), code), "{message}: {r:?}");
+        if let Reply::Error(e) = &r {
+            assert!(
+                e.message.contains("clientPublishCallbacks") || e.message.contains("may not carry"),
+                "{e:?}"
+            );
+        }
+    }
+    a.publish("chat_1", json!({"callback": "chat", "text": "allowed"}), false, Some(20)).await;
+    assert_eq!(a.next_reply().await, Reply::sent(20, 2), "the socket stayed open");
+    a.publish("chat_1", json!({"text": "plain"}), false, Some(21)).await;
+    assert_eq!(a.next_reply().await, Reply::sent(21, 2));
+    for member in [&mut b, &mut c] {
+        // The first messages they get are the allowed ones: none of the refused reached them.
+        let allowed = member.next_message().await;
+        assert_eq!(allowed, a.sent_by_me(json!({"callback": "chat", "text": "allowed"}), 1));
+        let plain = member.next_message().await;
+        assert_eq!(plain, a.sent_by_me(json!({"text": "plain"}), 1));
+        assert_eq!(plain["callback"], json!([]), "names no callback, so none runs");
+    }
+    // Drupal's own publishes are not checked: Drupal decides what its messages carry.
+    s.post("publish", json!({"channel": "chat_1", "callback": "nodejsNotify", "clientSocketId": "z"})).await;
+    assert_eq!(b.next_message().await["callback"], "nodejsNotify");
 }

@@ -11,6 +11,7 @@
 
 mod admission;
 mod api_routes;
+mod auth_fairness;
 mod backend_failures;
 mod backend_load;
 mod bad_input;
@@ -28,4 +29,5 @@ mod slow_consumer;
 mod stream_names;
 mod tls;
 mod token_channels;
+mod untrusted_proxy;
 mod ws_conformance;
