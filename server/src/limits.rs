@@ -4,7 +4,8 @@
 //! network of an IPv6 address, since one IPv6 host usually holds a whole /64 and can pick a new
 //! address in it for every connection.
 //!
-//! Rate limits: the token bucket ([`TokenBucket`], also one per socket for its requests), and
+//! Rate limits: the token bucket ([`TokenBucket`], also one per socket for its requests and its
+//! content-token channel joins, [`take_per_socket`]), and
 //! per-address buckets keyed by the client's IP address, for new WebSocket connections
 //! (`connectionRatePerAddress`, `connectionBurstPerAddress`) and for authentications that go to
 //! Drupal (`authRatePerAddress`, `authBurstPerAddress`).
@@ -98,6 +99,17 @@ impl TokenBucket {
     fn refilled(&self, rate: f64, burst: f64, now: Instant) -> bool {
         self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * rate >= burst
     }
+}
+
+/// Takes a token from one socket's bucket for a per-socket rate of `rate` per second after bursts
+/// of `burst` (`rate` 0: no limit, always true). The bucket is allocated on the first event, so
+/// a socket that never asks costs one empty pointer.
+pub fn take_per_socket(bucket: &mut Option<Box<TokenBucket>>, rate: f64, burst: u32, now: Instant) -> bool {
+    if rate <= 0.0 {
+        return true;
+    }
+    let burst = f64::from(burst.max(1));
+    bucket.get_or_insert_with(|| Box::new(TokenBucket::full(burst, now))).take(rate, burst, now)
 }
 
 impl RateLimit {

@@ -245,6 +245,13 @@ pub struct Config {
     pub auth_rate_per_address: f64,
     /// How many authentications one address may send at once before the rate applies.
     pub auth_burst_per_address: u32,
+    /// Content-token channel joins per second one socket may ask for, `join-token-channel`
+    /// frames and the `contentTokens` of its `authenticate` together (0: no limit).
+    #[serde(deserialize_with = "lenient_f64")]
+    pub token_join_rate_per_socket: f64,
+    /// How many content-token channel joins one socket may ask for at once before the rate
+    /// applies.
+    pub token_join_burst_per_socket: u32,
     /// Message types a browser may send to Drupal's `/nodejs/message` (`["*"]`: any type but the
     /// reserved `authenticate`, `userOnline`, `userOffline`). Empty: none (the default).
     #[serde(deserialize_with = "string_list")]
@@ -513,6 +520,12 @@ impl Config {
                 self.auth_rate_per_address,
                 "authBurstPerAddress",
                 self.auth_burst_per_address,
+            ),
+            (
+                "tokenJoinRatePerSocket",
+                self.token_join_rate_per_socket,
+                "tokenJoinBurstPerSocket",
+                self.token_join_burst_per_socket,
             ),
         ];
         for (rate_key, rate, burst_key, burst) in limits {

@@ -119,6 +119,8 @@ fn defaults() -> Value {
         "connectionBurstPerAddress": 4000,
         "authRatePerAddress": 100,
         "authBurstPerAddress": 2000,
+        "tokenJoinRatePerSocket": 2,
+        "tokenJoinBurstPerSocket": 20,
         "clientMessages": [],
         "clientWritableChannels": [],
         "clientPublishCallbacks": [],

@@ -86,6 +86,8 @@ fn bad_values_name_the_key() {
         ("connectionRatePerAddress=fast", "connectionRatePerAddress"),
         ("authRatePerAddress=-1", "authRatePerAddress"),
         ("authBurstPerAddress=0", "authBurstPerAddress"),
+        ("tokenJoinRatePerSocket=-2", "tokenJoinRatePerSocket"),
+        ("tokenJoinBurstPerSocket=0", "tokenJoinBurstPerSocket"),
         ("connectionBurstPerAddress=-3", "connectionBurstPerAddress"),
         ("drainWindowMs=3600000", "drainWindowMs"),
         ("logFormat=xml", "logFormat"),

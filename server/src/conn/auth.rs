@@ -157,11 +157,22 @@ impl Connection {
         self.phase = Phase::Authenticated;
         let mut joined = BTreeMap::new();
         let mut notices = Vec::new();
+        let mut over_budget = 0usize;
         for (channel, content_token) in request.content_tokens {
+            if !self.take_join() {
+                over_budget += 1;
+                continue;
+            }
             if let Ok(notice) = join_token_channel(&app, self.id, &member, &channel, &content_token).await {
                 notices.extend(notice.map(|n| (Stream::Token(Arc::from(channel.as_str())), n)));
                 joined.insert(channel, content_token);
             }
+        }
+        if over_budget > 0 {
+            tracing::info!(
+                left_out = over_budget,
+                "authenticate: contentTokens over tokenJoinBurstPerSocket were not joined"
+            );
         }
         let mut streams: Vec<Stream> = Vec::new();
         for c in &record.channels {
@@ -225,12 +236,31 @@ impl Connection {
         None
     }
 
+    /// Takes one content-token join from the socket's budget; false when it is spent.
+    fn take_join(&mut self) -> bool {
+        let cfg = &self.app.config;
+        let (rate, burst) = (cfg.token_join_rate_per_socket, cfg.token_join_burst_per_socket);
+        crate::limits::take_per_socket(&mut self.joins, rate, burst, std::time::Instant::now())
+    }
+
     /// `join-token-channel` from the client.
     pub(super) async fn on_join_token_channel(&mut self, channel: &str, token: &str) {
         let Some(member) = self.member.clone() else {
             self.reply_error(ErrorCode::NotAuthenticated, "join-token-channel needs an authenticated socket");
             return;
         };
+        if !self.take_join() {
+            let cfg = &self.app.config;
+            self.reply_error(
+                ErrorCode::RateLimited,
+                format!(
+                    "channel {channel:?}: more than {} content-token channel joins per second (bursts of {}): \
+                     this one was dropped",
+                    cfg.token_join_rate_per_socket, cfg.token_join_burst_per_socket
+                ),
+            );
+            return;
+        }
         let app = self.app.clone();
         let notice = match join_token_channel(&app, self.id, &member, channel, token).await {
             Ok(notice) => notice,
@@ -264,8 +294,12 @@ fn outcome(result: &Result<Found, LookupError>) -> AuthOutcome {
     }
 }
 
-/// Joins a content-token channel here, then in the engine; undoes the local join when the
-/// engine refuses. Returns the join notice to publish when the member is new to the channel.
+/// Checks the token with the engine (which counts the member in), then adds the socket to the
+/// channel here: a socket is in the local group only with a token the engine accepted, so a
+/// refused join never sees a message of the channel. Returns the join notice to publish when
+/// the member is new to the channel. Only this connection's task changes its token channels
+/// (the hub's detach runs in it too), so the socket cannot leave or join between the check and
+/// the local join.
 async fn join_token_channel(
     app: &App,
     id: ConnId,
@@ -273,14 +307,14 @@ async fn join_token_channel(
     channel: &str,
     token: &str,
 ) -> Result<Option<Arc<RawValue>>, EngineError> {
-    if !app.hub.join_token_channel(id, channel, token) {
+    if app.hub.in_token_channel(id, channel) != Some(false) {
         return Ok(None);
     }
-    let joined = app.engine.join_token_channel(channel, token, member).await;
-    if joined.is_err() {
-        app.hub.leave_token_channel(id, channel);
+    let notice = app.engine.join_token_channel(channel, token, member).await?;
+    if !app.hub.join_token_channel(id, channel, token) {
+        tracing::error!(channel, "a socket left between its token check and its local join");
     }
-    joined
+    Ok(notice)
 }
 
 /// What a (re)authenticating socket gets across its streams.

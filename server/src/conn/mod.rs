@@ -85,6 +85,7 @@ pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: 
         phase: auth::Phase::AwaitingAuth,
         member: None,
         allowance: None,
+        joins: None,
         sender: false,
     };
     let end = conn.serve(early).instrument(span.clone()).await;
@@ -104,6 +105,8 @@ struct Connection {
     member: Option<Member>,
     /// The socket's request budget, from its first request on.
     allowance: Option<Box<Allowance>>,
+    /// The socket's content-token join budget (`tokenJoinRatePerSocket`), from its first join on.
+    joins: Option<Box<crate::limits::TokenBucket>>,
     /// The hub indexes this socket by its id, since it published without echo.
     sender: bool,
 }

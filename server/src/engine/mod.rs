@@ -380,7 +380,7 @@ pub trait Engine: Send + Sync + 'static {
     /// A socket of `member` joins a content-token channel with `token`. When the member is new
     /// to the channel, returns the `clientJoinedTokenChannel` notice, which the caller publishes
     /// on the channel once the socket's start position there is set (so the joiner gets it too).
-    /// The caller has already added the socket to the channel locally and removes it on refusal.
+    /// The caller adds the socket to the channel locally only after this accepted the token.
     fn join_token_channel<'a>(
         &'a self,
         channel: &'a str,

@@ -156,8 +156,17 @@ impl Hub {
         Some(changes)
     }
 
-    /// Adds an authenticated connection to a content-token channel, joined with `token`;
-    /// false when it is gone or already in.
+    /// Whether an authenticated connection is in a content-token channel; `None` when it is
+    /// gone or not authenticated.
+    pub fn in_token_channel(&self, id: ConnId, channel: &str) -> Option<bool> {
+        let mut local = self.lock();
+        let auth = local.conns.auth_mut(id)?;
+        Some(auth.token_channels.iter().any(|(c, _)| &**c == channel))
+    }
+
+    /// Adds an authenticated connection to a content-token channel, joined with `token`, once
+    /// the engine has accepted the token (never before: whatever the channel carries would
+    /// reach the socket meanwhile). False when it is gone or already in.
     pub fn join_token_channel(&self, id: ConnId, channel: &str, token: &str) -> bool {
         let mut local = self.lock();
         let l = &mut *local;
@@ -170,15 +179,6 @@ impl Hub {
         auth.token_channels.push((key.clone(), Arc::from(token)));
         l.token_channels.insert(&key, id, &outbox);
         true
-    }
-
-    /// Undoes [`Hub::join_token_channel`] after the engine refused the join.
-    pub fn leave_token_channel(&self, id: ConnId, channel: &str) {
-        let mut local = self.lock();
-        if let Some(auth) = local.conns.auth_mut(id) {
-            auth.token_channels.retain(|(c, _)| &**c != channel);
-        }
-        local.token_channels.remove(channel, id);
     }
 
     /// The connection ended: out of every index (`sender`: its socket id, when it registered

@@ -28,6 +28,7 @@ mod shutdown;
 mod slow_consumer;
 mod stream_names;
 mod tls;
+mod token_channel_abuse;
 mod token_channels;
 mod untrusted_proxy;
 mod ws_conformance;
