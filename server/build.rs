@@ -2,7 +2,7 @@
 //! server binary when it exists, so that the binary serves `{resource}/socket.io.js` and the
 //! rest of the client with no configuration and no files beside it (`cargo install --path
 //! server` included). Without a built client the binary embeds nothing and looks for the files
-//! at run time (see `src/client_assets.rs`).
+//! at run time (see `src/http/client_assets.rs`).
 
 use std::path::{Path, PathBuf};
 

@@ -4,55 +4,41 @@
 //! authentication callback ([`backend`]); browsers connect over plain WebSocket JSON ([`conn`],
 //! protocol in the `drupal-push-protocol` crate).
 //!
-//! Module map: [`hub`] holds this node's sockets and which local socket is in which channel;
-//! [`engine`] holds everything cluster-wide (publishing with stream order, presence, the auth
-//! cache, content tokens, commands between nodes) behind one trait, with [`node`] as the
-//! engine's way back to this process; [`outbox`] is each socket's write side (direct writes,
-//! bounded queue); [`conn`] the connection task, its handshake and the frame codec.
+//! Module map, one folder per part (ARCHITECTURE.md draws them and the data paths):
+//! * [`http`]: the listener, HTTP connection caps and timeouts, TLS, the client's files.
+//! * [`edge`]: what is let in: origins, trusted proxies, per-address limits, the upgrade's
+//!   checks, the fair share of Drupal's queue, refused-token cache, the no-key guard.
+//! * [`api`]: Drupal's REST API under `/nodejs/`.
+//! * [`conn`]: one WebSocket connection: handshake, codec, authentication, client requests,
+//!   its outbox.
+//! * [`hub`]: this node's sockets and their channels; [`hub::node`] the engine's way back in.
+//! * [`engine`]: everything cluster-wide (streams and history, presence, the auth cache,
+//!   content tokens, commands between nodes), in memory or on Redis.
+//! * [`drupal`]: the client of Drupal's `/nodejs/message`, presence notices, the fake Drupal
+//!   and the demo mode.
+//! * [`ops`]: status page and `/status.json`, `/metrics`, logging, the drain on shutdown.
+//! * [`config`] what can be set; [`error`] one error type per boundary; [`ids`] random ids.
 //!
-//! Start reading at [`run`] and [`app`]; [`config`] says what can be set; [`demo`] is the
-//! built-in demo backend and pages, [`fake_drupal`] the Drupal it fakes (shared with the tests
-//! and the benchmark); [`status`] the public status page. Operations: [`admission`] (origin
-//! allow-list, per-address rate limits, behind [`proxy`]), [`http_conns`] and [`serve`] (caps
-//! and timeouts of HTTP connections), [`notices`] (presence notices to
-//! Drupal in order), [`drain`] (closes spread over a window on shutdown), [`open_guard`] (what
-//! runs without a service key takes only its own pages' requests), [`logging`],
-//! [`metrics`] (`/metrics` for Prometheus, and the counters behind the status page's rates).
-//! [`client_requests`] says what browsers may send besides `authenticate` (messages for Drupal,
-//! publishes to client-writable channels); `conn` carries them out.
+//! Start reading at [`run`] and [`app`].
 
 // The configuration defaults are one `json!` literal with many keys.
 #![recursion_limit = "256"]
 
-mod admission;
 mod api;
-mod backend;
-mod client_assets;
-mod client_requests;
 pub mod config;
 mod conn;
-mod demo;
-mod drain;
+mod drupal;
+mod edge;
 mod engine;
 mod error;
-mod fair_slots;
-pub mod fake_drupal;
-mod http_conns;
+mod http;
 mod hub;
 mod ids;
-mod limits;
-pub mod logging;
-mod metrics;
-mod node;
-mod notices;
-mod open_guard;
-mod origin;
-mod outbox;
-mod proxy;
-mod reject_cache;
-mod serve;
-mod status;
-pub mod tls;
+mod ops;
+
+pub use drupal::fake_drupal;
+pub use http::tls;
+pub use ops::logging;
 
 use axum::Router;
 use axum::routing::get;
@@ -60,9 +46,15 @@ use backend::Backend;
 use config::Config;
 #[doc(hidden)]
 pub use conn::codec::CodecRun;
+use conn::{client_requests, outbox};
+use drupal::{backend, demo};
+use edge::{admission, proxy};
 use engine::{Engine, MemoryEngine, RedisEngine};
 pub use error::StartError;
+use http::{client_assets, http_conns, serve};
+use hub::node;
 use hub::{ConnLimits, Hub};
+use ops::{drain, metrics, status};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -220,7 +220,7 @@ async fn send(router: &axum::Router, r: FuzzRequest) {
     if !req.headers().contains_key("nodejsservicekey") {
         req.headers_mut().insert("nodejsservicekey", HeaderValue::from_static(REST_SERVICE_KEY));
     }
-    // The demo's page routes take JSON only (server/src/open_guard.rs): inputs that name no
+    // The demo's page routes take JSON only (server/src/edge/open_guard.rs): inputs that name no
     // type reach their handlers as the demo page's requests do.
     if req.uri().path().starts_with("/demo/") && !req.headers().contains_key(header::CONTENT_TYPE) {
         req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -56,8 +56,8 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     // and non-browser callers may (`open_guard`).
     let router = match app.config.service_key.is_empty() {
         true => router.layer(axum::middleware::from_fn_with_state(
-            crate::open_guard::OpenGuard::new(&app.config),
-            crate::open_guard::check,
+            crate::edge::open_guard::OpenGuard::new(&app.config),
+            crate::edge::open_guard::check,
         )),
         false => router,
     };

@@ -484,7 +484,7 @@ impl Config {
         }
         self.validate_admission()?;
         self.validate_http()?;
-        crate::client_requests::Policy::new(self)?;
+        crate::conn::client_requests::Policy::new(self)?;
         validate_metrics_token(&self.metrics_token)?;
         if self.scheme == Scheme::Https {
             for (key, path) in [("sslKeyPath", &self.ssl_key_path), ("sslCertPath", &self.ssl_cert_path)] {
@@ -506,8 +506,8 @@ impl Config {
 
     /// The origin, proxy, rate-limit and drain settings.
     fn validate_admission(&self) -> Result<(), String> {
-        crate::origin::Origins::parse(&self.allowed_origins)?;
-        crate::proxy::TrustedProxies::parse(&self.trusted_proxies)?;
+        crate::edge::origin::Origins::parse(&self.allowed_origins)?;
+        crate::edge::proxy::TrustedProxies::parse(&self.trusted_proxies)?;
         let limits = [
             (
                 "connectionRatePerAddress",

@@ -16,8 +16,8 @@ use crate::conn::codec;
 use crate::engine::{AuthRecord, Member, Position, Publication, Recovery, Stream};
 use crate::error::{BackendError, EngineError};
 use crate::hub::ConnId;
-use crate::metrics::AuthOutcome;
-use crate::node;
+use crate::hub::node;
+use crate::ops::metrics::AuthOutcome;
 use drupal_push_protocol::backend::AuthenticateRequest;
 use drupal_push_protocol::drupal::{self, ClientAuthData};
 use drupal_push_protocol::frames::{Authenticate, Position as WirePosition};
@@ -240,7 +240,7 @@ impl Connection {
     fn take_join(&mut self) -> bool {
         let cfg = &self.app.config;
         let (rate, burst) = (cfg.token_join_rate_per_socket, cfg.token_join_burst_per_socket);
-        crate::limits::take_per_socket(&mut self.joins, rate, burst, std::time::Instant::now())
+        crate::edge::limits::take_per_socket(&mut self.joins, rate, burst, std::time::Instant::now())
     }
 
     /// `join-token-channel` from the client.

@@ -11,20 +11,24 @@
 //!
 //! Files: `upgrade.rs` (the opening handshake), `socket.rs` (the byte stream), `codec.rs`
 //! (frames), `auth.rs` (the authentication steps), `requests.rs` (a browser's messages for
-//! Drupal and publishes).
+//! Drupal and publishes), `outbox.rs` (the socket's write side: direct writes, the bounded
+//! queue, the slow-consumer rule), `client_requests.rs` (the policy of what a browser may send
+//! besides `authenticate`, which `requests.rs` carries out).
 
 mod auth;
+pub mod client_requests;
 pub mod codec;
+pub mod outbox;
 mod requests;
 pub mod socket;
 pub mod upgrade;
 
 use crate::App;
-use crate::client_requests::Allowance;
+use crate::conn::client_requests::Allowance;
+use crate::conn::outbox::{Flush, Outbox};
 use crate::engine::Member;
 use crate::hub::ConnId;
-use crate::metrics::ClosedBy;
-use crate::outbox::{Flush, Outbox};
+use crate::ops::metrics::ClosedBy;
 use bytes::Bytes;
 use codec::{Incoming, Reader};
 use drupal_push_protocol::frames::ClientRequest;
@@ -106,7 +110,7 @@ struct Connection {
     /// The socket's request budget, from its first request on.
     allowance: Option<Box<Allowance>>,
     /// The socket's content-token join budget (`tokenJoinRatePerSocket`), from its first join on.
-    joins: Option<Box<crate::limits::TokenBucket>>,
+    joins: Option<Box<crate::edge::limits::TokenBucket>>,
     /// The hub indexes this socket by its id, since it published without echo.
     sender: bool,
 }

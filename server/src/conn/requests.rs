@@ -1,6 +1,6 @@
 //! The requests of an authenticated browser (PROTOCOL.md, "Client requests"): a `message` for
 //! Drupal, a `publish` to a client-writable channel. What is allowed is
-//! [`crate::client_requests`]'s; this file carries requests out and answers them.
+//! [`crate::conn::client_requests`]'s; this file carries requests out and answers them.
 //!
 //! Every request is checked in the same order, each refusal an `error` frame carrying the
 //! request's `id` (the connection stays open): authenticated, enabled, within the socket's rate
@@ -8,13 +8,13 @@
 //! own, so a slow Drupal never stops the connection from reading: the answer (an `ack` with
 //! Drupal's JSON, or `backend-unavailable`) is pushed to the outbox when it comes, if the
 //! socket is still there. A `publish` is checked for what its message may carry
-//! ([`crate::client_requests::Policy::check_publish`]), then goes through the engine like
+//! ([`crate::conn::client_requests::Policy::check_publish`]), then goes through the engine like
 //! Drupal's publishes (recorded in history, delivered on every node) and is awaited here, so
 //! one socket's publishes keep their order and a socket that publishes faster than the engine
 //! takes them is read no faster.
 
 use super::Connection;
-use crate::client_requests::Refusal;
+use crate::conn::client_requests::Refusal;
 use crate::conn::codec;
 use crate::engine::{Member, Stream};
 use crate::error::BackendError;
@@ -122,7 +122,7 @@ impl Connection {
 /// Pushes Drupal's answer to a forwarded message (or the failure) to the socket, if it is
 /// still there.
 fn answer(
-    outbox: &Weak<crate::outbox::Outbox>,
+    outbox: &Weak<crate::conn::outbox::Outbox>,
     id: Option<u64>,
     result: Result<Value, BackendError>,
     kind: &str,

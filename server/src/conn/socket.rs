@@ -1,5 +1,5 @@
 //! The byte stream under one WebSocket connection, usable through a shared reference so that
-//! publishers can write to it directly (see [`crate::outbox`]) while the connection task reads.
+//! publishers can write to it directly (see [`crate::conn::outbox`]) while the connection task reads.
 //!
 //! A plain-TCP connection is the `TcpStream` itself, taken back from hyper after the upgrade.
 //! Anything else (the `https` listener's TLS stream) is bridged through a Unix socket pair: a

@@ -1,5 +1,5 @@
 //! The WebSocket opening handshake (RFC 6455 section 4.2) on `GET {wsPath}`: checks the
-//! request and its admission ([`crate::admission`]: draining, origin, per-address rate),
+//! request and its admission ([`crate::edge::admission`]: draining, origin, per-address rate),
 //! answers 101 with the accept key, and hands the raw connection to a tracked connection task
 //! once hyper lets go of it.
 

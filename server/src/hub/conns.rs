@@ -8,9 +8,9 @@
 
 use super::ConnId;
 use super::groups::Snapshot;
+use crate::conn::outbox::Outbox;
+use crate::edge::limits::address_key;
 use crate::engine::Member;
-use crate::limits::address_key;
-use crate::outbox::Outbox;
 use drupal_push_protocol::{SocketId, Uid};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;

@@ -12,7 +12,7 @@
 //! the loop's total per fan-out, never one per socket.
 
 use super::Snapshot;
-use crate::outbox::{Batch, Outbox, Pushed};
+use crate::conn::outbox::{Batch, Outbox, Pushed};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! however large it is; the pushes happen after the lock is released.
 
 use super::ConnId;
-use crate::outbox::Outbox;
+use crate::conn::outbox::Outbox;
 use rustc_hash::FxHashMap;
 use std::borrow::Borrow;
 use std::hash::Hash;

@@ -9,17 +9,19 @@
 //! client-writable channel are also indexed by socket id, so a delivery can skip its sender
 //! (idle sockets are not in that index and pay nothing for it). Parts: [`conns`] (the
 //! connection table and its counters) and [`groups`] (members and fan-out snapshots);
-//! [`fanout`] pushes one frame to a snapshot outside the lock.
+//! [`fanout`] pushes one frame to a snapshot outside the lock; [`node`] is this process as the
+//! engine sees it (deliveries become frames pushed to local sockets).
 
 mod conns;
 pub mod fanout;
 mod groups;
+pub mod node;
 
 pub use conns::ConnLimits;
 pub use groups::Snapshot;
 
+use crate::conn::outbox::Outbox;
 use crate::engine::{Changes, Departure, Event, LocalSocket, Member, Stream, Who};
-use crate::outbox::Outbox;
 use conns::{ConnAuth, Conns};
 use drupal_push_protocol::{CloseCode, SocketId, Uid};
 use groups::Groups;

@@ -22,11 +22,11 @@
 //! close frame that follows is not torn.
 //!
 //! Every outbox adds the bytes it queues to, and takes the bytes it writes or drops from, the
-//! node's `drupal_push_queued_bytes` gauge ([`crate::metrics`]); a frame written at once never
+//! node's `drupal_push_queued_bytes` gauge ([`crate::ops::metrics`]); a frame written at once never
 //! touches it.
 
 use crate::conn::socket::Socket;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 use bytes::Bytes;
 use drupal_push_protocol::CloseCode;
 use std::collections::VecDeque;

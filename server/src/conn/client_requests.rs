@@ -19,7 +19,7 @@
 //! bucket: the limit is on what one socket makes the server do, whatever it asks.
 
 use crate::config::Config;
-use crate::limits::TokenBucket;
+use crate::edge::limits::TokenBucket;
 use drupal_push_protocol::ErrorCode;
 use drupal_push_protocol::backend::RESERVED_MESSAGE_TYPES;
 use drupal_push_protocol::frames::{CALLBACK, RESERVED_PUBLISH_MEMBERS, SERVER_CALLBACKS};

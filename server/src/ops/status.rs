@@ -49,7 +49,7 @@ impl StatsCache {
     }
 }
 
-const STATUS_PAGE: &str = include_str!("../../www/status.html");
+const STATUS_PAGE: &str = include_str!("../../../www/status.html");
 
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/status", get(page)).route("/status.json", get(data))

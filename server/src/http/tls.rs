@@ -1,12 +1,12 @@
 //! The `https` listener (`scheme = "https"` with `sslKeyPath`/`sslCertPath`, as in the original).
 //! TLS handshakes run in their own tasks with a timeout, so a slow or silent client cannot hold
-//! up the accept loop; each connection takes its permit ([`crate::http_conns`]) before the
-//! handshake, and finished streams go to [`crate::serve`] with it.
+//! up the accept loop; each connection takes its permit ([`crate::http::http_conns`]) before the
+//! handshake, and finished streams go to [`crate::http::serve`] with it.
 
 use crate::config::Config;
 use crate::error::StartError;
-use crate::http_conns::HttpConns;
-use crate::serve::{Accepted, Acceptor};
+use crate::http::http_conns::HttpConns;
+use crate::http::serve::{Accepted, Acceptor};
 use axum::Router;
 use axum::serve::Listener;
 use std::future::Future;
@@ -54,7 +54,7 @@ fn read_certs(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, Sta
         .map_err(|e| error(&e))
 }
 
-/// Accepted, handshaken TLS connections, each with its [`Permit`] (taken before the handshake).
+/// Accepted, handshaken TLS connections, each with its [`Permit`](super::http_conns::Permit) (taken before the handshake).
 pub struct TlsListener {
     ready: mpsc::Receiver<Accepted<TlsStream<TcpStream>>>,
     local: SocketAddr,
@@ -76,7 +76,7 @@ impl TlsListener {
         let (tx, ready) = mpsc::channel(1024);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer, permit) = crate::http_conns::accept(&listener, &conns).await;
+                let (tcp, peer, permit) = crate::http::http_conns::accept(&listener, &conns).await;
                 let _ = tcp.set_nodelay(true);
                 let (acceptor, done) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
@@ -132,6 +132,6 @@ pub(crate) async fn serve(
 ) -> Result<(), StartError> {
     let tls = server_config(&app.config)?;
     let listener = TlsListener::with_caps(listener, TlsAcceptor::from(Arc::new(tls)), app.http.clone())?;
-    crate::serve::serve(listener, router, app.http_timeouts(), app.metrics.clone(), stop).await;
+    crate::http::serve::serve(listener, router, app.http_timeouts(), app.metrics.clone(), stop).await;
     Ok(())
 }

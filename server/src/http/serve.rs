@@ -2,7 +2,7 @@
 //!
 //! axum's server runs connections through hyper-util's HTTP/1-or-2 detection, which wraps each
 //! socket in a private type; a WebSocket upgrade then cannot hand back the `TcpStream`, and the
-//! direct writes of [`crate::outbox`] (publishers writing to the socket themselves) would need
+//! direct writes of [`crate::conn::outbox`] (publishers writing to the socket themselves) would need
 //! a copy through a socket pair. Drupal and browsers speak HTTP/1.1 here, so this loop serves
 //! every connection with hyper's HTTP/1 connection and upgrades, whose upgraded I/O is the
 //! `TokioIo<TcpStream>` the connection task takes back. Each request carries the peer address
@@ -10,7 +10,7 @@
 //! connection to finish its request and close, and waits for them (upgraded WebSockets are the
 //! connection tasks' and the drain's business).
 //!
-//! Connections come from an [`Acceptor`] with their [`Permit`] ([`crate::http_conns`]: the
+//! Connections come from an [`Acceptor`] with their [`Permit`] ([`crate::http::http_conns`]: the
 //! caps), held until the connection closes or is upgraded. No connection keeps it for long
 //! without a request (security review, finding 3):
 //! * `httpHeaderTimeoutMs`: hyper's header-read timeout, counted from the connection's
@@ -21,7 +21,7 @@
 //!   within `writeTimeoutMs`);
 //! * the request body has `httpHeaderTimeoutMs` too ([`crate::api::JsonBody`]).
 
-use crate::http_conns::Permit;
+use crate::http::http_conns::Permit;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -81,7 +81,7 @@ pub async fn serve<A: Acceptor>(
     mut acceptor: A,
     router: Router,
     timeouts: Timeouts,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::ops::metrics::Metrics>,
     stop: impl Future<Output = ()>,
 ) {
     let (closing, closed) = watch::channel(false);
@@ -163,17 +163,17 @@ async fn idle_expired(mut requests: watch::Receiver<Requests>, idle: Duration) {
     }
 }
 
-/// Plain TCP connections, through the caps of [`crate::http_conns`].
+/// Plain TCP connections, through the caps of [`crate::http::http_conns`].
 pub struct TcpAcceptor {
     pub listener: tokio::net::TcpListener,
-    pub conns: Arc<crate::http_conns::HttpConns>,
+    pub conns: Arc<crate::http::http_conns::HttpConns>,
 }
 
 impl Acceptor for TcpAcceptor {
     type Io = tokio::net::TcpStream;
 
     async fn accept(&mut self) -> Accepted<Self::Io> {
-        let (io, peer, permit) = crate::http_conns::accept(&self.listener, &self.conns).await;
+        let (io, peer, permit) = crate::http::http_conns::accept(&self.listener, &self.conns).await;
         let _ = io.set_nodelay(true);
         Accepted { io, peer, permit }
     }

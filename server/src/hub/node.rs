@@ -3,12 +3,12 @@
 //! the backend client. The frames of server-originated messages are built here, once per
 //! delivery, never in the hub.
 
-use crate::backend::BackendNotifier;
 use crate::conn::codec;
+use crate::conn::outbox::{Batch, Part, Tag};
+use crate::drupal::backend::BackendNotifier;
 use crate::engine::{Changes, Event, Fut, LocalSocket, Node, Position, Publication, Stream};
 use crate::hub::{Hub, fanout};
-use crate::metrics::Metrics;
-use crate::outbox::{Batch, Part, Tag};
+use crate::ops::metrics::Metrics;
 use bytes::Bytes;
 use drupal_push_protocol::backend::BackendMessage;
 use drupal_push_protocol::{ServerFrame, drupal, frames};

@@ -11,7 +11,7 @@
 //! notice is dropped with a warning rather than growing without bound. A notice Drupal fails to
 //! take is logged and not retried: the next transition of the user sets its state right.
 
-use crate::backend::Backend;
+use crate::drupal::backend::Backend;
 use drupal_push_protocol::Uid;
 use drupal_push_protocol::backend::BackendMessage;
 use std::collections::{HashMap, VecDeque};

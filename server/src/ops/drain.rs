@@ -4,7 +4,7 @@
 //! signal (`hurry`) closes the rest at once.
 //!
 //! While draining, the HTTP API keeps answering (publishes still reach the sockets not closed
-//! yet) and new WebSockets are refused with 503 by [`crate::admission`].
+//! yet) and new WebSockets are refused with 503 by [`crate::edge::admission`].
 
 use crate::hub::Hub;
 use drupal_push_protocol::CloseCode;

@@ -10,14 +10,14 @@
 //!   (registered as Drupal's `nodejs_send_content_channel_token()` would).
 //! * `POST /demo/publish`, `/demo/kick/:uid`, `/demo/content-message` let the page act as
 //!   Drupal without holding the service key. Like `/demo/settings` they answer only the demo
-//!   page's own requests (loopback `Host`, own `Origin`, JSON bodies: [`crate::open_guard`]),
+//!   page's own requests (loopback `Host`, own `Origin`, JSON bodies: [`crate::edge::open_guard`]),
 //!   not other sites' pages in the developer's browser.
 
 use crate::App;
 use crate::api::{self, ApiError, JsonBody};
 use crate::config::Config;
-use crate::fake_drupal::{Answer, FakeDrupal};
-use crate::open_guard::{self, OpenGuard};
+use crate::drupal::fake_drupal::{Answer, FakeDrupal};
+use crate::edge::open_guard::{self, OpenGuard};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

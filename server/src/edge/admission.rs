@@ -1,20 +1,20 @@
 //! Who may open a WebSocket and ask Drupal: the checks in front of the upgrade (draining,
-//! [`origin`](crate::origin) allow-list, per-address connection rate) and the per-address
-//! authentication rate, for a client address found through [`proxy`](crate::proxy).
+//! [`origin`](crate::edge::origin) allow-list, per-address connection rate) and the per-address
+//! authentication rate, for a client address found through [`proxy`](crate::edge::proxy).
 //!
 //! Entry points: [`Admission::admit_upgrade`] (one call in the upgrade handler) and
 //! [`Admission::allow_auth`] (before an authentication goes to Drupal). A handshake from a peer
 //! that is not a trusted proxy but carries `X-Forwarded-For` or `Forwarded` is counted
 //! (`drupal_push_untrusted_forwarded_handshakes_total`) and its peer named in the log once, with
 //! the setting to add it to; the refusals of that address repeat the advice
-//! ([`crate::proxy::UntrustedForwarders`]). Refusals are plain
+//! ([`crate::edge::proxy::UntrustedForwarders`]). Refusals are plain
 //! HTTP answers before the upgrade: 503 while draining (the client reconnects, to another
 //! node), 403 for a foreign origin, 429 for too many connections from one address.
 
 use crate::config::Config;
-use crate::limits::{RateLimit, Verdict};
-use crate::origin::Origins;
-use crate::proxy::{Noted, TrustedProxies, UntrustedForwarders, forwarding_header};
+use crate::edge::limits::{RateLimit, Verdict};
+use crate::edge::origin::Origins;
+use crate::edge::proxy::{Noted, TrustedProxies, UntrustedForwarders, forwarding_header};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
@@ -117,7 +117,7 @@ impl Admission {
             ),
             Noted::Full => tracing::warn!(
                 "more than {} addresses not in trustedProxies sent forwarding headers; further ones are not logged",
-                crate::proxy::MAX_UNTRUSTED_FORWARDERS
+                crate::edge::proxy::MAX_UNTRUSTED_FORWARDERS
             ),
             Noted::Again => {}
         }

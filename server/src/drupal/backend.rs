@@ -8,12 +8,12 @@
 //! every slot busy wait in a queue of at most `backend.queueLength`, for as long as it takes
 //! (only the request itself has a timeout, `backend.timeoutMs`); one more than the queue holds
 //! is refused at once, so its client backs off (close 4100) instead of waiting without bound.
-//! The queue is shared fairly between client addresses ([`crate::fair_slots`]): each address
+//! The queue is shared fairly between client addresses ([`crate::edge::fair_slots`]): each address
 //! may hold `backend.queueSharePerAddress` of it, and freed slots go to the waiting addresses in
 //! turn. Concurrent authentications of one auth token (tabs of one session, a reconnect storm)
 //! make one Drupal call and share its answer; tokens Drupal refused are remembered for
-//! `authRejectCacheSecs` ([`crate::reject_cache`]). Presence notices are queued per user in
-//! [`crate::notices`] and do not count against the queue. The REST API never waits on any of
+//! `authRejectCacheSecs` ([`crate::edge::reject_cache`]). Presence notices are queued per user in
+//! [`crate::drupal::notices`] and do not count against the queue. The REST API never waits on any of
 //! this: only WebSocket authentication, the notices and browser messages call Drupal.
 //!
 //! Browser messages (`clientMessages`, [`Backend::forward`]) have request slots of their own
@@ -25,12 +25,12 @@
 //! at once (`backend-unavailable`), never an authentication.
 
 use crate::config::Config;
+use crate::drupal::notices::NoticeQueues;
+use crate::edge::fair_slots::{FairSlots, Lane, Refused};
+use crate::edge::proxy::UntrustedForwarders;
+use crate::edge::reject_cache::RejectCache;
 use crate::error::BackendError;
-use crate::fair_slots::{FairSlots, Lane, Refused};
-use crate::metrics::Metrics;
-use crate::notices::NoticeQueues;
-use crate::proxy::UntrustedForwarders;
-use crate::reject_cache::RejectCache;
+use crate::ops::metrics::Metrics;
 use base64::Engine;
 use drupal_push_protocol::backend::{
     AuthAnswer, AuthAnswerError, AuthenticateRequest, BackendMessage, FORM_MESSAGE_FIELD,
@@ -413,7 +413,7 @@ pub trait BackendNotifier: Send + Sync + 'static {
 
 impl BackendNotifier for Backend {
     /// Queues `userOnline`/`userOffline` behind the user's earlier notices (see
-    /// [`crate::notices`]); Drupal's answer is not needed.
+    /// [`crate::drupal::notices`]); Drupal's answer is not needed.
     fn notify(&self, message: BackendMessage) {
         self.inner.notices.push(self, message);
     }

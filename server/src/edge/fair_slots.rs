@@ -9,12 +9,12 @@
 //! its share (`backend.queueSharePerAddress` of the queue); a caller over either bound is
 //! refused at once ([`Refused`]; its client is closed with 4100 and backs off). Notices are not
 //! bounded and not counted as queued authentications: they are bounded by the users online
-//! (one per user at a time, see [`crate::notices`]).
+//! (one per user at a time, see [`crate::drupal::notices`]).
 //!
 //! Before this, one FIFO queue served everyone: a few addresses sending sockets with junk
 //! tokens filled it, and everyone else waited behind them or found it full.
 
-use crate::limits::address_key;
+use crate::edge::limits::address_key;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};

@@ -466,7 +466,7 @@ impl Metrics {
         s.backend_queue.set(gauge(app.backend.queued()));
         s.backend_in_flight.set(gauge(app.backend.in_flight()));
         s.pending_notices.set(gauge(app.backend.notices().pending()));
-        s.rss.set(i64::try_from(crate::status::rss_bytes()).unwrap_or(i64::MAX));
+        s.rss.set(i64::try_from(crate::ops::status::rss_bytes()).unwrap_or(i64::MAX));
         let mut text = String::with_capacity(8 * 1024);
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("writing to a String does not fail");

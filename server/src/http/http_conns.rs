@@ -13,11 +13,11 @@
 //! [`accept`] is the accept loop's step: when the process is out of file descriptors
 //! (`EMFILE`) accepting fails at once, again and again; it backs off [`ACCEPT_BACKOFF`] each
 //! time instead of spinning, so the timeouts can free descriptors, and logs once per period.
-//! What keeps a connection from holding its permit forever is the timeouts in [`crate::serve`].
+//! What keeps a connection from holding its permit forever is the timeouts in [`crate::http::serve`].
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::proxy::TrustedProxies;
+use crate::edge::proxy::TrustedProxies;
+use crate::ops::metrics::Metrics;
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr};
