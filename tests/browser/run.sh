@@ -4,7 +4,8 @@
 #   the wasm toolchain (through drupal-js/build.sh, which also builds drupal-js/dist/).
 # Then: the TypeScript declarations, the server binary, the client's wasm-bindgen-test tests in
 # headless Chromium, and the
-# end-to-end tests (node --test) against the real server and a fake Drupal.
+# end-to-end tests (node --test) against the real server and the fake Drupal of the Rust tests
+# (tests/src/bin/fake-drupal.rs, its own process).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,9 +33,10 @@ step "building drupal-js/dist (wasm client, glue, shim)"
 step "type-checking drupal-push.d.ts against an example (tsc --noEmit)"
 "$root/drupal-js/node_modules/.bin/tsc" -p "$root/drupal-js/tsconfig.json"
 
-step "building the server"
+step "building the server and the fake Drupal of the tests"
 cd "$root"
 cargo build -p drupal-push-server --bin drupal-push
+cargo build -p drupal-push-tests --bin fake-drupal
 target_dir="$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 
@@ -43,4 +45,4 @@ CHROMEDRIVER=/usr/bin/chromedriver cargo test -p drupal-push-client --target was
 
 step "end-to-end tests"
 cd "$here"
-E2E_SERVER_BIN="$target_dir/debug/drupal-push" node --test --test-concurrency=1 e2e/
+E2E_SERVER_BIN="$target_dir/debug/drupal-push" E2E_FAKE_DRUPAL_BIN="$target_dir/debug/fake-drupal" node --test --test-concurrency=1 e2e/

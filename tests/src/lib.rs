@@ -3,7 +3,8 @@
 //!
 //! * [`fake_drupal`]: a real HTTP server playing Drupal's `/nodejs/message` endpoint, scriptable
 //!   per auth token (valid, invalid, slow, 404, redirect, garbage, error, hang-up), recording
-//!   every message the server sends it.
+//!   every message the server sends it. The browser tests run the same fake as a process
+//!   (`fake-drupal`, `src/bin/fake-drupal.rs`), so there is one fake Drupal for every test.
 //! * [`server`]: starts the drupal-push server in-process on port 0 against a fake Drupal, and
 //!   calls its REST API like Drupal does.
 //! * [`client`]: a WebSocket test client built on the protocol crate; every wait has a timeout.

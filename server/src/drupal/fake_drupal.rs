@@ -8,8 +8,8 @@
 //! the answer scripted for their type ([`FakeDrupal::answer_message`]), else what Drupal 7
 //! answers when no handler takes a type: `{"error":"Not implemented"}`. Every message is
 //! counted; tests also record them and wait on them.
-//! The browser tests keep a small JavaScript fake of their own (tests/browser/lib/harness.js),
-//! because they run under Node, not in this process.
+//! The browser tests run it as a process of its own (`fake-drupal`, tests/src/bin/), scripted
+//! over HTTP by tests/browser/lib/harness.js.
 
 use axum::extract::{Form, State};
 use axum::http::{StatusCode, header};
@@ -46,6 +46,9 @@ pub enum Answer {
     Error(String),
     /// This JSON (a message handler's `$response`).
     Json(Value),
+    /// A message handler that says what it got: `{"status": "handled", "messageType": …,
+    /// "text": …}` (the forwarded message's type and `text` member, `null` without one).
+    Handled,
     /// The Drupal 7 shape: string uid, the whole user object, the service key.
     Drupal7 { uid: u64, channels: Vec<String> },
 }
@@ -139,7 +142,8 @@ impl FakeDrupal {
         lock(&self.shared.scripted).insert(token.to_owned(), answer);
     }
 
-    /// Scripts the answer to forwarded browser messages of `message_type` (its handler).
+    /// Scripts the answer to forwarded browser messages of `message_type` (its handler); `"*"`
+    /// answers the types that have no handler of their own.
     pub fn answer_message(&self, message_type: &str, answer: Answer) {
         lock(&self.shared.handlers).insert(message_type.to_owned(), answer);
     }
@@ -207,10 +211,17 @@ async fn handle(State(fake): State<FakeDrupal>, Form(form): Form<HashMap<String,
         }
         BackendMessage::Forwarded(m) => {
             s.counts.forwarded.fetch_add(1, Relaxed);
-            handler = Some(lock(&s.handlers).get(&m.message_type).cloned().unwrap_or_else(|| {
+            let handlers = lock(&s.handlers);
+            let answer = handlers.get(&m.message_type).or_else(|| handlers.get("*")).cloned();
+            handler = Some(match answer {
+                Some(Answer::Handled) => Answer::Json(json!({
+                    "status": "handled", "messageType": m.message_type,
+                    "text": m.fields.get("text").cloned().unwrap_or(Value::Null),
+                })),
+                Some(other) => other,
                 // What Drupal 7 answers when no hook_nodejs_message_callback takes the type.
-                Answer::Json(json!({"error": "Not implemented"}))
-            }));
+                None => Answer::Json(json!({"error": "Not implemented"})),
+            });
             None
         }
         BackendMessage::UserOnline { .. } => {
@@ -287,8 +298,10 @@ fn plain(answer: Answer) -> Response {
         Answer::Garbage => (StatusCode::OK, "<html><body>Fatal error</body></html>").into_response(),
         Answer::Error(e) => Json(json!({"error": e})).into_response(),
         Answer::Json(v) => Json(v).into_response(),
-        Answer::Slow(..) | Answer::Valid { .. } | Answer::Invalid | Answer::Drupal7 { .. } => {
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Answer::Slow(..)
+        | Answer::Valid { .. }
+        | Answer::Invalid
+        | Answer::Drupal7 { .. }
+        | Answer::Handled => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

@@ -21,7 +21,7 @@ after(() => new Promise((resolve) => (site ? site.close(resolve) : resolve())));
 async function userPage(path, uid, opts = {}) {
   site = site || (await h.startSite(() => stack.server.url));
   const token = `req-${uid}-${Math.random().toString(36).slice(2)}`;
-  stack.drupal.user(token, uid, opts);
+  await stack.drupal.user(token, uid, opts);
   let page;
   if (path === 'shim') {
     page = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
@@ -61,15 +61,15 @@ for (const path of ['shim', 'zero-change']) {
     if (path === 'shim') {
       assert.equal(args[0], null, 'no error');
     }
-    const received = stack.drupal.messages('chatMessage', (m) => m.text === text);
+    const received = await stack.drupal.messages('chatMessage', (m) => m.text === text);
     assert.equal(received.length, 1);
     assert.equal(Number(received[0].uid), uid, 'the uid is the socket\'s, not the forged one');
     assert.equal(received[0].clientId, socketId);
 
-    const before = stack.drupal.received.length;
+    const before = (await stack.drupal.received()).length;
     const refused = await sendMessage(page, path, {type: 'deleteEverything'});
     assert.match(JSON.stringify(refused), /message-type-not-allowed/);
-    assert.equal(stack.drupal.received.length, before, 'a refused message never reaches Drupal');
+    assert.equal((await stack.drupal.received()).length, before, 'a refused message never reaches Drupal');
     assert.equal(await page.evaluate(() => Drupal.Nodejs.socket.connected), true, 'the socket stays');
     await page.close();
   });

@@ -10,7 +10,7 @@ const stack = h.useStack();
 /** A connected page of a fresh user. */
 async function userPage(uid, opts = {}) {
   const token = `token-${uid}-${Math.random().toString(36).slice(2)}`;
-  stack.drupal.user(token, uid, opts);
+  await stack.drupal.user(token, uid, opts);
   const page = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
   await h.waitConnected(page);
   await h.waitForEvents(page, 'setup', 'connect');
@@ -118,9 +118,9 @@ test('the Drupal.ajax patch posts nodejs_client_socket_id, and own messages are 
 
 test('two tabs of one user both receive, and closing one keeps the user online', async () => {
   const token = 'two-tabs-token';
-  stack.drupal.user(token, 51);
+  await stack.drupal.user(token, 51);
   const watcher = await userPage(52);
-  stack.drupal.users.get(token).presenceUids = [52];
+  await stack.drupal.user(token, 51, {presenceUids: [52]});
   const tab1 = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
   const tab2 = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
   const [s1, s2] = [await h.waitConnected(tab1), await h.waitConnected(tab2)];
@@ -140,7 +140,7 @@ test('two tabs of one user both receive, and closing one keeps the user online',
   }, 10000);
   const presence = await h.events(watcher.page, 'presence', 'p');
   assert.deepEqual(presence.map((e) => e.message.presenceNotification.event), ['online'], 'still online');
-  assert.equal(stack.drupal.messages('userOffline', (m) => m.uid == 51).length, 0);
+  assert.equal((await stack.drupal.messages('userOffline', (m) => m.uid == 51)).length, 0);
   await tab2.close();
   await watcher.page.close();
 });

@@ -11,7 +11,7 @@ const stack = h.useStack();
  *  while proving the server and the browser keep working. */
 async function roundTrips(rounds) {
   const token = `probe-${Math.random()}`;
-  stack.drupal.user(token, 99);
+  await stack.drupal.user(token, 99);
   const probe = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
   await h.waitConnected(probe);
   for (let i = 1; i <= rounds; i++) {
@@ -22,10 +22,10 @@ async function roundTrips(rounds) {
 }
 
 test('kick stops the client: disconnect handlers run, no reconnect', async () => {
-  stack.drupal.user('kick-me', 61);
+  await stack.drupal.user('kick-me', 61);
   const page = await h.openPage(stack.browser, stack.server, stack.server.settings('kick-me'));
   await h.waitConnected(page);
-  const authsBefore = stack.drupal.messages('authenticate', (m) => m.authToken === 'kick-me').length;
+  const authsBefore = (await stack.drupal.messages('authenticate', (m) => m.authToken === 'kick-me')).length;
   assert.deepEqual(await stack.server.api('POST', 'user/kick/61'), {status: 'success'});
   await h.waitForEvents(page, 'setup', 'disconnect');
   const s = await h.waitFor('the stopped state', async () => {
@@ -37,7 +37,7 @@ test('kick stops the client: disconnect handlers run, no reconnect', async () =>
   assert.equal(s.sessionid, undefined);
   await roundTrips(20);
   assert.equal((await h.socketState(page)).sockets, 1, 'no second WebSocket was opened');
-  assert.equal(stack.drupal.messages('authenticate', (m) => m.authToken === 'kick-me').length, authsBefore);
+  assert.equal((await stack.drupal.messages('authenticate', (m) => m.authToken === 'kick-me')).length, authsBefore);
   assert.equal((await h.events(page, 'setup', 'connect')).length, 1);
   await page.close();
 });
@@ -52,7 +52,7 @@ test('a token Drupal rejects: connectionFailure, and no reconnect loop', async (
   assert.equal(s.status.lastClose, 4001);
   await roundTrips(20);
   assert.equal((await h.socketState(page)).sockets, 1);
-  assert.equal(stack.drupal.messages('authenticate', (m) => m.authToken === 'bad-token').length, 1);
+  assert.equal((await stack.drupal.messages('authenticate', (m) => m.authToken === 'bad-token')).length, 1);
   assert.equal((await h.events(page, 'setup', 'connectionFailure')).length, 1, 'reported once');
   assert.equal((await h.events(page, 'setup', 'connect')).length, 0);
   assert.ok(page.consoleLines.some((l) => l.startsWith('warning:') && l.includes('4001')), page.consoleLines.join('\n'));
@@ -60,7 +60,7 @@ test('a token Drupal rejects: connectionFailure, and no reconnect loop', async (
 });
 
 test('the server is killed and restarted: the page reconnects and gets the next message', async () => {
-  stack.drupal.user('survivor', 71, {channels: ['after_restart']});
+  await stack.drupal.user('survivor', 71, {channels: ['after_restart']});
   const page = await h.openPage(stack.browser, stack.server, stack.server.settings('survivor'));
   const first = await h.waitConnected(page);
   const pageId = await page.evaluate(() => window.__pageId);
@@ -77,7 +77,7 @@ test('the server is killed and restarted: the page reconnects and gets the next 
   const again = await h.waitConnected(page, 40000);
   assert.notEqual(again.id, first.id, 'a new socket');
   await h.waitForEvents(page, 'setup', 'connect', 2);
-  assert.ok(stack.drupal.messages('authenticate', (m) => m.authToken === 'survivor').length >= 2, 're-authenticated');
+  assert.ok((await stack.drupal.messages('authenticate', (m) => m.authToken === 'survivor')).length >= 2, 're-authenticated');
   await stack.server.api('POST', 'publish', {channel: 'after_restart', callback: 'a', data: 'after'});
   const [got] = await h.waitForEvents(page, 'callback', 'a');
   assert.equal(got.message.data, 'after');
@@ -88,7 +88,7 @@ test('the server is killed and restarted: the page reconnects and gets the next 
 });
 
 test('content tokens joined later are re-sent after a reconnect', async () => {
-  stack.drupal.user('rejoin', 72);
+  await stack.drupal.user('rejoin', 72);
   const room = `rejoin_${Date.now()}`;
   const page = await h.openPage(stack.browser, stack.server, stack.server.settings('rejoin'));
   await h.waitConnected(page);
@@ -99,7 +99,7 @@ test('content tokens joined later are re-sent after a reconnect', async () => {
   // A fresh server knows no tokens: Drupal hands out this one again, as a new page would get it.
   await stack.server.api('POST', 'content/token', {channel: room, token: `${room}-t`, notifyOnDisconnect: false});
   await h.waitForEvents(page, 'setup', 'connect', 2, 40000);
-  const auth = stack.drupal.messages('authenticate', (m) => m.authToken === 'rejoin');
+  const auth = await stack.drupal.messages('authenticate', (m) => m.authToken === 'rejoin');
   assert.deepEqual(auth[auth.length - 1].contentTokens, {[room]: `${room}-t`});
   await stack.server.api('POST', 'content/token/message', {channel: room, callback: 'b', data: 'still in the room'});
   const [got] = await h.waitForEvents(page, 'callback', 'b');

@@ -23,7 +23,7 @@ async function userPage(path, uid, opts = {}) {
   proxy = proxy || (await new h.Proxy(stack.server.port).start());
   site = site || (await h.startSite(() => stack.server.url));
   const token = `rec-${uid}-${Math.random().toString(36).slice(2)}`;
-  stack.drupal.user(token, uid, opts);
+  await stack.drupal.user(token, uid, opts);
   let page;
   if (path === 'shim') {
     page = await h.openPage(stack.browser, stack.server, proxy.settings(token));
@@ -134,7 +134,7 @@ for (const path of ['shim', 'zero-change']) {
     const watcher = await userPage(path, w);
     const direct = async (uid) => {
       const token = `rec-${uid}`;
-      stack.drupal.user(token, uid, {presenceUids: [w]});
+      await stack.drupal.user(token, uid, {presenceUids: [w]});
       const page = await h.openPage(stack.browser, stack.server, stack.server.settings(token));
       await h.waitConnected(page);
       return page;
@@ -143,7 +143,7 @@ for (const path of ['shim', 'zero-change']) {
     await h.waitFor('x online', async () => (await h.events(watcher, 'presence')).length >= 1);
     await cut(watcher);
     await gone.close();
-    await h.waitFor('x offline on the server', () => stack.drupal.messages('userOffline', (m) => Number(m.uid) === x).length > 0);
+    await h.waitFor('x offline on the server', async () => (await stack.drupal.messages('userOffline', (m) => Number(m.uid) === x)).length > 0);
     const arrived = await direct(y);
     proxy.restore();
     const seen = await h.waitFor('the missed presence changes', async () => {

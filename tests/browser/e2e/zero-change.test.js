@@ -68,7 +68,7 @@ async function modulePage(token, contentTokens) {
 
 async function userPage(uid, opts = {}) {
   const token = `zc-${uid}-${Math.random().toString(36).slice(2)}`;
-  stack.drupal.user(token, uid, opts);
+  await stack.drupal.user(token, uid, opts);
   const page = await modulePage(token);
   await h.waitForEvents(page, 'setup', 'connect');
   await h.waitForEvents(page, 'callback', 'clientAuthenticated');
@@ -181,7 +181,7 @@ test('content-token channel: the module joins with emit(join-token-channel) and 
 
 test('kick: disconnect handlers run and the page does not reconnect', async () => {
   const {page, token} = await userPage(131);
-  const auths = stack.drupal.messages('authenticate', (m) => m.authToken === token).length;
+  const auths = (await stack.drupal.messages('authenticate', (m) => m.authToken === token)).length;
   assert.deepEqual(await stack.server.api('POST', 'user/kick/131'), {status: 'success'});
   await h.waitForEvents(page, 'setup', 'disconnect');
   await h.waitFor('the stopped state', async () => (await socketOf(page)).state === 'stopped');
@@ -193,7 +193,7 @@ test('kick: disconnect handlers run and the page does not reconnect', async () =
   const s = await socketOf(page);
   assert.equal(s.connected, false);
   assert.equal(s.sockets, 1, 'no second WebSocket');
-  assert.equal(stack.drupal.messages('authenticate', (m) => m.authToken === token).length, auths);
+  assert.equal((await stack.drupal.messages('authenticate', (m) => m.authToken === token)).length, auths);
   await probe.page.close();
   await page.close();
 });
@@ -210,7 +210,7 @@ test('server restart: the page reconnects and nodejs.js authenticates again', as
     return s.connected ? s : null;
   });
   assert.notEqual(again.id, first.id);
-  assert.ok(stack.drupal.messages('authenticate', (m) => m.authToken === token).length >= 2, 're-authenticated');
+  assert.ok((await stack.drupal.messages('authenticate', (m) => m.authToken === token)).length >= 2, 're-authenticated');
   await h.waitForEvents(page, 'callback', 'clientAuthenticated', 2);
   await stack.server.api('POST', 'publish', {channel: 'zc_after', callback: 'a', data: 'after'});
   const [got] = await h.waitForEvents(page, 'callback', 'a');

@@ -1,4 +1,4 @@
-// Test harness: the real drupal-push binary, a fake Drupal backend (a real HTTP server), the
+// Test harness: the real drupal-push binary, the fake Drupal of the Rust tests (its own process), the
 // REST API as Drupal calls it, and Debian's chromium driven by playwright-core.
 'use strict';
 
@@ -19,17 +19,7 @@ const SERVICE_KEY = 'e2e-service-key';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 function serverBinary() {
-  if (process.env.E2E_SERVER_BIN) {
-    return process.env.E2E_SERVER_BIN;
-  }
-  const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
-  for (const profile of ['debug', 'release']) {
-    const bin = path.join(target, profile, 'drupal-push');
-    if (fs.existsSync(bin)) {
-      return bin;
-    }
-  }
-  throw new Error('no drupal-push binary: run tests/browser/run.sh or set E2E_SERVER_BIN');
+  return workspaceBinary('drupal-push', 'E2E_SERVER_BIN');
 }
 
 /** Polls `check` (sync or async) until it returns a truthy value; fails after `timeout` ms. */
@@ -53,78 +43,83 @@ async function waitFor(what, check, timeout = 10000) {
   }
 }
 
+/** A binary of the workspace: `E2E_<NAME>_BIN`, else target/{debug,release}/`name`. */
+function workspaceBinary(name, envVar) {
+  if (process.env[envVar]) {
+    return process.env[envVar];
+  }
+  const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
+  for (const profile of ['debug', 'release']) {
+    const bin = path.join(target, profile, name);
+    if (fs.existsSync(bin)) {
+      return bin;
+    }
+  }
+  throw new Error(`no ${name} binary: run tests/browser/run.sh or set ${envVar}`);
+}
+
 /**
- * A fake Drupal: answers POST {basePath}nodejs/message (form fields messageJson, serviceKey) like
- * the nodejs module's message handler (spec 2.3-2.4). `users` maps auth tokens to
- * {uid, channels, presenceUids}; any other token is refused (nodejsValidAuthToken false).
+ * The fake Drupal of the integration tests (drupal_push_server::fake_drupal), run as its own
+ * process (tests/src/bin/fake-drupal.rs) and scripted over HTTP, so that the browser tests and
+ * the Rust tests see the same Drupal: it answers POST /nodejs/message (form fields messageJson,
+ * serviceKey) like the nodejs module's message handler (spec 2.3-2.4). `user()` makes a token a
+ * valid session of a uid with channels `nodejs_user_<uid>` plus `channels` and a presence list;
+ * any other token is refused (nodejsValidAuthToken false); a browser message of any type is
+ * answered {status: 'handled', messageType, text}.
  */
 class FakeDrupal {
-  constructor() {
-    this.users = new Map();
-    this.received = [];
-    this.server = http.createServer((req, res) => this.handle(req, res));
-  }
-
   async start() {
-    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = this.server.address().port;
+    const bin = workspaceBinary('fake-drupal', 'E2E_FAKE_DRUPAL_BIN');
+    // Its stdin is a pipe it watches: it exits when this process goes, however it goes.
+    this.proc = spawn(bin, [SERVICE_KEY], {stdio: ['pipe', 'pipe', 'inherit']});
+    const exited = new Promise((_, reject) => this.proc.once('exit', (code) =>
+      reject(new Error(`fake-drupal exited with ${code} before listening`))));
+    const lines = readline.createInterface({input: this.proc.stdout});
+    const first = new Promise((resolve) => lines.once('line', resolve));
+    const line = await Promise.race([first, exited, timeoutAfter(15000, 'the fake Drupal\'s listening line')]);
+    const m = /^fake-drupal listening on (http:\/\/127\.0\.0\.1:(\d+))$/.exec(line);
+    if (!m) {
+      throw new Error(`unexpected first line from fake-drupal: ${JSON.stringify(line)}`);
+    }
+    this.url = m[1];
+    this.port = Number(m[2]);
     return this;
   }
 
-  user(token, uid, {channels = [], presenceUids = []} = {}) {
-    this.users.set(token, {uid, channels: [`nodejs_user_${uid}`, ...channels], presenceUids});
-  }
-
-  /** Messages of one type (authenticate, userOnline, userOffline) received so far. */
-  messages(type, filter = () => true) {
-    return this.received.filter((m) => m.messageType === type && filter(m));
-  }
-
-  handle(req, res) {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      const reply = (status, json) => {
-        res.writeHead(status, {'Content-Type': 'application/json'});
-        res.end(JSON.stringify(json));
-      };
-      if (req.method !== 'POST' || req.url !== '/nodejs/message') {
-        return reply(404, {error: 'Not found'});
-      }
-      const form = new URLSearchParams(body);
-      if (req.headers['content-type'] !== 'application/x-www-form-urlencoded') {
-        return reply(400, {error: 'not a form post'});
-      }
-      if (form.get('serviceKey') !== SERVICE_KEY) {
-        return reply(200, {error: 'Invalid service key.'});
-      }
-      const message = JSON.parse(form.get('messageJson'));
-      this.received.push(message);
-      if (message.messageType === 'userOnline' || message.messageType === 'userOffline') {
-        return reply(200, {status: 'success'});
-      }
-      if (message.messageType !== 'authenticate') {
-        // A page's message for hook_nodejs_message_callback: the handler's answer names what it got.
-        return reply(200, {status: 'handled', messageType: message.messageType, text: message.text ?? null});
-      }
-      const user = this.users.get(message.authToken);
-      if (!user) {
-        return reply(200, {uid: 0, authToken: message.authToken, nodejsValidAuthToken: false, clientId: message.clientId});
-      }
-      reply(200, {
-        uid: String(user.uid), // Drupal sends uids as strings
-        authToken: message.authToken,
-        nodejsValidAuthToken: true,
-        clientId: message.clientId,
-        channels: user.channels,
-        presenceUids: user.presenceUids,
-        contentTokens: message.contentTokens || []
-      });
+  async control(method, route, body) {
+    const res = await fetch(`${this.url}/_fake/${route}`, {
+      method,
+      headers: body ? {'Content-Type': 'application/json'} : {},
+      body: body ? JSON.stringify(body) : undefined
     });
+    if (!res.ok) {
+      throw new Error(`fake-drupal ${route}: HTTP ${res.status} ${await res.text()}`);
+    }
+    return res.json();
   }
 
-  stop() {
-    return new Promise((resolve) => this.server.close(resolve));
+  /** Makes `token` a valid session of `uid` (again: replaces what was scripted for it). */
+  async user(token, uid, {channels = [], presenceUids = []} = {}) {
+    await this.control('POST', 'user', {token, uid, channels, presenceUids});
+  }
+
+  /** Every message Drupal received so far, in order. */
+  async received() {
+    return this.control('GET', 'messages');
+  }
+
+  /** Messages of one type (authenticate, userOnline, userOffline, a page's type) so far. */
+  async messages(type, filter = () => true) {
+    return (await this.received()).filter((m) => m.messageType === type && filter(m));
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      return;
+    }
+    const done = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.proc.kill('SIGKILL');
+    await done;
   }
 }
 
