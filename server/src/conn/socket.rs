@@ -3,9 +3,8 @@
 //!
 //! A plain-TCP connection is the `TcpStream` itself, taken back from hyper after the upgrade.
 //! Anything else (the `https` listener's TLS stream) is bridged through a Unix socket pair: a
-//! small pump task copies between the TLS stream and one end, the connection uses the other.
-//! That costs a copy per byte on TLS, which production setups terminate at a proxy anyway
-//! (`server/packaging/`), and keeps one code path for every connection.
+//! small pump task copies between the TLS stream and one end, the connection uses the other
+//! (why: see ARCHITECTURE.md, Decisions).
 
 use bytes::Bytes;
 use hyper::upgrade::Upgraded;

@@ -17,12 +17,9 @@
 //! this: only WebSocket authentication, the notices and browser messages call Drupal.
 //!
 //! Browser messages (`clientMessages`, [`Backend::forward`]) have request slots of their own
-//! (`backend.messageConcurrency`, waiting in a queue of `backend.messageQueueLength`) rather
-//! than a lower priority in the authentication queue: a message that held one of the shared
-//! slots would still delay the authentications behind it for as long as Drupal takes to answer
-//! it, while separate slots bound what messages can take from Drupal (its PHP workers) and
-//! leave every authentication slot to authentications. A full message queue refuses the message
-//! at once (`backend-unavailable`), never an authentication.
+//! (`backend.messageConcurrency`, waiting in a queue of `backend.messageQueueLength`; why: see
+//! ARCHITECTURE.md, Decisions). A full message queue refuses the message at once
+//! (`backend-unavailable`), never an authentication.
 
 use crate::config::Config;
 use crate::drupal::notices::NoticeQueues;

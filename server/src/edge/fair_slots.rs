@@ -11,8 +11,7 @@
 //! bounded and not counted as queued authentications: they are bounded by the users online
 //! (one per user at a time, see [`crate::drupal::notices`]).
 //!
-//! Before this, one FIFO queue served everyone: a few addresses sending sockets with junk
-//! tokens filled it, and everyone else waited behind them or found it full.
+//! Why lanes rather than one queue: see ARCHITECTURE.md, Decisions.
 
 use crate::edge::limits::address_key;
 use std::collections::{HashMap, VecDeque};

@@ -8,9 +8,7 @@
 //! channel membership changes). The engine reaches the nodes back through [`Node`]. `memory` is
 //! the one-node implementation; a Redis one implements the same contract for several nodes.
 //!
-//! The split follows Centrifugo's (a `Broker` for publications, history and control messages
-//! between nodes, a `PresenceManager` for who is online) with Phoenix Presence's rule that a
-//! transition is decided once for the cluster, not once per node.
+//! Where the split comes from: see ARCHITECTURE.md, Decisions.
 //!
 //! # Contract
 //!

@@ -1,14 +1,12 @@
-//! The HTTP/1.1 accept loop (instead of `axum::serve`), and the timeouts of HTTP connections.
+//! The HTTP/1.1 accept loop (instead of `axum::serve`: see ARCHITECTURE.md, Decisions), and the
+//! timeouts of HTTP connections.
 //!
-//! axum's server runs connections through hyper-util's HTTP/1-or-2 detection, which wraps each
-//! socket in a private type; a WebSocket upgrade then cannot hand back the `TcpStream`, and the
-//! direct writes of [`crate::conn::outbox`] (publishers writing to the socket themselves) would need
-//! a copy through a socket pair. Drupal and browsers speak HTTP/1.1 here, so this loop serves
-//! every connection with hyper's HTTP/1 connection and upgrades, whose upgraded I/O is the
-//! `TokioIo<TcpStream>` the connection task takes back. Each request carries the peer address
-//! as axum's `ConnectInfo`. On `stop`, the loop stops accepting, asks every open HTTP
-//! connection to finish its request and close, and waits for them (upgraded WebSockets are the
-//! connection tasks' and the drain's business).
+//! Every connection is served with hyper's HTTP/1 connection and upgrades, whose upgraded I/O
+//! is the `TokioIo<TcpStream>` the connection task takes back for the direct writes of
+//! [`crate::conn::outbox`]. Each request carries the peer address as axum's `ConnectInfo`. On
+//! `stop`, the loop stops accepting, asks every open HTTP connection to finish its request and
+//! close, and waits for them (upgraded WebSockets are the connection tasks' and the drain's
+//! business).
 //!
 //! Connections come from an [`Acceptor`] with their [`Permit`] ([`crate::http::http_conns`]: the
 //! caps), held until the connection closes or is upgraded. No connection keeps it for long

@@ -9,10 +9,8 @@
 //! dead node's sockets out of presence, sessions, channels and content tokens, and pending
 //! offline decisions (`P:due`) are fired by whichever node finds them overdue.
 //!
-//! Client choice: the `redis` crate (redis-rs) with its tokio `ConnectionManager`: the most
-//! used Rust client, maintained by the redis-rs organisation, with automatic reconnection, per
-//! request timeouts, scripts by SHA, `rediss://` over rustls; `fred` would do as well, but
-//! adds a second runtime-level abstraction we do not need.
+//! Client: the `redis` crate (redis-rs) with its tokio `ConnectionManager` (why: see
+//! ARCHITECTURE.md, Decisions).
 //!
 //! While Redis is unreachable every operation fails at once ([`EngineError::Unavailable`],
 //! within the response timeout), sockets stay connected, and the node reconnects with a backoff
