@@ -1,6 +1,7 @@
 //! The public status page (`/status`, the page in `www/status.html` built into the binary) and
 //! its data (`/status.json`: counters only, no channel names, tokens, keys or addresses), plus
-//! the static file service for `staticDir` and `distDir`. Among the counters: the distinct
+//! the static file service for `staticDir` and `distDir`. The figures themselves are read and
+//! named in [`crate::ops::figures`], shared with `health/check` and `/metrics`. Among the counters: the distinct
 //! client addresses of this node's connections and the busiest address's share of them, so that
 //! one address holding most connections (a reverse proxy missing from `trustedProxies`) shows
 //! at a glance.
@@ -12,8 +13,9 @@
 
 use crate::App;
 use crate::api::ApiError;
-use crate::config::{COMPAT_VERSION, Config};
+use crate::config::Config;
 use crate::engine::{Engine, EngineStats};
+use crate::ops::figures::Figures;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -59,44 +61,20 @@ async fn page() -> Html<&'static str> {
     Html(STATUS_PAGE)
 }
 
-/// The counters of `health/check` (behind the service key): this node's and the engine's, all
-/// kept up to date as state changes, plus the content-token channels (bounded list). While the
-/// engine cannot be reached (Redis down) it answers from this node's own figures, with
-/// `engineError` saying why the cluster's are missing: a monitoring Drupal still sees the node.
+/// The counters of `health/check` (behind the service key), from a fresh [`Figures`] snapshot,
+/// plus the content-token channels (bounded list).
 pub async fn health(app: &App) -> Result<Value, ApiError> {
-    let local = app.hub.stats();
-    let cluster = match app.engine.stats().await {
-        Ok(cluster) => cluster,
-        Err(e) => {
-            return Ok(json!({
-                "authenticatedClients": local.sessions,
-                "sockets": local.sockets,
-                "preAuthSockets": local.pre_auth_sockets,
-                "channels": local.channels,
-                "tokenChannels": local.token_channels,
-                "engineError": e.to_string(),
-            }));
-        }
-    };
-    let details = app.engine.token_channel_details().await.unwrap_or_default();
-    let content_tokens: Map<String, Value> = details
-        .into_iter()
-        .map(|d| (d.channel, json!({"tokens": d.waiting, "sockets": d.sockets})))
-        .collect();
-    Ok(json!({
-        "authenticatedClients": cluster.sessions,
-        "sockets": local.sockets,
-        "preAuthSockets": local.pre_auth_sockets,
-        "onlineUsers": cluster.online_users,
-        "channels": cluster.channels,
-        "tokenChannels": cluster.token_channels,
-        "cachedAuthTokens": cluster.cached_auth_tokens,
-        "historyMessages": cluster.history_messages,
-        "historyBytes": cluster.history_bytes,
-        "nodes": cluster.nodes,
-        "clusterSockets": if cluster.nodes > 1 { cluster.cluster_sockets } else { local.sockets },
-        "contentTokens": content_tokens,
-    }))
+    let figures = Figures::fresh(app).await;
+    let mut body = figures.health_json();
+    if figures.cluster.is_ok() {
+        let details = app.engine.token_channel_details().await.unwrap_or_default();
+        let content_tokens: Map<String, Value> = details
+            .into_iter()
+            .map(|d| (d.channel, json!({"tokens": d.waiting, "sockets": d.sockets})))
+            .collect();
+        body["contentTokens"] = Value::Object(content_tokens);
+    }
+    Ok(body)
 }
 
 /// `GET /readyz`, for load balancers: 200 when this node can serve (its engine reaches the
@@ -112,57 +90,9 @@ pub async fn ready(State(app): State<Arc<App>>) -> Response {
 /// `/status.json`: counters only (no channel names, tokens or keys), each O(1) to read, the
 /// engine's from the [`StatsCache`].
 async fn data(State(app): State<Arc<App>>) -> Response {
-    let s = app.hub.stats();
-    let mut body = json!({
-        "server": concat!("drupal-push ", env!("CARGO_PKG_VERSION")),
-        "compatVersion": COMPAT_VERSION,
-        "engine": format!("{:?}", app.config.engine).to_lowercase(),
-        "engineReady": app.engine.ready(),
-        "uptimeSecs": app.started.elapsed().as_secs(),
-        "rssBytes": rss_bytes(),
-        "sockets": s.sockets,
-        "preAuthSockets": s.pre_auth_sockets,
-        "clientAddresses": s.client_addresses,
-        "topAddressConnections": s.top_address_connections,
-        "topAddressShare": top_share(s.top_address_connections, s.sockets + s.pre_auth_sockets),
-        "backendQueuedAuthentications": app.backend.queued(),
-        "backendPendingNotices": app.backend.notices().pending(),
-        "draining": app.admission.is_draining(),
-        "publications": app.metrics.publication_total(),
-        "deliveries": app.metrics.delivery_total(),
-        "queuedBytes": app.metrics.queued_bytes.get(),
-    });
-    match app.status_stats.get(app.engine.as_ref()).await {
-        Ok(e) => {
-            body["nodes"] = json!(e.nodes);
-            body["clusterSockets"] = json!(if e.nodes > 1 { e.cluster_sockets } else { s.sockets });
-            body["authenticatedClients"] = json!(e.sessions);
-            body["onlineUsers"] = json!(e.online_users);
-            body["channels"] = json!(e.channels);
-            body["tokenChannels"] = json!(e.token_channels);
-            body["cachedAuthTokens"] = json!(e.cached_auth_tokens);
-            body["historyMessages"] = json!(e.history_messages);
-            body["historyBytes"] = json!(e.history_bytes);
-        }
-        Err(e) => body["engineError"] = json!(e),
-    }
+    let cluster = app.status_stats.get(app.engine.as_ref()).await;
+    let body = Figures::read(&app, cluster).status_json();
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
-}
-
-/// The busiest address's part of all connections, 0 to 1 in steps of 0.001 (0 without any).
-fn top_share(top: usize, connections: usize) -> f64 {
-    if connections == 0 {
-        return 0.0;
-    }
-    (top as f64 * 1000.0 / connections as f64).round() / 1000.0
-}
-
-/// Resident memory of this process, from `/proc/self/statm` (Linux); 0 elsewhere.
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
 }
 
 async fn not_found() -> Response {

@@ -37,7 +37,7 @@ async fn scrape(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         );
         return r;
     }
-    let text = app.metrics.render(&app).await;
+    let text = app.metrics.render(&crate::ops::figures::Figures::fresh(&app).await);
     (
         [
             (header::CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE),

@@ -21,8 +21,8 @@
 //! not the service key) and off while `metricsToken` is empty. The public status page reads the
 //! publication and delivery totals from `/status.json` and turns them into rates.
 
-use crate::App;
 use crate::engine::Stream;
+use crate::ops::figures::Figures;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -444,17 +444,17 @@ impl Metrics {
     }
 
     /// The text Prometheus scrapes, with the sampled values read now.
-    async fn render(&self, app: &App) -> String {
+    pub fn render(&self, f: &Figures) -> String {
         let s = &self.sampled;
-        let local = app.hub.stats();
+        let local = &f.local;
         s.connections.get_or_create(&ConnState { state: "pre_auth" }).set(gauge(local.pre_auth_sockets));
         s.connections.get_or_create(&ConnState { state: "authenticated" }).set(gauge(local.sockets));
         s.client_addresses.set(gauge(local.client_addresses));
         s.top_address_connections.set(gauge(local.top_address_connections));
-        s.engine_ready.set(i64::from(app.engine.ready()));
-        if let Ok(e) = app.engine.stats().await {
+        s.engine_ready.set(i64::from(f.engine_ready));
+        if let Ok(e) = &f.cluster {
             s.nodes.set(gauge(e.nodes));
-            s.cluster_sockets.set(gauge(if e.nodes > 1 { e.cluster_sockets } else { local.sockets }));
+            s.cluster_sockets.set(gauge(f.cluster_sockets()));
             s.sessions.set(gauge(e.sessions));
             s.online_users.set(gauge(e.online_users));
             s.channels.set(gauge(e.channels));
@@ -463,10 +463,10 @@ impl Metrics {
             s.history_messages.set(gauge(e.history_messages));
             s.history_bytes.set(gauge(e.history_bytes));
         }
-        s.backend_queue.set(gauge(app.backend.queued()));
-        s.backend_in_flight.set(gauge(app.backend.in_flight()));
-        s.pending_notices.set(gauge(app.backend.notices().pending()));
-        s.rss.set(i64::try_from(crate::ops::status::rss_bytes()).unwrap_or(i64::MAX));
+        s.backend_queue.set(gauge(f.backend_queued));
+        s.backend_in_flight.set(gauge(f.backend_in_flight));
+        s.pending_notices.set(gauge(f.pending_notices));
+        s.rss.set(i64::try_from(f.rss_bytes).unwrap_or(i64::MAX));
         let mut text = String::with_capacity(8 * 1024);
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("writing to a String does not fail");
