@@ -12,7 +12,6 @@
 //! figures are read fresh every time.
 
 use crate::App;
-use crate::api::ApiError;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats};
 use crate::ops::figures::Figures;
@@ -63,7 +62,7 @@ async fn page() -> Html<&'static str> {
 
 /// The counters of `health/check` (behind the service key), from a fresh [`Figures`] snapshot,
 /// plus the content-token channels (bounded list).
-pub async fn health(app: &App) -> Result<Value, ApiError> {
+pub async fn health(app: &App) -> Value {
     let figures = Figures::fresh(app).await;
     let mut body = figures.health_json();
     if figures.cluster.is_ok() {
@@ -74,7 +73,7 @@ pub async fn health(app: &App) -> Result<Value, ApiError> {
             .collect();
         body["contentTokens"] = Value::Object(content_tokens);
     }
-    Ok(body)
+    body
 }
 
 /// `GET /readyz`, for load balancers: 200 when this node can serve (its engine reaches the
