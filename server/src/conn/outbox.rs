@@ -38,7 +38,7 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_frames: usize,
-    /// Bytes of queued frames plus [`FRAME_COST`] per queued or held frame.
+    /// Bytes of queued and held frames plus [`FRAME_COST`] per queued or held frame.
     pub max_bytes: usize,
 }
 
@@ -128,6 +128,8 @@ struct Inner {
     bytes: usize,
     close: Option<CloseCode>,
     held: Option<Vec<Held>>,
+    /// Bytes of the held frames: they count against `maxQueuedBytes` like queued ones.
+    held_bytes: usize,
     broken: bool,
 }
 
@@ -135,7 +137,8 @@ impl Inner {
     /// Whether `frames` more frames of `bytes` bytes would exceed the limits.
     fn over(&self, limits: Limits, frames: usize, bytes: usize) -> bool {
         let queued = self.queue.len() + self.held.as_ref().map_or(0, Vec::len) + frames;
-        queued > limits.max_frames || self.bytes + bytes + queued * FRAME_COST > limits.max_bytes
+        queued > limits.max_frames
+            || self.bytes + self.held_bytes + bytes + queued * FRAME_COST > limits.max_bytes
     }
 
     /// Queues `frame`, of which `written` bytes are already written.
@@ -161,6 +164,7 @@ impl Inner {
         }
         metrics.queued_bytes.dec_by((before - self.bytes) as i64);
         self.held = None;
+        self.held_bytes = 0;
     }
 }
 
@@ -215,6 +219,7 @@ impl Outbox {
         }
         if let Some(held) = inner.held.as_mut() {
             held.extend(parts.iter().map(|p| Held { frame: p.frame.clone(), tag: p.tag.clone() }));
+            inner.held_bytes += joined.len();
             return Pushed::Queued;
         }
         if !inner.queue.is_empty() {
@@ -275,6 +280,7 @@ impl Outbox {
     pub fn release(&self, first: Vec<Bytes>, keep: impl Fn(&Held) -> bool) {
         let mut inner = self.lock();
         let held = inner.held.take().unwrap_or_default();
+        inner.held_bytes = 0;
         if inner.close.is_some() || inner.broken {
             return;
         }
@@ -536,6 +542,22 @@ mod tests {
         assert_eq!(o.push(Bytes::from_static(b"c")), Pushed::Dropped);
         assert_eq!(o.closing(), Some(CloseCode::SLOW_CONSUMER));
         assert_eq!(o.push(Bytes::from_static(b"d")), Pushed::Dropped);
+    }
+
+    /// Held frames counted one [`FRAME_COST`] each whatever their size, so frames pushed during
+    /// an authentication's recovery could hold `maxQueuedMessages` large frames at once.
+    #[tokio::test]
+    async fn held_frames_count_their_bytes() {
+        let (o, _peer) = outbox(1000, 3 * FRAME_COST + 1000);
+        o.hold();
+        assert_eq!(o.push(Bytes::from(vec![b'x'; 600])), Pushed::Queued);
+        assert_eq!(o.push(Bytes::from(vec![b'y'; 600])), Pushed::Dropped, "1,200 bytes held are over 1,000");
+        assert_eq!(o.closing(), Some(CloseCode::SLOW_CONSUMER));
+        let (o, _peer) = outbox(1000, 3 * FRAME_COST + 1000);
+        o.hold();
+        assert_eq!(o.push(Bytes::from(vec![b'x'; 600])), Pushed::Queued);
+        o.release(Vec::new(), |_| false);
+        assert_eq!(o.push(Bytes::from(vec![b'y'; 600])), Pushed::Queued, "released frames no longer count");
     }
 
     /// Security review, finding 2: pongs were queued without limit, so a client sending pings
