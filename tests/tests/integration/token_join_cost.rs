@@ -86,3 +86,45 @@ async fn a_wrong_token_does_not_read_a_channel_of_20000_tokens() {
     let h = s.get("health/check").await;
     assert_eq!(h["contentTokens"]["big"], json!({"tokens": TOKENS - 1, "sockets": 1}), "{h}");
 }
+
+/// Expired tokens leave a little at a time: one join takes out at most 64 of them (the
+/// heartbeat's sweep, set far apart here, takes the rest), so a join's cost stays bounded even
+/// right after a whole channel expired. Redis's own keys are read, so on Redis in both passes.
+#[tokio::test]
+async fn a_join_expires_at_most_64_tokens() {
+    let (_d, s) = Setup::new()
+        .redis_engine()
+        .user("s1", Answer::valid(1, &[]))
+        .settings(&[("contentTokenTtlSecs", "2"), ("redis.nodeTimeoutMs", "600000")])
+        .start()
+        .await;
+    let r = s.redis.as_ref().expect("on Redis");
+    for chunk in 0..5 {
+        join_all((0..100).map(|i| token(&s, "soon", format!("t{}", chunk * 100 + i)))).await;
+    }
+    let hash = "drupal-push:t:soon";
+    let count = |key: &str, command: &str| -> i64 {
+        r.cli(&[command, key]).and_then(|n| n.parse().ok()).unwrap_or(-1)
+    };
+    let last = r.cli(&["ZRANGE", "drupal-push:tx:soon", "-1", "-1", "WITHSCORES"]).unwrap_or_default();
+    let last_expiry: u64 = last.lines().nth(1).and_then(|n| n.parse().ok()).expect("an expiry");
+    drupal_push_tests::wait_until("every token expired", || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+            > last_expiry
+    })
+    .await;
+    let mut a = drupal_push_tests::TestClient::connect_auth(&s.ws_url(), "s1").await;
+    let mut before = count(hash, "HLEN");
+    assert!(before > 64, "{before} tokens are left to expire");
+    while before > 0 {
+        a.join_token_channel("soon", "wrong").await;
+        assert!(matches!(
+            a.next_frame().await,
+            ServerFrame::Error { code: ErrorCode::InvalidContentToken, .. }
+        ));
+        let after = count(hash, "HLEN").max(0);
+        assert!(before - after <= 64 && before > after, "one join expired {} tokens", before - after);
+        assert_eq!(count("drupal-push:tx:soon", "ZCARD").max(0), after, "the expiry index follows");
+        before = after;
+    }
+}
