@@ -73,6 +73,31 @@ impl RedisServer {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// The keys matching `pattern` (`SCAN`, so it is fine on a busy server).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let out = self.cli(&["--scan", "--pattern", pattern]).unwrap_or_default();
+        out.lines().map(str::to_owned).filter(|k| !k.is_empty()).collect()
+    }
+
+    /// `PTTL` of `key`: `Some(ms)` when it expires, `None` when it never does (or is gone: -2
+    /// is `Some(-2)`).
+    pub fn pttl(&self, key: &str) -> Option<i64> {
+        let ms: i64 = self.cli(&["PTTL", key])?.parse().ok()?;
+        (ms != -1).then_some(ms)
+    }
+
+    /// `INFO commandstats` as command -> calls (commands run by scripts count too).
+    pub fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let out = self.cli(&["INFO", "commandstats"]).unwrap_or_default();
+        out.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split(',').find_map(|f| f.strip_prefix("calls="))?.parse().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
     /// Stops it; with `keep_data` its data is saved first, so a restart finds it again.
     pub fn stop(&mut self, keep_data: bool) {
         if keep_data {

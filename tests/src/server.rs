@@ -43,6 +43,7 @@ pub struct Setup {
     answers: Vec<(String, Answer)>,
     settings: Vec<(String, String)>,
     memory: bool,
+    redis: bool,
 }
 
 impl Setup {
@@ -75,14 +76,25 @@ impl Setup {
         self
     }
 
+    /// Runs on the Redis engine (a `redis-server` of its own) whatever `DRUPAL_PUSH_TEST_ENGINE`
+    /// says: for tests of what the Redis engine keeps in Redis (its keys, their expiry).
+    pub fn redis_engine(mut self) -> Setup {
+        self.redis = true;
+        self
+    }
+
     pub async fn start(self) -> (FakeDrupal, TestServer) {
         let drupal = FakeDrupal::start(SERVICE_KEY).await;
         for (token, answer) in self.answers {
             drupal.answer(&token, answer);
         }
         let pairs: Vec<(&str, &str)> = self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let server =
-            TestServer::launch(&drupal, &pairs, !self.memory && crate::redis::engine_is_redis()).await;
+        let server = TestServer::launch(
+            &drupal,
+            &pairs,
+            self.redis || (!self.memory && crate::redis::engine_is_redis()),
+        )
+        .await;
         (drupal, server)
     }
 }

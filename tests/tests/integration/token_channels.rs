@@ -148,6 +148,33 @@ async fn kick_sends_the_disconnect_notice_at_once() {
     assert_eq!(w.next_message().await, left("room", 2));
 }
 
+/// A token in use does not expire; once its last socket left, it does after the TTL (the
+/// clock of an unused token starts again when its sockets are gone).
+#[tokio::test]
+async fn a_token_expires_once_its_sockets_left() {
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    d.answer("s1", Answer::valid(1, &[]));
+    let s = TestServer::start_with(&d, &[("contentTokenTtlSecs", "1")]).await;
+    token(&s, "room", "t", false).await;
+    let (c, _) = TestClient::connect_auth_with(&s.ws_url(), "s1", &[("room", "t")]).await;
+    // Longer than the TTL, while joined: nothing to wait for, the token must just stay.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let h = s.get("health/check").await;
+    assert_eq!(h["contentTokens"]["room"], json!({"tokens": 0, "sockets": 1}), "{h}");
+    c.close().await;
+    let deadline = tokio::time::Instant::now() + drupal_push_tests::WAIT;
+    while s.get("health/check").await["tokenChannels"] != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the token never expired after its socket left");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut again = TestClient::connect_auth(&s.ws_url(), "s1").await;
+    again.join_token_channel("room", "t").await;
+    assert!(matches!(
+        again.next_frame().await,
+        ServerFrame::Error { code: ErrorCode::InvalidContentToken, .. }
+    ));
+}
+
 #[tokio::test]
 async fn unused_tokens_expire() {
     let d = FakeDrupal::start(SERVICE_KEY).await;

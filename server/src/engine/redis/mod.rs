@@ -312,6 +312,7 @@ impl RedisEngine {
             .arg(count)
             .arg(now)
             .arg(due)
+            .arg(self.inner.settings.content_token_ttl.as_millis() as u64)
             .invoke_async(&mut self.conn())
             .await;
         match outcome.as_deref().map(|o| o.first().map(String::as_str)) {
@@ -560,15 +561,23 @@ impl Engine for RedisEngine {
     fn cache_auth(&self, token: Arc<str>, record: Arc<AuthRecord>) -> Fut<'_, Result<(), EngineError>> {
         Box::pin(async move {
             let ttl = self.inner.settings.auth_cache_ttl.as_secs().max(1);
-            let expires = now_ms() + ttl * 1000;
-            let (key, uid) = (self.key(&format!("a:{token}")), record.uid);
-            let mut pipe = redis::pipe();
-            pipe.set_ex(&key, wire::encode_record(&record), ttl).ignore();
-            pipe.zadd(self.key("aexp"), &*token, expires).ignore();
-            if !uid.is_anonymous() {
-                pipe.sadd(self.key(&format!("au:{uid}")), &*token).ignore();
-            }
-            pipe.query_async::<()>(&mut self.conn()).await.map_err(unavailable)
+            let uid = record.uid;
+            let user = if uid.is_anonymous() { String::new() } else { self.key(&format!("at:{uid}")) };
+            let _: i64 = self
+                .inner
+                .scripts
+                .cache_auth
+                .key(self.key(&format!("a:{token}")))
+                .key(self.key("aexp"))
+                .key(user)
+                .arg(wire::encode_record(&record))
+                .arg(ttl)
+                .arg(&*token)
+                .arg(now_ms())
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
     }
 
@@ -633,8 +642,7 @@ impl Engine for RedisEngine {
                         .arg(&*member.token)
                         .arg(&self.inner.node_id)
                         .arg(member.uid.0)
-                        .arg(now_ms())
-                        .arg(self.inner.settings.content_token_ttl.as_millis() as u64),
+                        .arg(now_ms()),
                 )
                 .await?;
             match outcome.first().map(String::as_str) {
@@ -736,7 +744,7 @@ impl Engine for RedisEngine {
                 }
             }
             let (records, token) = match &who {
-                Who::User(uid) => (self.key(&format!("au:{uid}")), String::new()),
+                Who::User(uid) => (self.key(&format!("at:{uid}")), String::new()),
                 Who::Session(t) => (String::new(), t.to_string()),
             };
             let _: i64 = self
@@ -765,7 +773,7 @@ impl Engine for RedisEngine {
     fn kick(&self, uid: Uid) -> Fut<'_, Result<(), EngineError>> {
         Box::pin(async move {
             let tokens: Vec<String> =
-                self.conn().smembers(self.key(&format!("au:{uid}"))).await.map_err(unavailable)?;
+                self.conn().zrange(self.key(&format!("at:{uid}")), 0, -1).await.map_err(unavailable)?;
             self.uncache(&tokens).await?;
             self.command(Event::Kick(uid)).await
         })
@@ -785,7 +793,7 @@ impl Engine for RedisEngine {
                 .scripts
                 .presence_list
                 .key(self.key(&format!("u:{uid}")))
-                .key(self.key(&format!("au:{uid}")))
+                .key(self.key(&format!("at:{uid}")))
                 .arg(&self.inner.settings.prefix)
                 .arg(uid.0)
                 .arg(serde_json::to_string(&watchers).unwrap_or_default())
@@ -816,7 +824,6 @@ impl RedisEngine {
             .key(self.key(&format!("u:{uid}")))
             .key(self.key(&format!("nu:{node}")))
             .key(self.key(&format!("as:{}", member.token)))
-            .key(self.key(&format!("au:{uid}")))
             .key(self.key(&format!("ns:{node}")))
             .key(self.key("online"))
             .arg(&self.inner.settings.prefix)

@@ -224,32 +224,72 @@ async fn beat(engine: &RedisEngine, boot: &mut Option<String>) -> Result<(), Eng
     }
     reap_dead_nodes(engine).await?;
     sweep_token_channels(engine).await?;
+    prune_indexes(engine).await?;
     fire_overdue(engine).await
+}
+
+/// How many expired members one beat takes out of `P:aexp` (writes take some too).
+const PRUNE_BATCH: u64 = 1000;
+
+/// Takes expired members out of the indexes that writes prune only a few at a time: `P:aexp`
+/// (cached auth records) and the history count's `P:hl`/`P:hx` (lists that expired), so they
+/// stay bounded by what is alive even when nobody reads the stats.
+async fn prune_indexes(engine: &RedisEngine) -> Result<(), EngineError> {
+    let mut conn = engine.conn();
+    let _: i64 = engine
+        .inner
+        .scripts
+        .prune_auth
+        .key(engine.key("aexp"))
+        .arg(now_ms())
+        .arg(PRUNE_BATCH)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    let _: i64 = engine
+        .inner
+        .scripts
+        .history_count
+        .key(engine.key("hn"))
+        .key(engine.key("hl"))
+        .key(engine.key("hx"))
+        .arg(now_ms())
+        .invoke_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 /// How many content-token channels one beat sweeps (a random sample: with few channels every
 /// one is swept each beat, with many each is in time; using a channel expires its tokens too).
 const SWEEP_SAMPLE: isize = 64;
+/// Expired tokens one sweep script call takes out, and calls per channel per beat.
+const SWEEP_BATCH: u64 = 1000;
+const SWEEP_CALLS: usize = 4;
 
-/// Expires unused content tokens of channels nobody touches (tokens are otherwise expired
-/// lazily, when their channel is used).
+/// Expires unused content tokens: the ones writes and joins leave (they take at most 64 each)
+/// and those of channels nobody touches.
 async fn sweep_token_channels(engine: &RedisEngine) -> Result<(), EngineError> {
     let mut conn = engine.conn();
     let channels: Vec<String> =
         conn.srandmember_multiple(engine.key("tcs"), SWEEP_SAMPLE).await.map_err(unavailable)?;
-    let ttl = engine.inner.settings.content_token_ttl.as_millis() as u64;
     for channel in channels {
-        let _: i64 = engine
-            .inner
-            .scripts
-            .sweep_tokens
-            .arg(&engine.inner.settings.prefix)
-            .arg(&channel)
-            .arg(now_ms())
-            .arg(ttl)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        for _ in 0..SWEEP_CALLS {
+            let seen: u64 = engine
+                .inner
+                .scripts
+                .sweep_tokens
+                .arg(&engine.inner.settings.prefix)
+                .arg(&channel)
+                .arg(now_ms())
+                .arg(SWEEP_BATCH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if seen < SWEEP_BATCH {
+                break;
+            }
+        }
     }
     Ok(())
 }
@@ -362,7 +402,6 @@ pub(super) async fn stats(engine: &RedisEngine) -> Result<EngineStats, EngineErr
         .query_async(&mut conn)
         .await
         .map_err(unavailable)?;
-    let _: Result<i64, _> = conn.zrembyscore(engine.key("aexp"), 0, now).await;
     let keys: Vec<String> = nodes.iter().map(|n| engine.key(&format!("node:{n}"))).collect();
     let figures: Vec<Option<String>> =
         if keys.is_empty() { Vec::new() } else { conn.mget(&keys).await.map_err(unavailable)? };
