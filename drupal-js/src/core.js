@@ -1,9 +1,9 @@
 /**
  * drupal-push core (after abi.js and page.js in both socket.io.js and drupal-push.js; build.sh
- * joins the files in one function scope): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs,
- * defines the socket object that drives the client (WebSocket, timer, page callbacks), and the
- * global `io`: a facade with socket.io's API over the same client, for the nodejs module's own
- * nodejs.js.
+ * joins the files in one function scope): loads the WebAssembly client, adds drupal-push's
+ * listener API to Drupal.Nodejs, defines the socket object that drives the client (WebSocket,
+ * timer, page callbacks), and the global `io`: a facade with socket.io's API over the same
+ * client, for the nodejs module's own nodejs.js.
  *
  * It runs synchronously: `io` exists as soon as this script has run. The glue and the wasm
  * load from beside this script (its src; window.drupalPushBaseUrl overrides), possibly from

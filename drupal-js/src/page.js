@@ -208,8 +208,9 @@
       });
     }
     else {
-      callAll(o.presenceNotification !== undefined ? N.presenceCallbacks :
-        o.contentChannelNotification !== undefined ? N.contentChannelNotificationCallbacks : N.callbacks, 'callback', m);
+      var registry = o.presenceNotification !== undefined ? N.presenceCallbacks :
+        o.contentChannelNotification !== undefined ? N.contentChannelNotificationCallbacks : N.callbacks;
+      callAll(registry, 'callback', m);
     }
   };
 
