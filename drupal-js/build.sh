@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the drupal-push browser client into drupal-js/dist/:
-#   socket.io.js               src/page.js + src/core.js: the `io` facade the module's own
+#   socket.io.js               src/abi.js + page.js + core.js: the `io` facade the module's own
 #                              nodejs.js uses (the server serves it at {resource}/socket.io.js)
-#   drupal-push.js             src/page.js + src/core.js + src/shim.js: our Drupal.Nodejs, for themes
+#   drupal-push.js             src/abi.js + page.js + core.js + shim.js: our Drupal.Nodejs, for themes
 #   drupal_push_client.js      wasm-bindgen glue (ES module, loaded by either script)
 #   drupal_push_client_bg.wasm the client (no_std), optimised with wasm-opt -Oz
 #   drupal-push.d.ts           TypeScript declarations of Drupal.Nodejs and io
@@ -134,15 +134,24 @@ done
 terser="$here/node_modules/.bin/terser"
 # trim-glue.js keeps what the page uses of the glue (core.js fetches and compiles the wasm
 # itself and calls initSync; see the script).
-node "$here/trim-glue.js" "$dist.tmp/drupal_push_client.js"
+node "$here/trim-glue.js" "$dist.tmp/drupal_push_client.js" "$dist.tmp/drupal_push_client_bg.wasm"
 "$terser" "$dist.tmp/drupal_push_client.js" --module --ecma 2020 -c passes=2 -m -o "$dist.tmp/drupal_push_client.js"
 node "$here/minify-names.js" "$dist.tmp"
 # The socket's own members (_ and a name, but _do, which the glue calls) get short names, the
 # same in both scripts (one name cache): a page may load both, sharing one socket.
 names="$dist.tmp/names.json"
 minify() { "$terser" --ecma 2020 -c passes=2 -m --mangle-props 'regex=/^_(?!do$)/' --name-cache "$names" -o "$1"; }
-cat "$here/src/page.js" "$here/src/core.js" "$here/src/shim.js" | minify "$dist.tmp/drupal-push.js"
-cat "$here/src/page.js" "$here/src/core.js" | minify "$dist.tmp/socket.io.js"
+# One function scope around the files: abi.js's constants (generated from client-wasm/src/abi.rs)
+# are local there, and terser puts their values in their place.
+scope() { printf '(function () {\n'; for f in abi "$@"; do cat "$here/src/$f.js"; done; printf '})();\n'; }
+scope page core shim | minify "$dist.tmp/drupal-push.js"
+scope page core | minify "$dist.tmp/socket.io.js"
+# terser inlines or renames the constants abi.js defines; a KIND_... name left in a script is one
+# it does not define (an undefined global at run time).
+if grep -qE '\b(KIND|ACT|MESSAGE|REQUEST)_[A-Z_]+\b' "$dist.tmp/drupal-push.js" "$dist.tmp/socket.io.js"; then
+  log "abi.js constants were not inlined"
+  exit 1
+fi
 rm "$names"
 cp "$here/drupal-push.d.ts" "$dist.tmp/drupal-push.d.ts"
 rm -rf "$dist"

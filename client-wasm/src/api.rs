@@ -1,9 +1,7 @@
 //! The JavaScript surface, used by the driver in `drupal-js/src/core.js` and `page.js` (the
 //! socket object of both our shim and the io facade): a [`Client`] with one input method.
-//! (`Drupal.Nodejs.runCallbacks` and the channel listeners apply [`crate::dispatch`]'s rules in
-//! `page.js`, a few lines there; the browser tests pin them to the Rust definitions.)
 //!
-//! Every call of the driver goes through [`Client::input`]: a kind ([`crate::incoming::kind`]),
+//! Every call of the driver goes through [`Client::input`]: a kind ([`crate::abi::kind`]),
 //! numbers, one text whose fields are separated by NUL characters, and the page's value, which
 //! the wasm passes back untouched. One export instead of one per call keeps the wasm and its
 //! glue small: each export costs a wrapper in the wasm and string-passing code in the glue
@@ -11,7 +9,8 @@
 //!
 //! The page holds the one [`Client`] it starts (no global state here: the driver keeps it).
 
-use crate::incoming::{fields, kind};
+use crate::abi::{kind, request};
+use crate::incoming::fields;
 use crate::machine::{Input, Request, Settings};
 use crate::out::whole;
 use crate::tokens::TokenMap;
@@ -36,7 +35,7 @@ impl Client {
     }
 
     /// One call of the driver: `kind` says what it is and what `conn`, `bits`, `n`, `m`, the
-    /// NUL-separated fields of `text` and `value` carry ([`crate::incoming::kind`]).
+    /// NUL-separated fields of `text` and `value` carry ([`crate::abi::kind`]).
     #[allow(clippy::too_many_arguments)]
     pub fn input(&self, kind: u32, conn: u32, bits: u32, n: f64, m: f64, text: String, value: JsValue) {
         let mut next = fields(&text);
@@ -51,8 +50,8 @@ impl Client {
             kind::AUTHENTICATE => Input::AuthenticateWith { data: value, id: id() },
             kind::JOIN => Input::Join { channel: next(), token: next() },
             kind::REQUEST => {
-                let channel = (bits & 1 != 0).then(&mut next);
-                Input::Request(Request { channel, message: value, echo: bits & 2 != 0, id: id() })
+                let channel = (bits & request::CHANNEL != 0).then(&mut next);
+                Input::Request(Request { channel, message: value, echo: bits & request::ECHO != 0, id: id() })
             }
             kind::CREDENTIALS => {
                 return self.0.with_machine(|m| m.refresh(Some(next()), TokenMap::default()));

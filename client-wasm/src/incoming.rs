@@ -10,6 +10,8 @@
 //! object. The browser test `frames_parsed_in_js_match_the_protocol_crate` checks that both
 //! paths agree on every frame of PROTOCOL.md.
 
+use crate::abi::kind;
+use crate::abi::message::{PRESENCE_OFFLINE, PRESENCE_ONLINE};
 use crate::recovery::Position;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -65,75 +67,8 @@ pub struct Envelope<M> {
     /// For a recorded message: its stream's key (the envelope's `stream`, else its `channel`)
     /// and its position.
     pub recorded: Option<(String, Position)>,
-    /// The message's `clientSocketId`, when it is a string (the self-skip rule).
-    pub sender: Option<String>,
-    /// The message's `broadcast` is truthy.
-    pub broadcast: bool,
     /// The message is a presence notification `{uid, event: "online" | "offline"}`.
     pub presence: Option<(u64, bool)>,
-}
-
-/// The kinds of `Client.input(kind, conn, bits, n, m, text, value)` calls of the browser driver
-/// (`drupal-js/src/page.js`, `core.js`) and what each carries. `text` holds fields separated by
-/// NUL characters; the frame kinds up to [`INVALID`] (read by [`FrameReader::frame`]) carry two,
-/// `a` and `b`, with their number `n` on connection `conn`.
-pub mod kind {
-    /// `hello`: a = socketId, n = heartbeatMs.
-    pub const HELLO: u32 = 0;
-    /// `authenticated`: a = socketId, n = uid, b = "online" when the frame has `online`; after
-    /// the [`START`], [`OUTCOME`] and [`ONLINE`] calls for its members.
-    pub const AUTHENTICATED: u32 = 1;
-    /// A member of `authenticated.streams`: a = stream, n = offset, b = epoch.
-    pub const START: u32 = 2;
-    /// A member of `authenticated.recovered`: a = stream, n = 1 (recovered) or 0.
-    pub const OUTCOME: u32 = 3;
-    /// An element of `authenticated.online`: n = uid.
-    pub const ONLINE: u32 = 4;
-    /// `joined`: a = stream, n = offset, b = epoch.
-    pub const JOINED: u32 = 5;
-    /// `ack`: n = id, value = result.
-    pub const ACK: u32 = 6;
-    /// `error`: a = code, n = id (or NaN), b = message.
-    pub const ERROR: u32 = 7;
-    pub const PING: u32 = 8;
-    pub const PONG: u32 = 9;
-    /// Anything else: a = what is wrong.
-    pub const INVALID: u32 = 10;
-    /// `message`: text = channel, stream, epoch, clientSocketId; n = offset (NaN when absent),
-    /// m = the presence notification's uid, bits = flags, value = the message; see
-    /// [`super::FrameReader::message`].
-    pub const MESSAGE: u32 = 11;
-    /// Connection `conn` closed (or could not be opened) with the close code `bits`.
-    pub const CLOSED: u32 = 12;
-    /// The timer the client armed fired.
-    pub const TICK: u32 = 13;
-    /// The browser went online or the tab became visible.
-    pub const WAKE: u32 = 14;
-    /// Connect (the first time, `sendAuthMessage()`, `socket.connect()`), or reconnect a
-    /// stopped or waiting client now.
-    pub const RECONNECT: u32 = 15;
-    /// `socket.disconnect()`: close and stay disconnected.
-    pub const STOP: u32 = 16;
-    /// The io facade's `emit('authenticate', value, ack)`; n = the ack's id (NaN: none).
-    pub const AUTHENTICATE: u32 = 17;
-    /// `joinTokenChannel` / `emit('join-token-channel')`: text = channel, token.
-    pub const JOIN: u32 = 18;
-    /// A request: value = the message; bits 1 = text is a channel to publish to (else the
-    /// message goes to Drupal), bits 2 = echo; n = the callback's id (NaN: none).
-    pub const REQUEST: u32 = 19;
-    /// Our shim, before a connection opens: text = the auth token the settings hold now.
-    pub const CREDENTIALS: u32 = 20;
-    /// Our shim: text = channel, token: a content token the settings hold.
-    pub const TOKEN: u32 = 21;
-}
-
-/// Bits of the flags of a [`kind::MESSAGE`] input beyond those of
-/// [`crate::dispatch::flags`]: the message is a presence notification.
-pub mod presence_flags {
-    /// `presenceNotification.event` is `online`.
-    pub const ONLINE: u32 = 32;
-    /// `presenceNotification.event` is `offline`.
-    pub const OFFLINE: u32 = 64;
 }
 
 /// Builds [`Incoming`] frames from the driver's calls (see [`kind`]).
@@ -170,7 +105,7 @@ impl FrameReader {
     ) -> Option<Incoming<M>> {
         let mut next = fields(text);
         match kind {
-            kind::MESSAGE => Some(Self::message(value, next(), next(), n, next(), next(), bits, m)),
+            kind::MESSAGE => Some(Self::message(value, next(), next(), n, next(), bits, m)),
             k if k <= kind::INVALID => self.frame(k, next(), n, next(), value),
             _ => None,
         }
@@ -232,9 +167,8 @@ impl FrameReader {
     }
 
     /// One [`kind::MESSAGE`] input: the envelope's `channel`, `stream`, `offset` (NaN when
-    /// absent) and `epoch`, the message's `clientSocketId` (`sender`), `flags` (`broadcast`
-    /// from [`crate::dispatch::flags`], presence from [`presence_flags`]) and the presence
-    /// notification's `uid`. Empty strings stand for absent members.
+    /// absent) and `epoch`, the presence bits (`flags`: [`crate::abi::message`]) and the presence notification's
+    /// `uid`. Empty strings stand for absent members.
     #[allow(clippy::too_many_arguments)]
     pub fn message<M>(
         message: M,
@@ -242,7 +176,6 @@ impl FrameReader {
         stream: String,
         offset: f64,
         epoch: String,
-        sender: String,
         flags: u32,
         uid: f64,
     ) -> Incoming<M> {
@@ -252,18 +185,11 @@ impl FrameReader {
             (Some(key), Some(offset)) if !epoch.is_empty() => Some((key, Position { offset, epoch })),
             _ => None,
         };
-        let presence = match (crate::out::whole(uid), flags & presence_flags::ONLINE != 0) {
-            (Some(uid), online) if online || flags & presence_flags::OFFLINE != 0 => Some((uid, online)),
+        let presence = match (crate::out::whole(uid), flags & PRESENCE_ONLINE != 0) {
+            (Some(uid), online) if online || flags & PRESENCE_OFFLINE != 0 => Some((uid, online)),
             _ => None,
         };
-        Incoming::Message(Envelope {
-            message,
-            channel,
-            recorded,
-            sender: (!sender.is_empty()).then_some(sender),
-            broadcast: flags & crate::dispatch::flags::BROADCAST != 0,
-            presence,
-        })
+        Incoming::Message(Envelope { message, channel, recorded, presence })
     }
 }
 
@@ -314,8 +240,6 @@ impl From<ServerFrame> for Incoming<serde_json::Value> {
                     }
                 });
                 Incoming::Message(Envelope {
-                    sender: m.get("clientSocketId").and_then(|s| s.as_str()).map(str::to_owned),
-                    broadcast: m.get("broadcast").is_some_and(crate::dispatch::truthy),
                     presence,
                     recorded,
                     channel: envelope.channel,
@@ -360,14 +284,7 @@ mod tests {
     }
 
     fn envelope(message: serde_json::Value, channel: Option<&str>) -> Envelope<serde_json::Value> {
-        Envelope {
-            message,
-            channel: channel.map(Into::into),
-            recorded: None,
-            sender: None,
-            broadcast: false,
-            presence: None,
-        }
+        Envelope { message, channel: channel.map(Into::into), recorded: None, presence: None }
     }
 
     #[test]
@@ -428,7 +345,6 @@ mod tests {
             ),
             Incoming::Message(Envelope {
                 recorded: Some(("token:room".into(), pos(3, "a"))),
-                sender: Some("me".into()),
                 ..envelope(json!({"clientSocketId": "me"}), Some("room"))
             })
         );
@@ -438,7 +354,6 @@ mod tests {
             ),
             Incoming::Message(Envelope {
                 recorded: Some(("*".into(), pos(7, "z"))),
-                broadcast: true,
                 ..envelope(json!({"broadcast": true}), None)
             })
         );

@@ -6,12 +6,25 @@
 //! reconnection, recovery, requests, setup-handler and io-facade events), pure Rust and tested
 //! natively. Beside it, also pure: [`incoming`] (the frames it reads), [`out`] (the frames it
 //! sends, their JSON, close codes), [`recovery`] (stream positions and the presence picture
-//! across reconnects), [`backoff`] (delays), [`tokens`] (content tokens) and [`dispatch`]
-//! (which callbacks a message reaches). The browser glue is compiled for wasm32 only: `api` is
-//! the exported surface, `web` runs the machine and carries out its actions, `js` declares the
-//! JavaScript it calls. Page objects (settings, `Drupal.Nodejs`, frames as JS objects,
-//! callbacks) are handled by the JavaScript driver, `drupal-js/src/page.js` and `core.js`: the
-//! wasm decides, the driver reads and calls.
+//! across reconnects), [`backoff`] (delays) and [`tokens`] (content tokens). [`abi`] holds
+//! every number of the boundary with JavaScript; `drupal-js/src/abi.js` is generated from it
+//! (a test fails while that file is stale). The browser glue is compiled for wasm32 only:
+//! `api` is the exported surface, `web` runs the machine and carries out its actions, `js`
+//! declares the JavaScript it calls. Page objects (settings, `Drupal.Nodejs`, frames as JS
+//! objects, callbacks) are handled by the JavaScript driver, `drupal-js/src/page.js` and
+//! `core.js`: the wasm decides about the connection, the driver reads and calls.
+//!
+//! Dispatch (which `Drupal.Nodejs` callbacks a message reaches: `callbacks`,
+//! `presenceCallbacks`, `contentChannelNotificationCallbacks`, then drupal-push's
+//! `channelCallbacks` and `broadcastCallbacks`, spec 4.2) is decided in JavaScript only, in
+//! `page.js` (`push.runCallbacks`, `push.listeners`). Those rules read the page's message
+//! object (truthiness, `typeof`, defined members) and the page's registries at dispatch time,
+//! and `Drupal.Nodejs` itself lives in JavaScript; the module's own nodejs.js, on the io
+//! facade, runs its own copy of the module's rules in JavaScript anyway. Deciding in the wasm
+//! meant describing every message to it in flag bits and a second implementation of the same
+//! rules, pinned to the first by tests. The wasm hands over each message with its envelope
+//! channel ([`machine::Action::Dispatch`]) and keeps only what the connection needs from a
+//! message: its stream position (duplicates after a reconnect) and presence notifications.
 //!
 //! Size: the browser payload has a budget of 20 KiB gzipped (`drupal-js/build.sh`). The build
 //! there is `no_std` (without the default `std` feature: `alloc`, lol_alloc's free-list
@@ -42,8 +55,8 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+pub mod abi;
 pub mod backoff;
-pub mod dispatch;
 pub mod incoming;
 pub mod machine;
 pub mod out;

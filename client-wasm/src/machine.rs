@@ -37,7 +37,6 @@
 //! [`REQUEST_TIMEOUT_MS`]).
 
 use crate::backoff::{Backoff, Rng, soon_delay};
-use crate::dispatch::{Listeners, listeners_for};
 use crate::incoming::{Envelope, Incoming};
 use crate::out::{Out, Policy, Resume, digits, policy, stop_reason};
 pub use crate::recovery::Outcome;
@@ -142,14 +141,14 @@ pub enum Action<M> {
         conn: u32,
         reason: &'static str,
     },
-    /// Hand a Drupal message to the page: the module's dispatch (`runCallbacks`, or the io
-    /// facade's `message` listeners), then the `listeners` of drupal-push; their `meta` is the
-    /// envelope's `channel`, and the stream and position of a recorded message.
+    /// Hand a Drupal message to the page, which applies every dispatch rule (the module's
+    /// `runCallbacks`, or the io facade's `message` listeners, then drupal-push's listeners:
+    /// `drupal-js/src/page.js`); the listeners' `meta` is the envelope's `channel`, and the
+    /// stream and position of a recorded message.
     Dispatch {
         message: M,
         channel: Option<String>,
         recorded: Option<(String, Position)>,
-        listeners: Listeners,
     },
     /// After a reconnect: what was recovered; `recoveryFailed(failed)` handlers run when some
     /// stream was not, and the `drupal-push:status` event carries it.
@@ -521,7 +520,7 @@ impl<M: Clone> Machine<M> {
 
     /// A Drupal message: dropped when its stream already had it, else handed to the page.
     fn on_message(&mut self, envelope: Envelope<M>) {
-        let Envelope { message, channel, recorded, sender, broadcast, presence } = envelope;
+        let Envelope { message, channel, recorded, presence } = envelope;
         if let Some((key, p)) = &recorded
             && !self.positions.accept(key, p.offset, &p.epoch)
         {
@@ -530,8 +529,7 @@ impl<M: Clone> Machine<M> {
         if let Some((uid, online)) = presence {
             self.presence.note(uid, online);
         }
-        let listeners = listeners_for(channel.as_deref(), broadcast, sender.as_deref(), self.socket_id());
-        self.out.push(Action::Dispatch { message, channel, recorded, listeners });
+        self.out.push(Action::Dispatch { message, channel, recorded });
     }
 
     fn on_tick(&mut self, now: u64) {

@@ -12,8 +12,9 @@
 //! never while page code runs, so page code may call back into the client (for example
 //! `joinTokenChannel` from a `connect` handler).
 
+use crate::abi::act;
 use crate::incoming::FrameReader;
-use crate::js::{self, Driver, act};
+use crate::js::{self, Driver};
 use crate::machine::{Action, Input, IoEvent, Machine, Settings, Status};
 use crate::out::Place;
 use alloc::rc::Rc;
@@ -115,13 +116,13 @@ impl Client {
                 self.act(act::SEND, conn, members, 0.0, 0.0, &frame.text(), "", "", value);
             }
             Action::Close { conn, reason } => simple(act::CLOSE, conn, 0.0, reason, ""),
-            Action::Dispatch { message, channel, recorded, listeners } => {
+            Action::Dispatch { message, channel, recorded } => {
                 let (stream, offset, epoch) = match &recorded {
                     Some((key, p)) => (key.as_str(), p.offset as f64, p.epoch.as_str()),
                     None => ("", -1.0, ""),
                 };
                 let channel = channel.as_deref().unwrap_or("");
-                self.act(act::DELIVER, listeners.code(), offset, 0.0, 0.0, channel, stream, epoch, &message);
+                self.act(act::DELIVER, 0, offset, 0.0, 0.0, channel, stream, epoch, &message);
             }
             Action::Recovery(outcome) => {
                 simple(act::RECOVERY, 0, 0.0, &nul_joined(&outcome.recovered), &nul_joined(&outcome.failed));

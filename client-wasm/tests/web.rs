@@ -3,13 +3,13 @@
 //! `CHROMEDRIVER=/usr/bin/chromedriver cargo test -p drupal-push-client --target wasm32-unknown-unknown`.
 //!
 //! `drupal-js/src/page.js` (the JavaScript that reads frames into the wasm's inputs, writes the
-//! page's values into its frames, reads the settings and calls page callbacks) is evaluated on
-//! its own: these tests pin what it reads and writes against the protocol crate, its dispatch
-//! rules against `dispatch`'s, and run real page callbacks (`this` bindings, exceptions).
+//! page's values into its frames, reads the settings and applies every dispatch rule) is
+//! evaluated on its own, after the generated `abi.js`: these tests pin what it reads and writes
+//! against the protocol crate, and check its dispatch rules (the only definition of them) with
+//! real page callbacks (`this` bindings, exceptions).
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
-use drupal_push_client::dispatch;
 use drupal_push_client::incoming::{FrameReader, Incoming};
 use drupal_push_client::out::Out;
 use drupal_push_client::recovery::Position;
@@ -21,13 +21,15 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+const ABI_JS: &str = include_str!("../../drupal-js/src/abi.js");
 const PAGE_JS: &str = include_str!("../../drupal-js/src/page.js");
 
-/// Runs a JS function body (after page.js, once) and returns its result.
+/// Runs a JS function body (after abi.js and page.js in one scope, once, as build.sh joins
+/// them) and returns its result.
 fn js(body: &str) -> JsValue {
     let loaded = js_sys::eval("window.drupalPush && window.drupalPush.read").unwrap();
     if loaded.is_undefined() {
-        Function::new_no_args(PAGE_JS).call0(&JsValue::NULL).unwrap();
+        Function::new_no_args(&[ABI_JS, PAGE_JS].concat()).call0(&JsValue::NULL).unwrap();
     }
     Function::new_no_args(body).call0(&JsValue::NULL).unwrap()
 }
@@ -98,28 +100,96 @@ fn run_callbacks(m: &Value, own: &str) -> Value {
     .concat()))
 }
 
-/// page.js's `route` and `matches` are `dispatch::route_code` and `dispatch::channel_matches`.
+/// The module's rules (spec 4.2) on messages of every shape: which registry entries run, in
+/// which order.
 #[wasm_bindgen_test]
-fn the_dispatch_rules_in_js_are_the_crates() {
-    let route: Function = js("return drupalPush.route;").unchecked_into();
-    let matches: Function = js("return drupalPush.matches;").unchecked_into();
-    for bits in 0..32u32 {
-        for (sender, own) in [("", ""), ("me", "me"), ("me", ""), ("", "me"), ("a", "b")] {
-            let got = route.call3(&JsValue::NULL, &bits.into(), &sender.into(), &own.into()).unwrap();
-            let some = |s: &'static str| (!s.is_empty()).then_some(s);
-            let want = dispatch::route_code(bits, some(sender), some(own));
-            assert_eq!(got.as_f64(), Some(want.into()), "{bits} {sender:?} {own:?}");
-        }
+fn the_module_rules_pick_callbacks_by_the_message_shape() {
+    let f = js(r#"
+        const log = [];
+        const entry = (tag) => ({callback() { log.push(tag); }});
+        return window.g = {log, nodejs: {
+          callbacks: {a: entry('a'), b: entry('b'), 3: entry('3'), x: entry('x')},
+          presenceCallbacks: {p: entry('p')},
+          contentChannelNotificationCallbacks: {c: entry('c')},
+        }};
+    "#);
+    let run = |m: Value, own: &str| {
+        js(&["drupalPush.runCallbacks(g.nodejs, ", &m.to_string(), ", ", &json!(own).to_string(), ");"]
+            .concat());
+        let log = json_of(&get(&f, "log"));
+        get(&f, "log").unchecked_into::<Array>().set_length(0);
+        log
+    };
+    let all = json!(["3", "a", "b", "x"]);
+    for (m, own, want) in [
+        (json!({"callback": "x"}), "", json!(["x"])),
+        (json!({"callback": ["b", "a", 3, null, "missing"]}), "", json!(["b", "a", "3"])),
+        (json!({"callback": []}), "", json!([])),
+        (json!({"callback": {"a": 1}}), "", json!([])),
+        (
+            json!({"callback": "x", "presenceNotification": {}, "contentChannelNotification": 1}),
+            "",
+            json!(["x"]),
+        ),
+        (json!({"presenceNotification": {"uid": 5, "event": "online"}}), "", json!(["p"])),
+        (json!({"presenceNotification": null, "contentChannelNotification": true}), "", json!(["p"])),
+        (json!({"contentChannelNotification": false}), "", json!(["c"])),
+        (json!({"data": {}}), "", all.clone()),
+        (json!({"callback": "", "presenceNotification": {}}), "", json!(["p"])),
+        (json!({"callback": 0}), "", all.clone()),
+        (json!({"callback": false}), "", all.clone()),
+        (json!({"callback": null}), "", all.clone()),
+        (json!({"callback": "x", "clientSocketId": "me"}), "me", json!([])),
+        (json!({"clientSocketId": "me"}), "me", json!([])),
+        (json!({"callback": "x", "clientSocketId": "me"}), "you", json!(["x"])),
+        (json!({"callback": "x", "clientSocketId": "me"}), "", json!(["x"])),
+        (json!({"clientSocketId": ""}), "", all.clone()),
+        (json!({"clientSocketId": 5}), "5", all.clone()),
+    ] {
+        assert_eq!(run(m.clone(), own), want, "{m} on {own:?}");
     }
-    for pattern in ["chat", "chat_*", "*", "c*at", "", "chat_1"] {
-        for channel in ["chat", "chat_1", "chat_", "other", "", "c*at"] {
-            let got = matches.call2(&JsValue::NULL, &pattern.into(), &channel.into()).unwrap();
-            assert_eq!(
-                got.as_bool(),
-                Some(dispatch::channel_matches(pattern, channel)),
-                "{pattern} {channel}"
-            );
-        }
+}
+
+/// Which listeners a delivered message reaches (decided before the module's rules run), and
+/// the channel patterns.
+#[wasm_bindgen_test]
+fn listeners_follow_the_envelope_channel_broadcast_and_self_skip() {
+    let of = |channel: &str, m: Value, own: &str| {
+        let args = [json!(channel).to_string(), m.to_string(), json!(own).to_string()].join(", ");
+        js(&["return drupalPush.listenersOf(", &args, ");"].concat()).as_f64().unwrap()
+    };
+    assert_eq!(of("chat_1", json!({"channel": "chat_1", "callback": "x"}), ""), 1.0);
+    let b = json!({"broadcast": true, "channel": "nodejs_notify", "data": {}});
+    assert_eq!(of("", b.clone(), ""), 2.0, "a broadcast has no envelope channel");
+    assert_eq!(of("nodejs_notify", b, ""), 1.0, "the envelope decides, not the message's channel");
+    assert_eq!(of("", json!({"presenceNotification": {"uid": 5, "event": "online"}}), ""), 0.0);
+    assert_eq!(of("", json!({"callback": "clientAuthenticated"}), ""), 0.0);
+    assert_eq!(of("", json!({"broadcast": 0}), ""), 0.0);
+    let mine = json!({"channel": "c", "clientSocketId": "me", "broadcast": true});
+    assert_eq!(of("c", mine.clone(), "me"), 0.0, "self-skip applies to listeners too");
+    assert_eq!(of("", mine.clone(), "me"), 0.0);
+    assert_eq!(of("c", mine.clone(), "you"), 1.0);
+    assert_eq!(of("", mine, ""), 2.0);
+    for m in [json!({"callback": "a"}), json!({"contentChannelNotification": true}), json!({"data": 1})] {
+        assert_eq!(of("room", m.clone(), "me"), 1.0, "whatever the module's rules decide: {m}");
+    }
+
+    let matches: Function = js("return drupalPush.matches;").unchecked_into();
+    for (pattern, channel, want) in [
+        ("chat_42", "chat_42", true),
+        ("chat_42", "chat_421", false),
+        ("chat_4", "chat_42", false),
+        ("chat_*", "chat_42", true),
+        ("chat_*", "chat_", true),
+        ("chat_*", "chat", false),
+        ("chat_*", "other_chat_1", false),
+        ("*", "anything", true),
+        ("chat*_", "chat_1_", false),
+        ("chat*_", "chat*_", true),
+        ("", "chat", false),
+    ] {
+        let got = matches.call2(&JsValue::NULL, &pattern.into(), &channel.into()).unwrap();
+        assert_eq!(got.as_bool(), Some(want), "{pattern} {channel}");
     }
 }
 

@@ -1,14 +1,22 @@
 /**
- * drupal-push core (after page.js in both socket.io.js and drupal-push.js; build.sh joins the
- * files): loads the WebAssembly client, adds drupal-push's listener API to Drupal.Nodejs,
- * defines the socket object that drives the client (WebSocket, timer, page callbacks), and the
- * global `io`: a facade with socket.io's API over the same client, for the nodejs module's own
- * nodejs.js.
+ * drupal-push core (after abi.js and page.js in both socket.io.js and drupal-push.js; build.sh
+ * joins the files in one function scope): loads the WebAssembly client, adds drupal-push's
+ * listener API to Drupal.Nodejs, defines the socket object that drives the client (WebSocket,
+ * timer, page callbacks), and the global `io`: a facade with socket.io's API over the same
+ * client, for the nodejs module's own nodejs.js.
  *
  * It runs synchronously: `io` exists as soon as this script has run. The glue and the wasm
  * load from beside this script (its src; window.drupalPushBaseUrl overrides), possibly from
  * another origin (the drupal-push server sends CORS headers); calls made before they are
  * loaded wait in order. Everything shared with shim.js hangs off window.drupalPush.
+ *
+ * The boundary with the wasm is positional: Client.input(kind, ...) one way, _do(kind, ...)
+ * the other. Every kind and bit is a named constant of abi.js (KIND_, ACT_, REQUEST_,
+ * MESSAGE_), generated from client-wasm/src/abi.rs, where each is documented; a Rust test
+ * fails while abi.js is stale, so neither side can change alone. Dispatch rules (which
+ * callbacks a message reaches) are decided in JavaScript only (page.js: push.runCallbacks,
+ * push.listenersOf, push.listeners), next to Drupal.Nodejs, whose objects they read; the wasm
+ * only hands over the message with its envelope channel (ACT_DELIVER).
  */
 (function (window, document) {
   'use strict';
@@ -108,7 +116,8 @@
   function request(channel, message, echo, callback) {
     var socket = push.socket;
     if (socket) {
-      socket._call(19, channel === undefined ? 0 : 1 | (echo ? 2 : 0), socket._keep(callback, 0), channel, message);
+      socket._call(KIND_REQUEST, channel === undefined ? 0 : REQUEST_CHANNEL | (echo ? REQUEST_ECHO : 0),
+        socket._keep(callback, 0), channel, message);
     }
     else if (callback) {
       callback({code: 'not-connected', message: 'drupal-push: not connected yet'});
@@ -157,7 +166,7 @@
       }
     });
   };
-  // Feeds the client an input (client-wasm/src/incoming.rs, mod kind) once it runs (inputs
+  // Feeds the client an input (KIND_, client-wasm/src/abi.rs, mod kind) once it runs (inputs
   // wait in order); n is NaN when undefined.
   S._call = function (kind, bits, n, text, value) {
     var self = this;
@@ -172,7 +181,7 @@
   S._started = function (client) {
     this._client = client;
     (this._waiting || []).splice(0).forEach(function (call) { call(); });
-    this._call(15);
+    this._call(KIND_RECONNECT);
   };
   // Keeps a callback for the answer to a request; style 0: callback(error, result), 1:
   // socket.io's ack(result) or ack({error, code}), 2: an authenticate ack ({result: 'success'}).
@@ -185,17 +194,17 @@
   S.emit = function (event, data, ack) {
     if (event === 'authenticate') {
       if (this._facade) {
-        this._call(17, 0, this._keep(ack, 2), '', data);
+        this._call(KIND_AUTHENTICATE, 0, this._keep(ack, 2), '', data);
       }
       else {
-        this._call(15);
+        this._call(KIND_RECONNECT);
       }
     }
     else if (event === 'join-token-channel' && data) {
-      this._call(18, 0, 0, data.channel + '\0' + data.contentToken);
+      this._call(KIND_JOIN, 0, 0, data.channel + '\0' + data.contentToken);
     }
     else if (event === 'message') {
-      this._call(19, 0, this._keep(ack, 1), '', data);
+      this._call(KIND_REQUEST, 0, this._keep(ack, 1), '', data);
     }
     else {
       console.warn('drupal-push: socket.emit(' + event + ') is not supported');
@@ -203,11 +212,10 @@
     return this;
   };
   // The driver of the wasm client: one WebSocket, one timer, the page's callbacks. The wasm
-  // calls _do(kind, a, n, m, o, x, y, z, value) for every action (client-wasm/src/js.rs, mod
-  // act); f holds the texts [x, y, z].
+  // calls _do(kind, a, n, m, o, x, y, z, value) for every action (ACT_, client-wasm/src/abi.rs,
+  // mod act); f holds the texts [x, y, z].
   S._do = function (kind, a, n, m, o, x, y, z, v) {
-    [this._open, this._send, this._close, this._arm, this._fire, this._deliver, this._presence, this._recovery,
-      this._setup, this._reply, this._status][kind].call(this, a, n, m, o, [x, y, z], v);
+    acts[kind].call(this, a, n, m, o, [x, y, z], v);
   };
   S._open = function (conn, n, m, o, f) {
     var self = this;
@@ -222,7 +230,7 @@
     }
     catch (e) {
       console.error('drupal-push: cannot open ' + url, e);
-      setTimeout(function () { self._client.input(12, conn, 1006, 0, 0, ''); }, 0);
+      setTimeout(function () { self._client.input(KIND_CLOSED, conn, 1006, 0, 0, ''); }, 0);
       return;
     }
     ws.onmessage = function (event) {
@@ -232,7 +240,7 @@
     };
     ws.onclose = function (event) {
       self._ws = null;
-      self._client.input(12, conn, event.code, 0, 0, '');
+      self._client.input(KIND_CLOSED, conn, event.code, 0, 0, '');
     };
     this._ws = ws;
     this._conn = conn;
@@ -261,7 +269,7 @@
     var self = this;
     clearTimeout(this._timer);
     if (delay >= 0) {
-      this._timer = setTimeout(function () { self._client.input(13, 0, 0, 0, 0, ''); }, delay);
+      this._timer = setTimeout(function () { self._client.input(KIND_TICK, 0, 0, 0, 0, ''); }, delay);
     }
   };
   // A socket.io event f[0] with the reason f[1].
@@ -269,10 +277,11 @@
     this._run(f[0], f[0] === 'connect_error' ? new Error(f[1]) : f[1] || undefined);
   };
   // A Drupal message: the module's rules (the facade's message listeners are the module's
-  // runCallbacks), then channel or broadcast callbacks (listeners) with meta {channel, stream,
-  // offset, epoch} (f: channel, stream, epoch).
-  S._deliver = function (listeners, offset, m, o, f, message) {
+  // runCallbacks), then channel or broadcast callbacks (push.listenersOf) with meta {channel,
+  // stream, offset, epoch} (f: channel, stream, epoch).
+  S._deliver = function (a, offset, m, o, f, message) {
     var N = push.nodejs();
+    var listeners = push.listenersOf(f[0], message, this.sessionid);
     var meta = {channel: f[0] || null};
     if (f[1]) {
       meta.stream = f[1];
@@ -346,20 +355,33 @@
   function wake() {
     var socket = push.socket;
     if (socket && socket._client && document.visibilityState !== 'hidden') {
-      socket._client.input(14, 0, 0, 0, 0, '');
+      socket._client.input(KIND_WAKE, 0, 0, 0, 0, '');
     }
   }
   window.addEventListener('online', wake);
   document.addEventListener('visibilitychange', wake);
 
   S.connect = S.open = function () {
-    this._call(15);
+    this._call(KIND_RECONNECT);
     return this;
   };
   S.disconnect = S.close = function () {
-    this._call(16);
+    this._call(KIND_STOP);
     return this;
   };
+  // The actions of _do by kind.
+  var acts = [];
+  acts[ACT_OPEN] = S._open;
+  acts[ACT_SEND] = S._send;
+  acts[ACT_CLOSE] = S._close;
+  acts[ACT_ARM] = S._arm;
+  acts[ACT_FIRE] = S._fire;
+  acts[ACT_DELIVER] = S._deliver;
+  acts[ACT_PRESENCE] = S._presence;
+  acts[ACT_RECOVERY] = S._recovery;
+  acts[ACT_SETUP] = S._setup;
+  acts[ACT_REPLY] = S._reply;
+  acts[ACT_STATUS] = S._status;
   push.Socket = Socket;
 
   // The WebSocket path: the server writes its wsPath here when it serves socket.io.js.

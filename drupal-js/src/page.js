@@ -1,11 +1,15 @@
 /**
- * drupal-push page helpers (the start of both socket.io.js and drupal-push.js; build.sh joins
- * page.js, core.js and, for drupal-push.js, shim.js). What the wasm client leaves to JavaScript
- * because it is a few lines here: reading the module's settings, reading frames into the
- * client's calls (JSON.parse), putting page values into the frames it writes
- * (JSON.stringify), and calling page callbacks with the decisions the wasm makes
- * (push.route, push.matches: client-wasm's dispatch rules). Everything hangs off window.drupalPush; no I/O here, so the
- * wasm-bindgen tests evaluate this file on its own (client-wasm/tests/web.rs).
+ * drupal-push page helpers (after abi.js, the start of both socket.io.js and drupal-push.js;
+ * build.sh joins abi.js, page.js, core.js and, for drupal-push.js, shim.js in one function
+ * scope). What the wasm client leaves to JavaScript because it is a few lines here: reading the
+ * module's settings, reading frames into the client's calls (JSON.parse), putting page values
+ * into the frames it writes (JSON.stringify), and every dispatch rule: which Drupal.Nodejs
+ * callbacks a message reaches (push.runCallbacks, push.listeners). The rules live here only:
+ * they read the page's message objects and registries, where the module's own nodejs.js reads
+ * them too (client-wasm/src/lib.rs says why the wasm does not decide them). The numbers
+ * passed to the wasm are abi.js's, generated from client-wasm/src/abi.rs. Everything hangs
+ * off window.drupalPush; no I/O here, so the wasm-bindgen tests evaluate abi.js and this file
+ * on their own (client-wasm/tests/web.rs).
  */
 (function (window) {
   'use strict';
@@ -80,17 +84,9 @@
     return keys(t).filter(function (k) { return text(t[k]); }).map(function (k) { return [k, text(t[k])]; });
   };
 
-  // Bits of client-wasm's dispatch::flags: which of the module's rules a message meets.
-  push.flags = function (m) {
-    m = Object(m);
-    var cb = m.callback;
-    return (cb ? (typeof cb === 'string' ? 1 : 2) : 0) | (m.presenceNotification !== undefined ? 4 : 0) |
-      (m.contentChannelNotification !== undefined ? 8 : 0) | (m.broadcast ? 16 : 0);
-  };
-
   /**
    * Reads a text frame into the input calls of the wasm client (or anything with its input
-   * method): client-wasm/src/incoming.rs, mod kind, says what each kind carries.
+   * method): client-wasm/src/abi.rs, mod kind, says what each kind carries.
    */
   push.read = function (client, conn, data) {
     var f;
@@ -103,42 +99,43 @@
       f = null;
     }
     if (!f || typeof f !== 'object' || isArray(f)) {
-      return frame(10, 'not a JSON object', 0, '', u);
+      return frame(KIND_INVALID, 'not a JSON object', 0, '', u);
     }
     var t = f.type;
     if (t === 'hello') {
-      frame(0, str(f.socketId), num(f.heartbeatMs), '', u);
+      frame(KIND_HELLO, str(f.socketId), num(f.heartbeatMs), '', u);
     }
     else if (t === 'authenticated') {
       keys(f.streams).forEach(function (k) {
         var p = Object(f.streams[k]);
-        frame(2, k, num(p.offset), str(p.epoch), u);
+        frame(KIND_START, k, num(p.offset), str(p.epoch), u);
       });
-      keys(f.recovered).forEach(function (k) { frame(3, k, f.recovered[k] === true ? 1 : 0, '', u); });
-      (isArray(f.online) ? f.online : []).forEach(function (uid) { frame(4, '', num(uid), '', u); });
-      frame(1, str(f.socketId), f.uid == null || f.uid === false ? 0 : num(f.uid), isArray(f.online) ? 'online' : '', u);
+      keys(f.recovered).forEach(function (k) { frame(KIND_OUTCOME, k, f.recovered[k] === true ? 1 : 0, '', u); });
+      (isArray(f.online) ? f.online : []).forEach(function (uid) { frame(KIND_ONLINE, '', num(uid), '', u); });
+      frame(KIND_AUTHENTICATED, str(f.socketId), f.uid == null || f.uid === false ? 0 : num(f.uid),
+        isArray(f.online) ? 'online' : '', u);
     }
     else if (t === 'joined') {
-      frame(5, str(f.stream), num(f.offset), str(f.epoch), u);
+      frame(KIND_JOINED, str(f.stream), num(f.offset), str(f.epoch), u);
     }
     else if (t === 'message' && f.message !== undefined) {
       var m = f.message;
       var p = Object(Object(m).presenceNotification);
-      var event = p.event === 'online' ? 32 : p.event === 'offline' ? 64 : 0;
-      client.input(11, conn, (push.flags(m) & 16) | event, num(f.offset), event ? num(p.uid) : NaN,
-        [str(f.channel), str(f.stream), str(f.epoch), str(Object(m).clientSocketId)].join('\0'), m);
+      var event = p.event === 'online' ? MESSAGE_PRESENCE_ONLINE : p.event === 'offline' ? MESSAGE_PRESENCE_OFFLINE : 0;
+      client.input(KIND_MESSAGE, conn, event, num(f.offset), event ? num(p.uid) : NaN,
+        [str(f.channel), str(f.stream), str(f.epoch)].join('\0'), m);
     }
     else if (t === 'ack') {
-      frame(6, '', num(f.id), '', f.result);
+      frame(KIND_ACK, '', num(f.id), '', f.result);
     }
     else if (t === 'error') {
-      frame(7, typeof f.code === 'string' ? f.code : 'unknown', num(f.id), str(f.message), u);
+      frame(KIND_ERROR, typeof f.code === 'string' ? f.code : 'unknown', num(f.id), str(f.message), u);
     }
     else if (t === 'ping' || t === 'pong') {
-      frame(t === 'ping' ? 8 : 9, '', 0, '', u);
+      frame(t === 'ping' ? KIND_PING : KIND_PONG, '', 0, '', u);
     }
     else {
-      frame(10, t === 'message' ? 'message frame without message' : "unknown frame type '" + t + "'", 0, '', u);
+      frame(KIND_INVALID, t === 'message' ? 'message frame without message' : "unknown frame type '" + t + "'", 0, '', u);
     }
   };
 
@@ -177,37 +174,53 @@
     keys(registry).forEach(function (name) { invoke(registry[name], method, name, arg); });
   }
 
-  // The module's dispatch rule, as client-wasm's dispatch::route_code defines it (the browser
-  // tests pin the two together) for a message's flags and clientSocketId (sender) on a page
-  // whose socket id is own: 0 skip (the page's own action), 1 the one named callback (its name
-  // wrapped in an array first), 2 the named callbacks, 3 presence, 4 content channel, 5 every
-  // callback.
-  push.route = function (flags, sender, own) {
-    return own && sender === own ? 0 : flags & 1 ? 1 : flags & 2 ? 2 : flags & 4 ? 3 : flags & 8 ? 4 : 5;
-  };
-  // Whether a channelCallbacks key matches a channel (dispatch::channel_matches): equal, or a
-  // prefix ending in *.
+  // Whether message m came from this page's own action: its clientSocketId is the page's
+  // socket id own (a string; an unknown or empty id matches nothing). Skipped by every rule.
+  function own(m, id) {
+    return Boolean(id) && Object(m).clientSocketId === id;
+  }
+  // Whether a channelCallbacks key matches a channel: equal, or a prefix ending in * (`chat_*`;
+  // `*` alone matches every channel, never a broadcast).
   push.matches = function (pattern, channel) {
     return pattern.slice(-1) === '*' ? channel.startsWith(pattern.slice(0, -1)) : pattern === channel;
   };
 
-  // The module's runCallbacks(message) on Drupal.Nodejs N, for a page whose socket id is own
-  // (push.route): skip, the named callbacks (a single name wrapped in an
-  // array first), presence, content channel, or every callback.
-  push.runCallbacks = function (N, m, own) {
+  /**
+   * The module's runCallbacks(message) on Drupal.Nodejs N, for a page whose socket id is id
+   * (spec 4.2): the page's own message is skipped; a truthy callback runs exactly the
+   * callbacks it names (a single name is wrapped into an array on the message first); else a
+   * defined presenceNotification runs every presenceCallbacks entry, a defined
+   * contentChannelNotification every contentChannelNotificationCallbacks entry, and anything
+   * else every callbacks entry.
+   */
+  push.runCallbacks = function (N, m, id) {
     var o = Object(m);
-    var r = push.route(push.flags(o), str(o.clientSocketId), own);
-    if (r === 1) {
-      o.callback = [o.callback];
+    var cb = o.callback;
+    if (own(o, id)) {
+      return;
     }
-    if (r === 1 || r === 2) {
+    if (cb) {
+      if (typeof cb === 'string') {
+        o.callback = [cb];
+      }
       (isArray(o.callback) ? o.callback : []).forEach(function (name) {
         invoke(Object(N.callbacks)[name], 'callback', name, m);
       });
     }
-    else if (r > 2) {
-      callAll(r === 3 ? N.presenceCallbacks : r === 4 ? N.contentChannelNotificationCallbacks : N.callbacks, 'callback', m);
+    else {
+      var registry = o.presenceNotification !== undefined ? N.presenceCallbacks :
+        o.contentChannelNotification !== undefined ? N.contentChannelNotificationCallbacks : N.callbacks;
+      callAll(registry, 'callback', m);
     }
+  };
+
+  // Which of drupal-push's listeners message m, delivered with the envelope's channel (''
+  // when none), reaches on a page whose socket id is id: 0 none (the page's own message, or a
+  // server notice without a channel: presence, clientAuthenticated), 1 the channelCallbacks
+  // matching the channel, 2 the broadcastCallbacks (no channel, broadcast truthy). Decided
+  // before the module's rules run (page callbacks may change the message).
+  push.listenersOf = function (channel, m, id) {
+    return own(m, id) ? 0 : channel ? 1 : Object(m).broadcast ? 2 : 0;
   };
 
   // The module's runSetupHandlers(type): handler[type](arg) for every handler that has it.
@@ -215,8 +228,9 @@
     callAll(N.connectionSetupHandlers, type, arg);
   };
 
-  // drupal-push's listeners after the module's rules: kind 1 the channelCallbacks whose key
-  // matches channel (push.matches), kind 2 the broadcastCallbacks; callback(m, meta).
+  // drupal-push's listeners after the module's rules, as push.listenersOf decided (kind): 1
+  // the channelCallbacks whose key matches channel (push.matches), 2 the broadcastCallbacks;
+  // callback(m, meta).
   push.listeners = function (N, kind, channel, m, meta) {
     var entries = function (v) { return isArray(v) ? v.slice() : v && typeof v === 'object' ? [v] : []; };
     var run = function (v, name) {

@@ -1,5 +1,5 @@
 /**
- * drupal-push shim (drupal-push.js = core.js + this): the Drupal.Nodejs API of Drupal's nodejs
+ * drupal-push shim (drupal-push.js = abi.js + page.js + core.js + this): the Drupal.Nodejs API of Drupal's nodejs
  * module on the drupal-push client, for themes that replace the module's nodejs.js.
  *
  * It keeps Drupal.Nodejs when the page already has one (callbacks registered by other scripts
@@ -30,9 +30,9 @@
     var s = settings();
     var token = (push.settings(s, window.location) || {}).authToken;
     if (token) {
-      client.input(20, 0, 0, 0, 0, token);
+      client.input(KIND_CREDENTIALS, 0, 0, 0, 0, token);
     }
-    push.tokens(s).forEach(function (t) { client.input(21, 0, 0, 0, 0, t[0] + '\0' + t[1]); });
+    push.tokens(s).forEach(function (t) { client.input(KIND_TOKEN, 0, 0, 0, 0, t[0] + '\0' + t[1]); });
   };
 
   nodejs.connect = function () {
@@ -59,7 +59,7 @@
   };
   nodejs.sendAuthMessage = function () {
     if (started) {
-      socket._call(15);
+      socket._call(KIND_RECONNECT);
     }
     else {
       nodejs.connect();
@@ -73,7 +73,7 @@
       }
       s.contentTokens[channel] = String(token);
     }
-    socket._call(18, 0, 0, channel + '\0' + token);
+    socket._call(KIND_JOIN, 0, 0, channel + '\0' + token);
   };
   nodejs.checkConnection = function () {
     var connected = socket.state === 'connected';
