@@ -23,7 +23,7 @@
 //! paths answer 404 with a text that says how to build the client.
 
 use crate::App;
-use crate::config::Config;
+use crate::config::settings::Listen;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -74,12 +74,12 @@ pub struct Assets {
 
 impl Assets {
     /// The embedded client, else the one in `distDir`, else in `./drupal-js/dist`.
-    pub fn load(config: &Config) -> Assets {
+    pub fn load(config: &Listen) -> Assets {
         if !embedded::EMBEDDED.is_empty() {
             let files = embedded::EMBEDDED.iter().map(|(name, bytes)| (*name, Bytes::from_static(bytes)));
             return Assets::new(Source::Embedded, files.collect(), &config.ws_path);
         }
-        let dirs = [config.dist_dir(), Some(PathBuf::from("drupal-js/dist"))];
+        let dirs = [config.dist_dir.clone(), Some(PathBuf::from("drupal-js/dist"))];
         for dir in dirs.into_iter().flatten() {
             if let Some(files) = read_dir(&dir) {
                 return Assets::new(Source::Directory(dir), files, &config.ws_path);
@@ -135,7 +135,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The routes `{resource}/<file>` for every client file.
-pub fn router(config: &Config) -> Router<Arc<App>> {
+pub fn router(config: &Listen) -> Router<Arc<App>> {
     let assets = Arc::new(Assets::load(config));
     match assets.source() {
         Source::Embedded => tracing::debug!("serving the embedded browser client"),
