@@ -111,18 +111,18 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The HTTP application: backend API, WebSocket endpoint, status, demo and static files.
 fn app(state: Arc<App>) -> Router {
-    let s = &state.settings;
+    let (s, l) = (&state.settings, &state.settings.listen);
     let mut router =
         Router::new().merge(api::router(state.clone())).route(&s.listen.ws_path, get(conn::upgrade::upgrade));
     router = router
-        .merge(client_assets::router(&s.listen))
+        .merge(client_assets::router(&l.resource, &l.ws_path, l.dist_dir.as_deref()))
         .merge(metrics::router())
         .route("/readyz", get(status::ready));
     if s.ops.public_status {
         router = router.merge(status::router());
     }
     if s.ops.demo {
-        router = router.merge(demo::router(s));
+        router = router.merge(demo::router(&s.api.service_key, &l.host));
     }
     router.merge(status::static_files(&s.listen)).with_state(state)
 }

@@ -15,7 +15,6 @@
 
 use crate::App;
 use crate::api::{self, ApiError, JsonBody};
-use crate::config::Settings;
 use crate::drupal::fake_drupal::{Answer, FakeDrupal};
 use crate::edge::open_guard::{self, OpenGuard};
 use axum::extract::{Path, Query, State};
@@ -36,17 +35,18 @@ pub fn backend_url(local: SocketAddr) -> String {
     format!("http://{local}/demo/nodejs/message")
 }
 
-/// The demo routes; the fake Drupal expects the server's own service key. The page's routes
-/// need no key, so they take only the demo page's own requests ([`open_guard`]).
-pub fn router(config: &Settings) -> Router<Arc<App>> {
+/// The demo routes; the fake Drupal expects the server's own `service_key`; `host` is the
+/// `host` setting. The page's routes need no key, so they take only the demo page's own
+/// requests ([`open_guard`]).
+pub fn router(service_key: &str, host: &str) -> Router<Arc<App>> {
     const MESSAGE_PATH: &str = "/demo/nodejs/message";
-    let drupal = FakeDrupal::new(&config.api.service_key, Arc::new(demo_answer), false);
+    let drupal = FakeDrupal::new(service_key, Arc::new(demo_answer), false);
     let page = Router::new()
         .route("/demo/settings", get(settings))
         .route("/demo/publish", post(publish))
         .route("/demo/kick/{uid}", post(kick))
         .route("/demo/content-message", post(content_message))
-        .layer(axum::middleware::from_fn_with_state(OpenGuard::new(&config.listen.host), open_guard::check));
+        .layer(axum::middleware::from_fn_with_state(OpenGuard::new(host), open_guard::check));
     Router::new()
         .route_service(MESSAGE_PATH, drupal.router_at(MESSAGE_PATH))
         .merge(page)
