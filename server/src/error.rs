@@ -1,7 +1,8 @@
 //! Error types, one per boundary, each with one outward form: [`BackendError`] for calls to
 //! Drupal (a close code for the waiting client), [`EngineError`] for the cluster-wide state
 //! (the REST layer's `api::ApiError` words each kind with the original's strings; a socket gets
-//! an `error` frame or a close code), [`StartError`] for what stops the server from starting.
+//! an `error` frame or a close code), [`ConfigError`] for a setting that cannot be used,
+//! [`StartError`] for what stops the server from starting.
 
 use drupal_push_protocol::{CloseCode, ErrorCode};
 
@@ -103,6 +104,21 @@ impl EngineError {
     }
 }
 
+/// A setting that cannot be used: the key it is about (`backend.port`, `allowedOrigins[1]`) and
+/// what is wrong with it. Shown as `key: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.into(), message: message.into() }
+    }
+}
+
 /// What keeps the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -111,9 +127,7 @@ pub enum StartError {
     #[error("{0}")]
     Tls(String),
     #[error("{0}")]
-    Admission(String),
-    #[error("{0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     #[error("{0}")]
     Engine(String),
     #[error(transparent)]

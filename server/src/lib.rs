@@ -43,17 +43,16 @@ pub use ops::logging;
 use axum::Router;
 use axum::routing::get;
 use backend::Backend;
-use config::Config;
+use config::Settings;
 #[doc(hidden)]
 pub use conn::codec::CodecRun;
-use conn::{client_requests, outbox};
 use drupal::{backend, demo};
 use edge::{admission, proxy};
 use engine::{Engine, MemoryEngine, RedisEngine};
 pub use error::StartError;
 use http::{client_assets, http_conns, serve};
+use hub::Hub;
 use hub::node;
-use hub::{ConnLimits, Hub};
 use ops::{drain, metrics, status};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,17 +66,15 @@ pub type DebugSwitch = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// Everything a request handler or connection task needs.
 pub(crate) struct App {
-    pub config: Arc<Config>,
+    /// Every setting, parsed once; each part reads its own part.
+    pub settings: Arc<Settings>,
     /// This node's sockets.
     pub hub: Hub,
     /// The cluster-wide state.
     pub engine: Arc<dyn Engine>,
     pub backend: Backend,
-    /// What browsers may send besides `authenticate`: messages for Drupal, channel publishes.
-    pub requests: client_requests::Policy,
     /// This node's metrics (`/metrics`, and the totals of `/status.json`).
     pub metrics: Arc<metrics::Metrics>,
-    pub outbox_limits: outbox::Limits,
     /// Origin, rate-limit and drain checks in front of the WebSocket upgrade.
     pub admission: admission::Admission,
     /// HTTP connections that are not WebSockets (yet): their caps.
@@ -95,9 +92,9 @@ pub(crate) struct App {
 impl App {
     pub fn http_timeouts(&self) -> serve::Timeouts {
         serve::Timeouts {
-            header: self.config.http_header_timeout(),
-            idle: self.config.http_idle_timeout(),
-            finish: self.config.write_timeout(),
+            header: self.settings.http.header_timeout,
+            idle: self.settings.http.idle_timeout,
+            finish: self.settings.conn.write_timeout,
         }
     }
 
@@ -114,24 +111,26 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The HTTP application: backend API, WebSocket endpoint, status, demo and static files.
 fn app(state: Arc<App>) -> Router {
-    let c = &state.config;
+    let (s, l) = (&state.settings, &state.settings.listen);
     let mut router =
-        Router::new().merge(api::router(state.clone())).route(&c.ws_path, get(conn::upgrade::upgrade));
-    router =
-        router.merge(client_assets::router(c)).merge(metrics::router()).route("/readyz", get(status::ready));
-    if c.public_status {
+        Router::new().merge(api::router(state.clone())).route(&s.listen.ws_path, get(conn::upgrade::upgrade));
+    router = router
+        .merge(client_assets::router(&l.resource, &l.ws_path, l.dist_dir.as_deref()))
+        .merge(metrics::router())
+        .route("/readyz", get(status::ready));
+    if s.ops.public_status {
         router = router.merge(status::router());
     }
-    if c.demo {
-        router = router.merge(demo::router(c));
+    if s.ops.demo {
+        router = router.merge(demo::router(&s.api.service_key, &l.host));
     }
-    router.merge(status::static_files(c)).with_state(state)
+    router.merge(status::static_files(&s.listen)).with_state(state)
 }
 
-/// The whole HTTP application for `config`, as served at `local`, without a listener: what the
-/// fuzz harness drives in-process (call it inside a tokio runtime).
-pub fn router(config: Config, local: SocketAddr) -> Result<Router, StartError> {
-    Ok(app(build_state(config, local, None)?))
+/// The whole HTTP application for `settings`, as served at `local`, without a listener: what
+/// the fuzz harness drives in-process (call it inside a tokio runtime).
+pub fn router(settings: Settings, local: SocketAddr) -> Result<Router, StartError> {
+    Ok(app(build_state(settings, local, None)?))
 }
 
 /// Runs the WebSocket frame reader (`conn::codec`, private) over `chunks` fed one after the
@@ -144,55 +143,31 @@ pub fn fuzz_codec(max_message: usize, chunks: &[&[u8]]) -> CodecRun {
 
 /// Builds the shared state for a server listening at `local`.
 fn build_state(
-    config: Config,
+    settings: Settings,
     local: SocketAddr,
     debug: Option<DebugSwitch>,
 ) -> Result<Arc<App>, StartError> {
-    let url = if config.demo { demo::backend_url(local) } else { config.backend_url() };
+    let s = settings;
+    let url = if s.ops.demo { demo::backend_url(local) } else { s.backend.url.clone() };
     let metrics = Arc::new(metrics::Metrics::new());
     let untrusted = proxy::UntrustedForwarders::default();
-    let backend =
-        Backend::new(&config, url, metrics.clone(), untrusted.clone()).map_err(StartError::BackendClient)?;
-    let admission = admission::Admission::new(&config, untrusted, metrics.untrusted_forwarded.clone())
-        .map_err(StartError::Admission)?;
-    let requests = client_requests::Policy::new(&config).map_err(StartError::Config)?;
-    let http = http_conns::HttpConns::new(&config, metrics.clone()).map_err(StartError::Config)?;
-    let hub = Hub::new(ConnLimits {
-        max_connections: config.max_connections,
-        max_per_address: config.max_connections_per_address,
-    });
-    let engine: Arc<dyn Engine> = match config.engine {
-        config::EngineKind::Memory => Arc::new(MemoryEngine::new(engine::MemorySettings {
-            history: config.history(),
-            presence_grace: config.presence_grace(),
-            auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
-            auth_cache_max: config.auth_cache_max,
-            content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
-        })),
-        config::EngineKind::Redis => Arc::new(
-            RedisEngine::new(engine::RedisSettings {
-                url: config.redis.url.clone(),
-                prefix: config.redis.prefix.clone(),
-                history: config.history(),
-                presence_grace: config.presence_grace(),
-                auth_cache_ttl: Duration::from_secs(config.auth_cache_ttl_secs),
-                content_token_ttl: Duration::from_secs(config.content_token_ttl_secs),
-                node_ttl: Duration::from_millis(config.redis.node_timeout_ms),
-            })
-            .map_err(StartError::Engine)?,
-        ),
+    let backend = Backend::new(&s.backend, url, metrics.clone(), untrusted.clone())
+        .map_err(StartError::BackendClient)?;
+    let admission = admission::Admission::new(&s.edge, untrusted, metrics.untrusted_forwarded.clone());
+    let http = http_conns::HttpConns::new(&s.http, s.edge.proxies.clone(), metrics.clone());
+    let hub = Hub::new(s.hub);
+    let engine: Arc<dyn Engine> = match &s.engine {
+        config::settings::EngineSettings::Memory(m) => Arc::new(MemoryEngine::new(m.clone())),
+        config::settings::EngineSettings::Redis(r) => {
+            Arc::new(RedisEngine::new(r.clone()).map_err(StartError::Engine)?)
+        }
     };
     engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()), metrics.clone())));
     Ok(Arc::new(App {
-        outbox_limits: outbox::Limits {
-            max_frames: config.max_queued_messages,
-            max_bytes: config.max_queued_bytes,
-        },
-        config: Arc::new(config),
+        settings: Arc::new(s),
         hub,
         engine,
         backend,
-        requests,
         metrics,
         admission,
         http,
@@ -209,28 +184,28 @@ fn build_state(
 /// connections to finish.
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    settings: Settings,
     debug: Option<DebugSwitch>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    run_until(listener, config, debug, shutdown, std::future::pending()).await
+    run_until(listener, settings, debug, shutdown, std::future::pending()).await
 }
 
 /// [`run`], where `hurry` completing during the drain closes the remaining sockets at once
 /// (the binary's second SIGTERM).
 pub async fn run_until(
     listener: TcpListener,
-    config: Config,
+    settings: Settings,
     debug: Option<DebugSwitch>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     hurry: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let local = listener.local_addr()?;
-    let state = build_state(config, local, debug)?;
+    let state = build_state(settings, local, debug)?;
     tracing::info!(
         %local,
         backend = state.backend.url(),
-        ws_path = %state.config.ws_path,
+        ws_path = %state.settings.listen.ws_path,
         "drupal-push serving"
     );
     let router = app(state.clone());
@@ -239,9 +214,9 @@ pub async fn run_until(
     let stop = async move {
         shutdown.await;
         draining.admission.start_draining();
-        drain::drain(&draining.hub, draining.config.drain_window(), hurry).await;
+        drain::drain(&draining.hub, draining.settings.ops.drain_window, hurry).await;
     };
-    if state.config.scheme == config::Scheme::Https {
+    if state.settings.listen.scheme == config::Scheme::Https {
         tls::serve(listener, router, &state, stop).await?;
     } else {
         let acceptor = serve::TcpAcceptor { listener, conns: state.http.clone() };

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (config, warnings) = match config::load(&cli, std::env::vars()) {
+    let (settings, warnings) = match config::load(&cli, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("drupal-push: {e}");
@@ -21,13 +21,11 @@ fn main() -> ExitCode {
         }
         println!(
             "configuration OK: listening on {}:{}, backend {}",
-            config.host,
-            config.port,
-            config.backend_url()
+            settings.listen.host, settings.listen.port, settings.backend.url
         );
         return ExitCode::SUCCESS;
     }
-    match serve(config, warnings) {
+    match serve(settings, warnings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("drupal-push: {e:#}");
@@ -36,24 +34,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: config::Config, warnings: Vec<String>) -> anyhow::Result<()> {
-    let switch = drupal_push_server::logging::init(config.log_format, config.debug);
+fn serve(settings: config::Settings, warnings: Vec<String>) -> anyhow::Result<()> {
+    let switch = drupal_push_server::logging::init(settings.ops.log_format, settings.ops.debug);
     for w in warnings {
         tracing::warn!("{w}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let addr = config.bind_addr().map_err(anyhow::Error::msg)?;
+        let addr = settings.listen.addr;
         let listener = listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        let scheme = if config.scheme == config::Scheme::Https { "https" } else { "http" };
+        let scheme = if settings.listen.scheme == config::Scheme::Https { "https" } else { "http" };
         println!("drupal-push listening on {scheme}://{local}");
-        if config.demo {
+        if settings.ops.demo {
             println!("demo page: {scheme}://{local}/   status: {scheme}://{local}/status");
-            println!("demo service key (NodejsServiceKey header): {}", config.service_key);
+            println!("demo service key (NodejsServiceKey header): {}", settings.api.service_key);
         }
         let (first, second) = signals()?;
-        drupal_push_server::run_until(listener, config, Some(switch), first, second).await?;
+        drupal_push_server::run_until(listener, settings, Some(switch), first, second).await?;
         tracing::info!("stopped");
         Ok(())
     })

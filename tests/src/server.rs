@@ -4,7 +4,7 @@
 
 use crate::fake_drupal::{Answer, FakeDrupal};
 use crate::redis::RedisServer;
-use drupal_push_server::config::{self, Cli, Config};
+use drupal_push_server::config::{self, Cli, Settings};
 use serde_json::Value;
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
@@ -14,7 +14,7 @@ pub const SERVICE_KEY: &str = "test-service-key";
 /// A running server; shut down with [`TestServer::shutdown`] or when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub config: Config,
+    pub config: Settings,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), drupal_push_server::StartError>>>,
     http: reqwest::Client,
@@ -157,7 +157,7 @@ impl TestServer {
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + crate::WAIT;
         // An https server (tests/tls.rs) has a self-signed certificate: only readiness is asked.
-        let (http, url) = match self.config.scheme {
+        let (http, url) = match self.config.listen.scheme {
             config::Scheme::Http => (self.http.clone(), self.url("/readyz")),
             config::Scheme::Https => (
                 reqwest::Client::builder().danger_accept_invalid_certs(true).build().expect("client"),
@@ -174,8 +174,8 @@ impl TestServer {
         }
     }
 
-    pub async fn start_config(config: Config) -> TestServer {
-        let listener = tokio::net::TcpListener::bind(config.bind_addr().expect("addr")).await.expect("bind");
+    pub async fn start_config(config: Settings) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(config.listen.addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let c = config.clone();
@@ -200,7 +200,7 @@ impl TestServer {
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}{}", self.addr, self.config.ws_path)
+        format!("ws://{}{}", self.addr, self.config.listen.ws_path)
     }
 
     /// Triggers a graceful shutdown and waits for `run` to return.

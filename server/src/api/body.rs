@@ -41,10 +41,10 @@ impl FromRequest<Arc<App>> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, ApiError> {
-        let limit = app.config.body_parser_json_limit;
+        let limit = app.settings.api.body_limit;
         let read = axum::body::to_bytes(req.into_body(), limit);
-        let timeout = app.config.http_header_timeout_ms;
-        let bytes = tokio::time::timeout(app.config.http_header_timeout(), read)
+        let timeout = app.settings.http.header_timeout.as_millis() as u64;
+        let bytes = tokio::time::timeout(app.settings.http.header_timeout, read)
             .await
             .map_err(|_| ApiError::BodyTimeout(timeout))?
             .map_err(|e| {

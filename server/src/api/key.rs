@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 pub const SERVICE_KEY_HEADER: &str = "NodejsServiceKey";
 
 pub async fn check_service_key(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let expected = app.config.service_key.as_bytes();
+    let expected = app.settings.api.service_key.as_bytes();
     let given = req.headers().get(SERVICE_KEY_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     let ok = expected.is_empty() || (given.len() == expected.len() && bool::from(given.ct_eq(expected)));
     if !ok {

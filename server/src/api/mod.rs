@@ -25,7 +25,7 @@ use std::sync::Arc;
 /// The routes under `baseAuthPath`, with the service-key check in front of all of them
 /// (unknown paths included, like the original's `baseAuthPath + '*'` middleware).
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
-    let base = app.config.base_auth_path.trim_end_matches('/').to_owned();
+    let base = app.settings.api.base_auth_path.trim_end_matches('/').to_owned();
     let p = |s: &str| format!("{base}/{s}");
     use routes::*;
     let router = Router::new()
@@ -54,9 +54,9 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .layer(axum::middleware::from_fn_with_state(app.clone(), key::check_service_key));
     // An empty key (`allowEmptyServiceKey`) lets anyone call: then only this server's own pages
     // and non-browser callers may (`open_guard`).
-    let router = match app.config.service_key.is_empty() {
+    let router = match app.settings.api.service_key.is_empty() {
         true => router.layer(axum::middleware::from_fn_with_state(
-            crate::edge::open_guard::OpenGuard::new(&app.config),
+            crate::edge::open_guard::OpenGuard::new(&app.settings.listen.host),
             crate::edge::open_guard::check,
         )),
         false => router,

@@ -164,7 +164,7 @@ pub async fn content_token(State(app): AppState, headers: HeaderMap, body: JsonB
         return Err(ApiError::ContentTokenTooLong);
     }
     app.engine.set_content_token(&channel, &token, record).await?;
-    let status = app.config.content_token_status.answer(headers.contains_key(header::CONTENT_TYPE));
+    let status = app.settings.api.content_token_status.answer(headers.contains_key(header::CONTENT_TYPE));
     Ok(Json(json!({"status": status})))
 }
 

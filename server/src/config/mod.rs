@@ -1,6 +1,7 @@
-//! The server's configuration: one validated [`Config`] built from defaults, a config file
-//! (TOML, or the original server's `nodejs.config.js`), `DRUPAL_PUSH_*` environment variables and
-//! command-line flags, in that order of precedence (later wins).
+//! The server's configuration: the flat [`Config`] of every key, built from defaults, a config
+//! file (TOML, or the original server's `nodejs.config.js`), `DRUPAL_PUSH_*` environment
+//! variables and command-line flags, in that order of precedence (later wins), then checked and
+//! turned once into the typed [`Settings`] ([`settings`]), a part for each part of the server.
 //!
 //! Keys keep the original server's names (`serviceKey`, `backend.messagePath`, …) so that a
 //! `nodejs.config.js` carries over unchanged; keys of our own are camelCase too. Every error
@@ -9,17 +10,18 @@
 
 mod lenient;
 mod nodejs_js;
+mod parse;
+pub mod settings;
 mod sources;
 #[cfg(test)]
 mod tests;
 
-pub use sources::{Cli, FileFormat, LoadError, load, load_file_text};
+pub use crate::error::ConfigError;
+pub use settings::Settings;
+pub use sources::{Cli, FileFormat, LoadError, load, load_config, load_file_text};
 
 use lenient::{lenient_f64, string_list};
 use serde::{Deserialize, Deserializer};
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// What `health/check` reports as `version`: Drupal 8+ publishes only to servers of the 1.x line
 /// at or above 1.0.8 (spec 1.5), so we report the version of the original we replace.
@@ -134,7 +136,9 @@ impl BackendConfig {
     }
 }
 
-/// All settings. Field docs say what each key does; defaults are in `sources::defaults()`.
+/// All keys, as written (flat: serde's `deny_unknown_fields` does not combine with `flatten`).
+/// Field docs say what each key does; defaults are in `sources::defaults()`; [`Settings::parse`]
+/// checks them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
@@ -296,317 +300,6 @@ pub struct Config {
     #[serde(default)]
     pub extensions: Vec<String>,
 }
-
-impl Config {
-    pub fn auth_timeout(&self) -> Duration {
-        Duration::from_millis(self.auth_timeout_ms)
-    }
-    pub fn heartbeat_interval(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_interval_ms)
-    }
-    pub fn heartbeat_timeout(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_timeout_ms)
-    }
-    pub fn presence_grace(&self) -> Duration {
-        Duration::from_millis(self.presence_grace_ms)
-    }
-    pub fn history(&self) -> crate::engine::HistorySettings {
-        crate::engine::HistorySettings {
-            size: self.history_size,
-            ttl: Duration::from_secs(self.history_ttl_secs),
-            max_bytes: self.history_max_bytes,
-        }
-    }
-    pub fn write_timeout(&self) -> Duration {
-        Duration::from_millis(self.write_timeout_ms)
-    }
-    pub fn drain_window(&self) -> Duration {
-        Duration::from_millis(self.drain_window_ms)
-    }
-    pub fn http_header_timeout(&self) -> Duration {
-        Duration::from_millis(self.http_header_timeout_ms)
-    }
-    pub fn http_idle_timeout(&self) -> Duration {
-        Duration::from_millis(self.http_idle_timeout_ms)
-    }
-
-    /// The address to bind: `localhost` means the IPv4 loopback, `""` every address.
-    pub fn bind_addr(&self) -> Result<std::net::SocketAddr, String> {
-        let ip: IpAddr = match self.host.as_str() {
-            "" | "0.0.0.0" => IpAddr::from([0, 0, 0, 0]),
-            "localhost" => IpAddr::from([127, 0, 0, 1]),
-            other => other.parse().map_err(|_| {
-                format!("host: {other:?} is not an IP address (use an address, \"localhost\" or \"\")")
-            })?,
-        };
-        Ok(std::net::SocketAddr::new(ip, self.port))
-    }
-
-    /// The URL of Drupal's message callback.
-    pub fn backend_url(&self) -> String {
-        let b = &self.backend;
-        let scheme = match b.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let mut path = format!("{}{}", b.base_path, b.message_path);
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        format!("{scheme}://{}:{}{}", b.host, b.port, path)
-    }
-
-    /// Checks the values serde cannot: ranges, relations, files. Errors name the key.
-    pub fn validate(&self) -> Result<(), String> {
-        self.bind_addr()?;
-        if self.service_key.is_empty() && !self.allow_empty_service_key && !self.demo {
-            return Err("serviceKey: is empty, which would let anyone publish; set it (the same value \
-                as Drupal's \"Node.js server service key\"), or pass --allow-empty-service-key for development"
-                .into());
-        }
-        if !self.base_auth_path.starts_with('/')
-            || !self.base_auth_path.ends_with('/')
-            || self.base_auth_path.len() < 2
-        {
-            return Err(format!(
-                "baseAuthPath: {:?} must start and end with '/', like \"/nodejs/\"",
-                self.base_auth_path
-            ));
-        }
-        if !self.ws_path.starts_with('/') || self.ws_path.len() < 2 || self.ws_path.ends_with('/') {
-            return Err(format!(
-                "wsPath: {:?} must start with '/' and not end with one, like \"/ws\"",
-                self.ws_path
-            ));
-        }
-        if !self.resource.starts_with('/') || self.resource.len() < 2 || self.resource.ends_with('/') {
-            return Err(format!(
-                "resource: {:?} must start with '/' and not end with one, like \"/socket.io\"",
-                self.resource
-            ));
-        }
-        if format!("{}/", self.resource).starts_with(&self.base_auth_path) {
-            return Err(format!(
-                "resource: {:?} lies under baseAuthPath {:?}, which needs the service key",
-                self.resource, self.base_auth_path
-            ));
-        }
-        if self.resource == self.ws_path {
-            return Err(format!("resource: {:?} is also wsPath; give them different paths", self.resource));
-        }
-        if format!("{}/", self.ws_path).starts_with(&self.base_auth_path) {
-            return Err(format!(
-                "wsPath: {:?} lies under baseAuthPath {:?}, which needs the service key",
-                self.ws_path, self.base_auth_path
-            ));
-        }
-        if self.backend.host.is_empty() {
-            return Err("backend.host: is empty".into());
-        }
-        if self.backend.port == 0 {
-            return Err("backend.port: must be between 1 and 65535".into());
-        }
-        if !self.backend.http_auth.is_empty() && !self.backend.http_auth.contains(':') {
-            return Err("backend.httpAuth: must be \"user:password\"".into());
-        }
-        let positive = [
-            ("backend.timeoutMs", self.backend.timeout_ms),
-            ("backend.concurrency", self.backend.concurrency as u64),
-            ("backend.messageConcurrency", self.backend.message_concurrency as u64),
-            ("authTimeoutMs", self.auth_timeout_ms),
-            ("heartbeatIntervalMs", self.heartbeat_interval_ms),
-            ("writeTimeoutMs", self.write_timeout_ms),
-            ("authCacheMax", self.auth_cache_max as u64),
-            ("maxQueuedMessages", self.max_queued_messages as u64),
-            ("bodyParserJsonLimit", self.body_parser_json_limit as u64),
-        ];
-        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("{key}: must be greater than 0"));
-        }
-        let share = self.backend.queue_share_per_address;
-        if !share.is_finite() || share <= 0.0 || share > 1.0 {
-            return Err(format!(
-                "backend.queueSharePerAddress: {share} must be a fraction of backend.queueLength above 0 \
-                 and at most 1 (1: no share per address)"
-            ));
-        }
-        if self.auth_reject_cache_secs > MAX_AUTH_REJECT_CACHE_SECS {
-            return Err(format!(
-                "authRejectCacheSecs: {} is over an hour; a session Drupal had not saved yet when it was \
-                 asked would stay refused that long",
-                self.auth_reject_cache_secs
-            ));
-        }
-        if self.auth_reject_cache_secs > 0 && self.auth_reject_cache_max == 0 {
-            return Err("authRejectCacheMax: must be at least 1 when authRejectCacheSecs is set".into());
-        }
-        if self.engine == EngineKind::Redis {
-            let url = &self.redis.url;
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(format!(
-                    "redis.url: {:?} must start with redis:// or rediss://",
-                    crate::ids::redact_url(url)
-                ));
-            }
-            if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
-                return Err("redis.prefix: must be a non-empty word".into());
-            }
-            if self.redis.node_timeout_ms < 1000 {
-                return Err("redis.nodeTimeoutMs: must be at least 1000".into());
-            }
-        }
-        if self.history_size > 0 && self.history_ttl_secs == 0 {
-            return Err("historyTtlSecs: must be greater than 0 while historySize is not 0".into());
-        }
-        if self.history_size > 100_000 {
-            return Err(format!(
-                "historySize: {} is more than the 100000 messages a stream may keep",
-                self.history_size
-            ));
-        }
-        if self.heartbeat_timeout_ms <= self.heartbeat_interval_ms {
-            return Err(format!(
-                "heartbeatTimeoutMs: {} must be greater than heartbeatIntervalMs ({})",
-                self.heartbeat_timeout_ms, self.heartbeat_interval_ms
-            ));
-        }
-        if self.max_frame_size < 1024 {
-            return Err(format!(
-                "maxFrameSize: {} is below the 1024 bytes an authenticate frame may need",
-                self.max_frame_size
-            ));
-        }
-        if self.max_queued_bytes < self.max_frame_size {
-            return Err("maxQueuedBytes: must be at least maxFrameSize".into());
-        }
-        if self.ws_read_buffer_size < 256 {
-            return Err("wsReadBufferSize: must be at least 256 bytes".into());
-        }
-        self.validate_admission()?;
-        self.validate_http()?;
-        crate::conn::client_requests::Policy::new(self)?;
-        validate_metrics_token(&self.metrics_token)?;
-        if self.scheme == Scheme::Https {
-            for (key, path) in [("sslKeyPath", &self.ssl_key_path), ("sslCertPath", &self.ssl_cert_path)] {
-                if path.is_empty() {
-                    return Err(format!("{key}: is required when scheme is \"https\""));
-                }
-                if !std::path::Path::new(path).is_file() {
-                    return Err(format!("{key}: {path:?} is not a readable file"));
-                }
-            }
-        }
-        for (key, dir) in [("staticDir", &self.static_dir), ("distDir", &self.dist_dir)] {
-            if !dir.is_empty() && !std::path::Path::new(dir).is_dir() {
-                return Err(format!("{key}: {dir:?} is not a directory"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The origin, proxy, rate-limit and drain settings.
-    fn validate_admission(&self) -> Result<(), String> {
-        crate::edge::origin::Origins::parse(&self.allowed_origins)?;
-        crate::edge::proxy::TrustedProxies::parse(&self.trusted_proxies)?;
-        let limits = [
-            (
-                "connectionRatePerAddress",
-                self.connection_rate_per_address,
-                "connectionBurstPerAddress",
-                self.connection_burst_per_address,
-            ),
-            (
-                "authRatePerAddress",
-                self.auth_rate_per_address,
-                "authBurstPerAddress",
-                self.auth_burst_per_address,
-            ),
-            (
-                "tokenJoinRatePerSocket",
-                self.token_join_rate_per_socket,
-                "tokenJoinBurstPerSocket",
-                self.token_join_burst_per_socket,
-            ),
-        ];
-        for (rate_key, rate, burst_key, burst) in limits {
-            if !rate.is_finite() || rate < 0.0 {
-                return Err(format!("{rate_key}: {rate} must be a number of at least 0 (0: no limit)"));
-            }
-            if rate > 0.0 && burst == 0 {
-                return Err(format!("{burst_key}: must be at least 1 when {rate_key} is set"));
-            }
-        }
-        if self.drain_window_ms > MAX_DRAIN_WINDOW_MS {
-            return Err(format!(
-                "drainWindowMs: {} is over 10 minutes; a service manager kills the process long before \
-                 (systemd waits 90 s by default)",
-                self.drain_window_ms
-            ));
-        }
-        Ok(())
-    }
-
-    /// The HTTP connection timeouts and caps.
-    fn validate_http(&self) -> Result<(), String> {
-        for (key, ms) in [
-            ("httpHeaderTimeoutMs", self.http_header_timeout_ms),
-            ("httpIdleTimeoutMs", self.http_idle_timeout_ms),
-        ] {
-            if !(MIN_HTTP_TIMEOUT_MS..=MAX_HTTP_TIMEOUT_MS).contains(&ms) {
-                return Err(format!(
-                    "{key}: {ms} must be between {MIN_HTTP_TIMEOUT_MS} and {MAX_HTTP_TIMEOUT_MS} ms"
-                ));
-            }
-        }
-        let (all, one) = (self.max_http_connections, self.max_http_connections_per_address);
-        if all > 0 && one > all {
-            return Err(format!(
-                "maxHttpConnectionsPerAddress: {one} is more than maxHttpConnections ({all}); \
-                 lower it (0: no limit per address)"
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn static_dir(&self) -> Option<PathBuf> {
-        (!self.static_dir.is_empty()).then(|| PathBuf::from(&self.static_dir))
-    }
-
-    pub fn dist_dir(&self) -> Option<PathBuf> {
-        (!self.dist_dir.is_empty()).then(|| PathBuf::from(&self.dist_dir))
-    }
-}
-
-/// A `metricsToken` travels in an `Authorization` header: visible ASCII, and long enough not to
-/// be guessed.
-fn validate_metrics_token(token: &str) -> Result<(), String> {
-    if token.is_empty() {
-        return Ok(());
-    }
-    if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(
-            "metricsToken: must be printable ASCII without spaces (it is sent as a bearer token)".into()
-        );
-    }
-    if token.len() < 16 {
-        return Err(format!(
-            "metricsToken: {} characters is too short to keep /metrics private; use at least 16 \
-             (e.g. `openssl rand -hex 24`)",
-            token.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Shortest and longest `httpHeaderTimeoutMs` and `httpIdleTimeoutMs`: less would cut off
-/// ordinary requests, more is no timeout.
-const MIN_HTTP_TIMEOUT_MS: u64 = 100;
-const MAX_HTTP_TIMEOUT_MS: u64 = 3_600_000;
-/// Longest accepted `authRejectCacheSecs`.
-const MAX_AUTH_REJECT_CACHE_SECS: u64 = 3600;
-
-/// Longest accepted `drainWindowMs`.
-const MAX_DRAIN_WINDOW_MS: u64 = 600_000;
 
 /// Accepts a string, or a number/bool written where a string was meant (env vars, CLI).
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -2,7 +2,7 @@
 //! Each source is a JSON tree; the merged tree is deserialized once into [`Config`], so a type
 //! error from any source names its key (`backend.port: invalid type …`).
 
-use super::{Config, nodejs_js};
+use super::{Config, ConfigError, Settings, nodejs_js};
 use clap::Parser;
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
@@ -49,8 +49,15 @@ pub struct Cli {
 
 /// A configuration problem; the text names the key or the source.
 #[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct LoadError(pub String);
+pub enum LoadError {
+    /// A source that cannot be read, or a value of the wrong form; the text names the source or
+    /// the key.
+    #[error("configuration: {0}")]
+    Source(String),
+    /// A value that cannot be used.
+    #[error("configuration: {0}")]
+    Invalid(#[from] ConfigError),
+}
 
 /// The defaults: those of the original server where it had the key (spec 6.1).
 fn defaults() -> Value {
@@ -139,8 +146,17 @@ fn defaults() -> Value {
 }
 
 /// Builds the configuration from all sources; `env` is the process environment.
-/// Returns the config and warnings to log once logging is up.
+/// Returns the settings and warnings to log once logging is up.
 pub fn load(
+    cli: &Cli,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Settings, Vec<String>), LoadError> {
+    let (config, warnings) = load_config(cli, env)?;
+    Ok((Settings::parse(&config)?, warnings))
+}
+
+/// [`load`] up to the flat [`Config`], before it is checked.
+pub fn load_config(
     cli: &Cli,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(Config, Vec<String>), LoadError> {
@@ -162,12 +178,14 @@ pub enum FileFormat {
 
 /// [`load`] with the text of a config file instead of its path, and no other source but the
 /// defaults: what the binary does with a file, without the file system (fuzzing, tests).
-pub fn load_file_text(format: FileFormat, text: &str) -> Result<(Config, Vec<String>), LoadError> {
+pub fn load_file_text(format: FileFormat, text: &str) -> Result<(Settings, Vec<String>), LoadError> {
     let file = parse_file_text(format, "config", text)?;
-    build(Some(file), &Cli::default(), std::iter::empty())
+    let (config, warnings) = build(Some(file), &Cli::default(), std::iter::empty())?;
+    Ok((Settings::parse(&config)?, warnings))
 }
 
-/// Merges the sources over the defaults, deserializes and validates.
+/// Merges the sources over the defaults, deserializes, applies demo mode and gathers the
+/// warnings.
 fn build(
     file: Option<(Value, Vec<String>)>,
     cli: &Cli,
@@ -183,7 +201,7 @@ fn build(
     merge(&mut tree, cli_tree(cli)?);
     let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
-        LoadError(format!("{path}: {}", e.into_inner()))
+        LoadError::Invalid(ConfigError::new(path, e.into_inner().to_string()))
     })?;
     if !config.extensions.is_empty() {
         warnings.push(format!(
@@ -202,19 +220,18 @@ fn build(
                 .into(),
         );
     }
-    config.validate().map_err(LoadError)?;
     Ok((config, warnings))
 }
 
 fn read_file(path: &Path) -> Result<(Value, Vec<String>), LoadError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| LoadError::Source(format!("cannot read {}: {e}", path.display())))?;
     let name = path.display().to_string();
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => FileFormat::Toml,
         Some("js") | Some("json") | Some("json5") => FileFormat::Js,
         _ => {
-            return Err(LoadError(format!(
+            return Err(LoadError::Source(format!(
                 "{name}: unknown config format; use a .toml file or the original nodejs.config.js"
             )));
         }
@@ -226,14 +243,14 @@ fn read_file(path: &Path) -> Result<(Value, Vec<String>), LoadError> {
 fn parse_file_text(format: FileFormat, name: &str, text: &str) -> Result<(Value, Vec<String>), LoadError> {
     match format {
         FileFormat::Toml => {
-            let v: Value = toml::from_str(text).map_err(|e| LoadError(format!("{name}: {e}")))?;
+            let v: Value = toml::from_str(text).map_err(|e| LoadError::Source(format!("{name}: {e}")))?;
             Ok((v, Vec::new()))
         }
         FileFormat::Js => {
             let (v, w) = if text.trim_start().starts_with('{') {
-                (json5::from_str(text).map_err(|e| LoadError(format!("{name}: {e}")))?, Vec::new())
+                (json5::from_str(text).map_err(|e| LoadError::Source(format!("{name}: {e}")))?, Vec::new())
             } else {
-                nodejs_js::parse(text).map_err(|e| LoadError(format!("{name}: {e}")))?
+                nodejs_js::parse(text).map_err(|e| LoadError::Source(format!("{name}: {e}")))?
             };
             Ok((v, w.into_iter().map(|w| format!("{name}: {w}")).collect()))
         }
@@ -313,7 +330,7 @@ fn env_tree(env: impl IntoIterator<Item = (String, String)>) -> Result<Value, Lo
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
         let path = key_path(rest).ok_or_else(|| {
-            LoadError(format!(
+            LoadError::Source(format!(
                 "{name}: no setting of that name (e.g. DRUPAL_PUSH_SERVICE_KEY, DRUPAL_PUSH_BACKEND__HOST)"
             ))
         })?;
@@ -325,10 +342,11 @@ fn env_tree(env: impl IntoIterator<Item = (String, String)>) -> Result<Value, Lo
 fn cli_tree(cli: &Cli) -> Result<Value, LoadError> {
     let mut tree = Value::Object(Map::new());
     for item in &cli.set {
-        let (k, v) =
-            item.split_once('=').ok_or_else(|| LoadError(format!("--set {item:?}: expected KEY=VALUE")))?;
-        let path =
-            key_path(k.trim()).ok_or_else(|| LoadError(format!("--set {k}: no setting of that name")))?;
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| LoadError::Source(format!("--set {item:?}: expected KEY=VALUE")))?;
+        let path = key_path(k.trim())
+            .ok_or_else(|| LoadError::Source(format!("--set {k}: no setting of that name")))?;
         set_path(&mut tree, &path, text_value(v));
     }
     let t = tree.as_object_mut().expect("tree is an object");
@@ -359,7 +377,9 @@ fn apply_demo(config: &mut Config) -> Result<(), LoadError> {
     match config.host.as_str() {
         "localhost" | "127.0.0.1" => config.host = "127.0.0.1".into(),
         other => {
-            return Err(LoadError(format!("host: demo mode binds 127.0.0.1 only, not {other:?}")));
+            return Err(
+                ConfigError::new("host", format!("demo mode binds 127.0.0.1 only, not {other:?}")).into()
+            );
         }
     }
     if config.service_key.is_empty() {
@@ -386,22 +406,30 @@ mod tests {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
+    /// The flat config and the settings it parses into (or the error).
+    fn both(cli: &Cli, env: Vec<(String, String)>) -> Result<(Config, Settings, Vec<String>), LoadError> {
+        let (config, warnings) = load_config(cli, env)?;
+        let settings = Settings::parse(&config)?;
+        Ok((config, settings, warnings))
+    }
+
     #[test]
     fn defaults_are_the_originals_and_need_a_key() {
         let e = load(&cli(&[]), env(&[])).unwrap_err();
         assert!(e.to_string().contains("serviceKey: is empty"), "{e}");
-        let (c, _) = load(&cli(&["--service-key", "s"]), env(&[])).unwrap();
-        assert_eq!(c.port, 8080);
-        assert_eq!(c.base_auth_path, "/nodejs/");
-        assert_eq!(c.backend_url(), "http://localhost:80/nodejs/message");
-        assert_eq!(c.body_parser_json_limit, 1024 * 1024);
-        assert_eq!(c.resource, "/socket.io");
+        let (s, _) = load(&cli(&["--service-key", "s"]), env(&[])).unwrap();
+        assert_eq!(s.listen.port, 8080);
+        assert_eq!(s.listen.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.api.base_auth_path, "/nodejs/");
+        assert_eq!(s.backend.url, "http://localhost:80/nodejs/message");
+        assert_eq!(s.api.body_limit, 1024 * 1024);
+        assert_eq!(s.listen.resource, "/socket.io");
     }
 
     #[test]
     fn resource_is_validated() {
-        let (c, _) = load(&cli(&["--service-key", "k", "--set", "resource=/push/io"]), env(&[])).unwrap();
-        assert_eq!(c.resource, "/push/io");
+        let (s, _) = load(&cli(&["--service-key", "k", "--set", "resource=/push/io"]), env(&[])).unwrap();
+        assert_eq!(s.listen.resource, "/push/io");
         for bad in ["socket.io", "/socket.io/", "/", "/nodejs/io", "/ws"] {
             let e = load(&cli(&["--service-key", "k", "--set", &format!("resource={bad}")]), env(&[]))
                 .unwrap_err();
@@ -411,7 +439,7 @@ mod tests {
 
     #[test]
     fn env_and_flags_override_with_precedence() {
-        let (c, _) = load(
+        let (c, s, _) = both(
             &cli(&["--port", "9000", "--set", "backend.strictSSL=false"]),
             env(&[
                 ("DRUPAL_PUSH_SERVICE_KEY", "1234"),
@@ -421,10 +449,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.port, 9000);
-        assert_eq!(c.service_key, "1234");
+        assert_eq!(s.listen.port, 9000);
+        assert_eq!((s.api.service_key.as_str(), s.backend.service_key.as_str()), ("1234", "1234"));
         assert_eq!(c.backend.host, "drupal.local");
-        assert!(!c.backend.strict_ssl);
+        assert!(!s.backend.strict_ssl);
     }
 
     #[test]
@@ -452,13 +480,13 @@ mod tests {
             "serviceKey = \"t\"\nport = 8111\n[backend]\nport = 8888\nbasePath = \"/drupal/\"\n",
         )
         .unwrap();
-        let (c, _) = load(&cli(&[toml_path.to_str().unwrap()]), env(&[])).unwrap();
+        let (c, s, _) = both(&cli(&[toml_path.to_str().unwrap()]), env(&[])).unwrap();
         assert_eq!((c.port, c.backend.port), (8111, 8888));
-        assert_eq!(c.backend_url(), "http://localhost:8888/drupal/nodejs/message");
+        assert_eq!(s.backend.url, "http://localhost:8888/drupal/nodejs/message");
         let js_path = dir.join("nodejs.config.js");
         std::fs::write(&js_path, "settings = {serviceKey: 't', port: 8111, backend: {port: 8888, basePath: '', messagePath: '/nodejs/message'}, jsEtag: true, allowedOrigins: ['https://*.example.org']};").unwrap();
-        let (c, warnings) = load(&cli(&[js_path.to_str().unwrap()]), env(&[])).unwrap();
-        assert_eq!(c.backend_url(), "http://localhost:8888/nodejs/message");
+        let (c, s, warnings) = both(&cli(&[js_path.to_str().unwrap()]), env(&[])).unwrap();
+        assert_eq!(s.backend.url, "http://localhost:8888/nodejs/message");
         assert_eq!(c.allowed_origins, ["https://*.example.org"]);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         std::fs::write(&toml_path, "serviceKey = \"t\"\nsurprise = 1\n").unwrap();
@@ -470,18 +498,20 @@ mod tests {
     #[test]
     fn content_token_status_defaults_to_auto() {
         use crate::config::ContentTokenStatus;
-        let (c, _) = load(&cli(&["--service-key", "k"]), env(&[])).unwrap();
+        let (s, _) = load(&cli(&["--service-key", "k"]), env(&[])).unwrap();
+        let c = s.api;
         assert_eq!(c.content_token_status, ContentTokenStatus::Auto);
         assert_eq!(
             (c.content_token_status.answer(false), c.content_token_status.answer(true)),
             ("ok", "success")
         );
         for (setting, answer) in [("ok", "ok"), ("success", "success")] {
-            let (c, _) = load(
+            let (s, _) = load(
                 &cli(&["--service-key", "k", "--set", &format!("contentTokenStatus={setting}")]),
                 env(&[]),
             )
             .unwrap();
+            let c = s.api;
             assert_eq!(
                 (c.content_token_status.answer(false), c.content_token_status.answer(true)),
                 (answer, answer)
@@ -491,9 +521,9 @@ mod tests {
 
     #[test]
     fn demo_mode_is_loopback_with_a_generated_key() {
-        let (c, _) = load(&cli(&["--demo"]), env(&[])).unwrap();
-        assert_eq!(c.host, "127.0.0.1");
-        assert!(c.service_key.starts_with("demo-"));
+        let (s, _) = load(&cli(&["--demo"]), env(&[])).unwrap();
+        assert_eq!(s.listen.host, "127.0.0.1");
+        assert!(s.api.service_key.starts_with("demo-"));
         assert!(load(&cli(&["--demo", "--host", "0.0.0.0"]), env(&[])).is_err());
     }
 }

@@ -238,8 +238,8 @@ impl Connection {
 
     /// Takes one content-token join from the socket's budget; false when it is spent.
     fn take_join(&mut self) -> bool {
-        let cfg = &self.app.config;
-        let (rate, burst) = (cfg.token_join_rate_per_socket, cfg.token_join_burst_per_socket);
+        let cfg = &self.app.settings.conn;
+        let (rate, burst) = (cfg.token_join_rate, cfg.token_join_burst);
         crate::edge::limits::take_per_socket(&mut self.joins, rate, burst, std::time::Instant::now())
     }
 
@@ -250,13 +250,13 @@ impl Connection {
             return;
         };
         if !self.take_join() {
-            let cfg = &self.app.config;
+            let cfg = &self.app.settings.conn;
             self.reply_error(
                 ErrorCode::RateLimited,
                 format!(
                     "channel {channel:?}: more than {} content-token channel joins per second (bursts of {}): \
                      this one was dropped",
-                    cfg.token_join_rate_per_socket, cfg.token_join_burst_per_socket
+                    cfg.token_join_rate, cfg.token_join_burst
                 ),
             );
             return;

@@ -13,13 +13,13 @@
 //! module's fallback would run *every* callback of the page (`nodejsNotify` renders
 //! `data.body` as HTML). Channel listeners (`onChannel`) get every publish either way.
 //!
-//! [`Policy`] is built once from the configuration (which it validates); each socket that sends
-//! a request gets an [`Allowance`], its token bucket, created on its first request so that
-//! sockets that never send one pay nothing for it. Both kinds of request draw on the same
+//! [`Policy`] is built once from the configuration's [`PolicyRules`] (which it validates); each
+//! socket that sends a request gets an [`Allowance`], its token bucket, created on its first
+//! request so that sockets that never send one pay nothing for it. Both kinds of request draw on the same
 //! bucket: the limit is on what one socket makes the server do, whatever it asks.
 
-use crate::config::Config;
 use crate::edge::limits::TokenBucket;
+use crate::error::ConfigError;
 use drupal_push_protocol::ErrorCode;
 use drupal_push_protocol::backend::RESERVED_MESSAGE_TYPES;
 use drupal_push_protocol::frames::{CALLBACK, RESERVED_PUBLISH_MEMBERS, SERVER_CALLBACKS};
@@ -40,6 +40,23 @@ enum Types {
 /// A refusal: the `error` frame's code and text.
 pub type Refusal = (ErrorCode, String);
 
+/// The configuration's keys for client requests, as written: [`Policy::new`] checks them.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyRules<'a> {
+    /// `clientMessages`.
+    pub messages: &'a [String],
+    /// `clientWritableChannels`.
+    pub writable_channels: &'a [String],
+    /// `clientPublishCallbacks`.
+    pub publish_callbacks: &'a [String],
+    /// `clientRequestRatePerSocket`.
+    pub rate_per_socket: f64,
+    /// `clientRequestBurstPerSocket`.
+    pub burst_per_socket: u32,
+    /// `clientRequestMaxBytes`.
+    pub max_bytes: usize,
+}
+
 /// The server's rules for client requests.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -53,17 +70,20 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The rules of `config`; the error names the key that is wrong.
-    pub fn new(config: &Config) -> Result<Policy, String> {
+    /// The rules of `rules` (the config's keys); the error names the key that is wrong.
+    pub fn new(rules: &PolicyRules<'_>) -> Result<Policy, ConfigError> {
         let mut only = HashSet::new();
         let mut any = false;
-        for t in &config.client_messages {
+        for t in rules.messages {
             if t.is_empty() {
-                return Err("clientMessages: a message type is empty".into());
+                return Err(ConfigError::new("clientMessages", "a message type is empty"));
             }
             if RESERVED_MESSAGE_TYPES.contains(&t.as_str()) {
-                return Err(format!(
-                    "clientMessages: {t:?} is a message type only the server sends Drupal; browsers may never send it"
+                return Err(ConfigError::new(
+                    "clientMessages",
+                    format!(
+                        "{t:?} is a message type only the server sends Drupal; browsers may never send it"
+                    ),
                 ));
             }
             if t == "*" {
@@ -77,44 +97,46 @@ impl Policy {
             (false, true) => Types::None,
             (false, false) => Types::Only(only),
         };
-        for p in &config.client_writable_channels {
-            check_pattern(p).map_err(|e| format!("clientWritableChannels: {p:?} {e}"))?;
+        for p in rules.writable_channels {
+            check_pattern(p).map_err(|e| ConfigError::new("clientWritableChannels", format!("{p:?} {e}")))?;
         }
-        for c in &config.client_publish_callbacks {
+        for c in rules.publish_callbacks {
             if c.is_empty() {
-                return Err("clientPublishCallbacks: a callback name is empty".into());
+                return Err(ConfigError::new("clientPublishCallbacks", "a callback name is empty"));
             }
             if SERVER_CALLBACKS.contains(&c.as_str()) {
-                return Err(format!(
-                    "clientPublishCallbacks: {c:?} is a callback only the server's own messages name"
+                return Err(ConfigError::new(
+                    "clientPublishCallbacks",
+                    format!("{c:?} is a callback only the server's own messages name"),
                 ));
             }
         }
-        let rate = config.client_request_rate_per_socket;
+        let rate = rules.rate_per_socket;
         if !rate.is_finite() || rate < 0.0 {
-            return Err(format!(
-                "clientRequestRatePerSocket: {rate} must be a number of at least 0 (0: no limit)"
+            return Err(ConfigError::new(
+                "clientRequestRatePerSocket",
+                format!("{rate} must be a number of at least 0 (0: no limit)"),
             ));
         }
-        if rate > 0.0 && config.client_request_burst_per_socket == 0 {
-            return Err(
-                "clientRequestBurstPerSocket: must be at least 1 when clientRequestRatePerSocket is set"
-                    .into(),
-            );
+        if rate > 0.0 && rules.burst_per_socket == 0 {
+            return Err(ConfigError::new(
+                "clientRequestBurstPerSocket",
+                "must be at least 1 when clientRequestRatePerSocket is set",
+            ));
         }
         // Above maxFrameSize the frame closes the connection (1009) before it is read as a
         // request, so a larger value is harmless and simply never reached: not an error, so that
         // a small maxFrameSize needs no change here.
-        if config.client_request_max_bytes == 0 {
-            return Err("clientRequestMaxBytes: must be at least 1 byte".into());
+        if rules.max_bytes == 0 {
+            return Err(ConfigError::new("clientRequestMaxBytes", "must be at least 1 byte"));
         }
         Ok(Policy {
             types,
-            writable: config.client_writable_channels.clone(),
-            callbacks: config.client_publish_callbacks.iter().cloned().collect(),
+            writable: rules.writable_channels.to_vec(),
+            callbacks: rules.publish_callbacks.iter().cloned().collect(),
             rate,
-            burst: f64::from(config.client_request_burst_per_socket),
-            max_bytes: config.client_request_max_bytes,
+            burst: f64::from(rules.burst_per_socket),
+            max_bytes: rules.max_bytes,
         })
     }
 
@@ -254,7 +276,7 @@ mod tests {
 
     fn policy(toml: &str) -> Result<Policy, String> {
         load_file_text(FileFormat::Toml, &format!("serviceKey = \"k\"\n{toml}"))
-            .map(|(c, _)| Policy::new(&c).expect("validated config"))
+            .map(|(s, _)| s.conn.requests)
             .map_err(|e| e.to_string())
     }
 

@@ -64,10 +64,34 @@ enum End {
     Gone,
 }
 
+/// What a connection is configured with.
+#[derive(Debug, Clone)]
+pub struct ConnSettings {
+    /// `authTimeoutMs`: the time a socket has to send `authenticate`.
+    pub auth_timeout: Duration,
+    /// `heartbeatIntervalMs`: a socket quiet this long is pinged.
+    pub heartbeat_interval: Duration,
+    /// `heartbeatTimeoutMs`: a socket not heard from this long is closed.
+    pub heartbeat_timeout: Duration,
+    /// `writeTimeoutMs`: a write that does not complete in this time closes the socket.
+    pub write_timeout: Duration,
+    /// `maxFrameSize`, bytes.
+    pub max_frame_size: usize,
+    /// `wsReadBufferSize`, bytes.
+    pub ws_read_buffer_size: usize,
+    /// `tokenJoinRatePerSocket` (0: no limit), `tokenJoinBurstPerSocket`.
+    pub token_join_rate: f64,
+    pub token_join_burst: u32,
+    /// `maxQueuedMessages`, `maxQueuedBytes`.
+    pub outbox: outbox::Limits,
+    /// What browsers may send besides `authenticate`: messages for Drupal, channel publishes.
+    pub requests: client_requests::Policy,
+}
+
 /// Serves one upgraded connection until it ends.
 /// `client` is the client's address (behind a trusted proxy: from `X-Forwarded-For`).
 pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: IpAddr, app: Arc<App>) {
-    let outbox = Arc::new(Outbox::new(socket, app.outbox_limits, app.metrics.clone()));
+    let outbox = Arc::new(Outbox::new(socket, app.settings.conn.outbox, app.metrics.clone()));
     let (id, socket_id) = match app.hub.register(client, outbox.clone()) {
         Ok(r) => r,
         Err(code) => {
@@ -81,7 +105,7 @@ pub(crate) async fn run(socket: Socket, early: Bytes, peer: SocketAddr, client: 
     let span = tracing::info_span!("conn", socket = %socket_id, %peer, %client);
     let mut conn = Connection {
         client,
-        reader: Reader::new(app.config.max_frame_size),
+        reader: Reader::new(app.settings.conn.max_frame_size),
         app,
         id,
         socket_id,
@@ -127,7 +151,7 @@ impl Connection {
     async fn serve(&mut self, early: Bytes) -> End {
         self.send(&ServerFrame::Hello {
             socket_id: self.socket_id.clone(),
-            heartbeat_ms: self.app.config.heartbeat_interval_ms,
+            heartbeat_ms: self.app.settings.conn.heartbeat_interval.as_millis() as u64,
             protocol: PROTOCOL_VERSION,
         });
         tracing::debug!("connected");
@@ -140,26 +164,27 @@ impl Connection {
     }
 
     async fn event_loop(&mut self) -> End {
-        let cfg = self.app.config.clone();
+        let app = self.app.clone();
+        let cfg = &app.settings.conn;
         let outbox = self.outbox.clone();
         let started = Instant::now();
         let (mut last_rx, mut last_tx, mut last_ping) = (started, started, started);
         let mut stalled_since: Option<Instant> = None;
-        let timer = tokio::time::sleep_until(started + cfg.auth_timeout());
+        let timer = tokio::time::sleep_until(started + cfg.auth_timeout);
         tokio::pin!(timer);
         loop {
             // `authTimeoutMs` is the time to send `authenticate`; once sent, a slow Drupal may
             // take as long as it needs while the client stays alive (`heartbeatTimeoutMs`).
             let dead_at = match self.phase {
-                auth::Phase::AwaitingAuth => started + cfg.auth_timeout(),
-                _ => last_rx + cfg.heartbeat_timeout(),
+                auth::Phase::AwaitingAuth => started + cfg.auth_timeout,
+                _ => last_rx + cfg.heartbeat_timeout,
             };
             // Ping when either direction has been quiet for an interval (at most once per
             // interval), so a client that only answers pings stays alive on a busy channel.
             let quiet_since = last_tx.min(last_rx).max(last_ping);
-            let mut wake = dead_at.min(quiet_since + cfg.heartbeat_interval());
+            let mut wake = dead_at.min(quiet_since + cfg.heartbeat_interval);
             if let Some(since) = stalled_since {
-                wake = wake.min(since + cfg.write_timeout());
+                wake = wake.min(since + cfg.write_timeout);
             }
             if timer.deadline() != wake {
                 timer.as_mut().reset(wake);
@@ -205,12 +230,12 @@ impl Connection {
                             _ => CloseCode::HEARTBEAT_TIMEOUT,
                         });
                     }
-                    if stalled_since.is_some_and(|s| now >= s + cfg.write_timeout()) {
+                    if stalled_since.is_some_and(|s| now >= s + cfg.write_timeout) {
                         tracing::info!("closing slow consumer: nothing could be written for writeTimeoutMs");
                         self.app.metrics.slow_consumer("write_timeout");
                         return End::Close(CloseCode::SLOW_CONSUMER);
                     }
-                    if now >= quiet_since + cfg.heartbeat_interval() {
+                    if now >= quiet_since + cfg.heartbeat_interval {
                         self.send(&ServerFrame::Ping);
                         last_ping = now;
                     }
@@ -306,7 +331,7 @@ impl Connection {
             }
         }
         let mut reader = self.reader;
-        finish(&self.outbox, end, &mut reader, self.app.config.write_timeout()).await;
+        finish(&self.outbox, end, &mut reader, self.app.settings.conn.write_timeout).await;
     }
 }
 

@@ -39,12 +39,12 @@ impl Connection {
             return self.refuse(id, (ErrorCode::NotAuthenticated, what.into()));
         };
         let app = self.app.clone();
-        if matches!(request, ClientRequest::Message(_)) && !app.requests.messages_enabled() {
+        if matches!(request, ClientRequest::Message(_)) && !app.settings.conn.requests.messages_enabled() {
             let what = "this server forwards no messages to Drupal (clientMessages)";
             return self.refuse(id, (ErrorCode::ClientMessagesDisabled, what.into()));
         }
         let now = tokio::time::Instant::now().into_std();
-        if let Err(refusal) = app.requests.admit(&mut self.allowance, len, now) {
+        if let Err(refusal) = app.settings.conn.requests.admit(&mut self.allowance, len, now) {
             return self.refuse(id, refusal);
         }
         let done = match request {
@@ -59,7 +59,11 @@ impl Connection {
     /// Sends a browser's message to Drupal; the answer follows from the task.
     fn forward(&self, member: &Member, message: Value, id: Option<u64>) -> Result<(), Refusal> {
         let bad = |e: drupal_push_protocol::backend::ForwardError| (ErrorCode::BadFrame, e.to_string());
-        self.app.requests.check_message_type(ForwardedMessage::type_of(&message).map_err(bad)?)?;
+        self.app
+            .settings
+            .conn
+            .requests
+            .check_message_type(ForwardedMessage::type_of(&message).map_err(bad)?)?;
         let message =
             ForwardedMessage::new(message, member.uid, &member.token, self.socket_id.clone()).map_err(bad)?;
         let (backend, outbox) = (self.app.backend.clone(), Arc::downgrade(&self.outbox));
@@ -75,7 +79,7 @@ impl Connection {
     /// Publishes a browser's message to the other members of a client-writable channel.
     async fn publish(&mut self, member: &Member, p: Publish) -> Result<(), Refusal> {
         let app = self.app.clone();
-        if !app.requests.is_writable(&p.channel) {
+        if !app.settings.conn.requests.is_writable(&p.channel) {
             let what = format!("channel {:?} is not client-writable (clientWritableChannels)", p.channel);
             return Err((ErrorCode::ChannelNotWritable, what));
         }
@@ -88,7 +92,7 @@ impl Connection {
         let Value::Object(mut message) = p.message else {
             return Err((ErrorCode::BadFrame, "the message must be a JSON object".into()));
         };
-        app.requests.check_publish(&mut message)?;
+        app.settings.conn.requests.check_publish(&mut message)?;
         message.insert(SENDER_UID.into(), serde_json::to_value(member.uid).unwrap_or(Value::Null));
         message.insert(SENDER_SOCKET_ID.into(), Value::from(self.socket_id.as_str()));
         let raw = serde_json::to_string(&message).ok().and_then(|t| RawValue::from_string(t).ok());

@@ -21,7 +21,6 @@
 //! ARCHITECTURE.md, Decisions). A full message queue refuses the message at once
 //! (`backend-unavailable`), never an authentication.
 
-use crate::config::Config;
 use crate::drupal::notices::NoticeQueues;
 use crate::edge::fair_slots::{FairSlots, Lane, Refused};
 use crate::edge::proxy::UntrustedForwarders;
@@ -127,19 +126,50 @@ impl Slots {
     }
 }
 
+/// How to reach Drupal's `/nodejs/message` and how much to ask of it at once (`backend.*`,
+/// `serviceKey`, `authRejectCache*`).
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// The message callback's URL, from `backend.scheme`, `host`, `port`, `basePath`, `messagePath`.
+    pub url: String,
+    /// `backend.strictSSL`.
+    pub strict_ssl: bool,
+    /// `backend.httpAuth`: `user:password`, empty for none.
+    pub http_auth: String,
+    /// `backend.timeoutMs`.
+    pub timeout: Duration,
+    /// `backend.concurrency`.
+    pub concurrency: usize,
+    /// `backend.queueLength`.
+    pub queue_length: usize,
+    /// Waiting authentications one client address may hold (`backend.queueSharePerAddress` of
+    /// the queue, at least 1).
+    pub queue_share: usize,
+    /// `backend.messageConcurrency`.
+    pub message_concurrency: usize,
+    /// `backend.messageQueueLength`.
+    pub message_queue_length: usize,
+    /// `serviceKey`, sent with every call.
+    pub service_key: String,
+    /// `authRejectCacheSecs` (zero: off).
+    pub reject_cache_ttl: Duration,
+    /// `authRejectCacheMax`.
+    pub reject_cache_max: usize,
+}
+
 impl Backend {
-    /// A client for `url` with the backend settings of `config`.
+    /// A client for `url` (`settings.url`, or the demo's own) with `settings`.
     /// `untrusted`: the peers seen forwarding without being trusted proxies, named in the line
     /// that says an address holds its share of the queue.
     pub fn new(
-        config: &Config,
+        settings: &BackendSettings,
         url: String,
         metrics: Arc<Metrics>,
         untrusted: UntrustedForwarders,
     ) -> Result<Backend, String> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let b = &config.backend;
-        let timeout = Duration::from_millis(b.timeout_ms);
+        let b = settings;
+        let timeout = b.timeout;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
@@ -155,16 +185,13 @@ impl Backend {
             inner: Arc::new(Inner {
                 client,
                 url,
-                service_key: config.service_key.clone(),
+                service_key: b.service_key.clone(),
                 authorization,
-                slots: FairSlots::new(b.concurrency, b.queue_length, b.queue_share()),
+                slots: FairSlots::new(b.concurrency, b.queue_length, b.queue_share),
                 refusing: AtomicBool::new(false),
                 share_refusing: AtomicBool::new(false),
                 untrusted,
-                rejected: RejectCache::new(
-                    Duration::from_secs(config.auth_reject_cache_secs),
-                    config.auth_reject_cache_max,
-                ),
+                rejected: RejectCache::new(b.reject_cache_ttl, b.reject_cache_max),
                 message_slots: Slots::new(
                     b.message_concurrency,
                     b.message_queue_length,

@@ -15,7 +15,6 @@
 
 use crate::App;
 use crate::api::{self, ApiError, JsonBody};
-use crate::config::Config;
 use crate::drupal::fake_drupal::{Answer, FakeDrupal};
 use crate::edge::open_guard::{self, OpenGuard};
 use axum::extract::{Path, Query, State};
@@ -36,17 +35,18 @@ pub fn backend_url(local: SocketAddr) -> String {
     format!("http://{local}/demo/nodejs/message")
 }
 
-/// The demo routes; the fake Drupal expects the server's own service key. The page's routes
-/// need no key, so they take only the demo page's own requests ([`open_guard`]).
-pub fn router(config: &Config) -> Router<Arc<App>> {
+/// The demo routes; the fake Drupal expects the server's own `service_key`; `host` is the
+/// `host` setting. The page's routes need no key, so they take only the demo page's own
+/// requests ([`open_guard`]).
+pub fn router(service_key: &str, host: &str) -> Router<Arc<App>> {
     const MESSAGE_PATH: &str = "/demo/nodejs/message";
-    let drupal = FakeDrupal::new(&config.service_key, Arc::new(demo_answer), false);
+    let drupal = FakeDrupal::new(service_key, Arc::new(demo_answer), false);
     let page = Router::new()
         .route("/demo/settings", get(settings))
         .route("/demo/publish", post(publish))
         .route("/demo/kick/{uid}", post(kick))
         .route("/demo/content-message", post(content_message))
-        .layer(axum::middleware::from_fn_with_state(OpenGuard::new(config), open_guard::check));
+        .layer(axum::middleware::from_fn_with_state(OpenGuard::new(host), open_guard::check));
     Router::new()
         .route_service(MESSAGE_PATH, drupal.router_at(MESSAGE_PATH))
         .merge(page)
@@ -99,7 +99,7 @@ async fn settings(State(app): State<Arc<App>>, Query(q): Query<SettingsQuery>) -
     let host = "127.0.0.1";
     let address = json!({"scheme": "http", "host": host, "port": port});
     let mut client = address.clone();
-    client["path"] = json!(app.config.ws_path);
+    client["path"] = json!(app.settings.listen.ws_path);
     Json(json!({
         "uid": uid,
         "nodejs": {

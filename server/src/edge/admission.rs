@@ -11,7 +11,6 @@
 //! HTTP answers before the upgrade: 503 while draining (the client reconnects, to another
 //! node), 403 for a foreign origin, 429 for too many connections from one address.
 
-use crate::config::Config;
 use crate::edge::limits::{RateLimit, Verdict};
 use crate::edge::origin::Origins;
 use crate::edge::proxy::{Noted, TrustedProxies, UntrustedForwarders, forwarding_header};
@@ -21,6 +20,20 @@ use prometheus_client::metrics::counter::Counter;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// What admission is configured with: the parsed `allowedOrigins` and `trustedProxies`, and the
+/// per-address rates (0: no limit) with their bursts.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    pub origins: Origins,
+    pub proxies: TrustedProxies,
+    /// `connectionRatePerAddress`, `connectionBurstPerAddress`.
+    pub connection_rate: f64,
+    pub connection_burst: u32,
+    /// `authRatePerAddress`, `authBurstPerAddress`.
+    pub auth_rate: f64,
+    pub auth_burst: u32,
+}
 
 pub struct Admission {
     origins: Origins,
@@ -37,22 +50,19 @@ impl Admission {
     /// `untrusted_handshakes` counts the handshakes with a forwarding header from a peer that
     /// is not a trusted proxy (a metric); such peers are noted in `untrusted`.
     pub fn new(
-        config: &Config,
+        settings: &EdgeSettings,
         untrusted: UntrustedForwarders,
         untrusted_handshakes: Counter,
-    ) -> Result<Admission, String> {
-        Ok(Admission {
-            origins: Origins::parse(&config.allowed_origins)?,
-            proxies: TrustedProxies::parse(&config.trusted_proxies)?,
-            connections: RateLimit::new(
-                config.connection_rate_per_address,
-                config.connection_burst_per_address,
-            ),
-            auths: RateLimit::new(config.auth_rate_per_address, config.auth_burst_per_address),
+    ) -> Admission {
+        Admission {
+            origins: settings.origins.clone(),
+            proxies: settings.proxies.clone(),
+            connections: RateLimit::new(settings.connection_rate, settings.connection_burst),
+            auths: RateLimit::new(settings.auth_rate, settings.auth_burst),
             draining: AtomicBool::new(false),
             untrusted,
             untrusted_handshakes,
-        })
+        }
     }
 
     /// Checks a WebSocket handshake from `peer`: `Ok(client address)` or why it is refused.

@@ -15,7 +15,6 @@
 //! With a service key none of this applies: Drupal's calls (Drupal 7's without a Content-Type)
 //! are checked by the key alone.
 
-use crate::config::Config;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -31,8 +30,9 @@ pub struct OpenGuard {
 }
 
 impl OpenGuard {
-    pub fn new(config: &Config) -> Arc<OpenGuard> {
-        let host = match config.host.as_str() {
+    /// `host`: the configured `host` setting.
+    pub fn new(host: &str) -> Arc<OpenGuard> {
+        let host = match host {
             "" | "0.0.0.0" | "::" => None,
             h => Some(h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()),
         };
@@ -133,10 +133,7 @@ mod tests {
     use super::*;
 
     fn guard(host: &str) -> OpenGuard {
-        let mut config =
-            crate::config::load_file_text(crate::config::FileFormat::Toml, "serviceKey = \"k\"").unwrap().0;
-        config.host = host.into();
-        Arc::unwrap_or_clone(OpenGuard::new(&config))
+        Arc::unwrap_or_clone(OpenGuard::new(host))
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! not the bare domain) and the port may be `*` (any port). Without a port a pattern means the
 //! scheme's default port. Comparison ignores ASCII case.
 
+use crate::error::ConfigError;
+
 /// The parsed `allowedOrigins`.
 #[derive(Debug, Clone)]
 pub struct Origins {
@@ -47,14 +49,17 @@ struct Parsed<'a> {
 
 impl Origins {
     /// Parses the configured list; an error names the entry (`allowedOrigins[1]: …`).
-    pub fn parse(list: &[String]) -> Result<Origins, String> {
+    pub fn parse(list: &[String]) -> Result<Origins, ConfigError> {
         if list.is_empty() || list.iter().any(|p| p.trim() == "*") {
             return Ok(Origins { patterns: None });
         }
         let patterns = list
             .iter()
             .enumerate()
-            .map(|(i, p)| Pattern::parse(p.trim()).map_err(|e| format!("allowedOrigins[{i}]: {p:?} {e}")))
+            .map(|(i, p)| {
+                Pattern::parse(p.trim())
+                    .map_err(|e| ConfigError::new(format!("allowedOrigins[{i}]"), format!("{p:?} {e}")))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Origins { patterns: Some(patterns) })
     }
@@ -217,8 +222,8 @@ mod tests {
             ("https://:8080", "no host"),
         ] {
             let e = Origins::parse(&["https://ok.example".into(), bad.into()]).unwrap_err();
-            assert!(e.starts_with("allowedOrigins[1]: "), "{e}");
-            assert!(e.contains(why), "{bad}: {e}");
+            assert_eq!(e.key, "allowedOrigins[1]", "{e}");
+            assert!(e.message.contains(why), "{bad}: {e}");
         }
     }
 }

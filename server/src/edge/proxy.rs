@@ -14,6 +14,7 @@
 //! remembers such peers (bounded) so that each is named once in the log, with the setting to
 //! fix, and in the rate-limit refusals of that address.
 
+use crate::error::ConfigError;
 use http::HeaderMap;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -27,14 +28,15 @@ pub struct TrustedProxies {
 
 impl TrustedProxies {
     /// Parses `10.0.0.0/8`, `192.168.1.5`, `::1`, `fd00::/8`; an error names the entry.
-    pub fn parse(list: &[String]) -> Result<TrustedProxies, String> {
+    pub fn parse(list: &[String]) -> Result<TrustedProxies, ConfigError> {
         let ranges = list
             .iter()
             .enumerate()
             .map(|(i, item)| {
                 parse_range(item.trim()).ok_or_else(|| {
-                    format!(
-                        "trustedProxies[{i}]: {item:?} is not an IP address or a CIDR range like 10.0.0.0/8"
+                    ConfigError::new(
+                        format!("trustedProxies[{i}]"),
+                        format!("{item:?} is not an IP address or a CIDR range like 10.0.0.0/8"),
                     )
                 })
             })
@@ -250,7 +252,8 @@ mod tests {
     fn bad_entries_name_the_key() {
         for bad in ["localhost", "10.0.0.0/33", "1.2.3", "::1/129", "10.0.0.0/"] {
             let e = TrustedProxies::parse(&["127.0.0.1".into(), bad.into()]).unwrap_err();
-            assert!(e.starts_with("trustedProxies[1]: "), "{e}");
+            assert_eq!(e.key, "trustedProxies[1]", "{e}");
+            assert!(e.to_string().starts_with("trustedProxies[1]: "), "{e}");
         }
     }
 

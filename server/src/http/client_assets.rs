@@ -23,7 +23,6 @@
 //! paths answer 404 with a text that says how to build the client.
 
 use crate::App;
-use crate::config::Config;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -74,15 +73,16 @@ pub struct Assets {
 
 impl Assets {
     /// The embedded client, else the one in `distDir`, else in `./drupal-js/dist`.
-    pub fn load(config: &Config) -> Assets {
+    /// `ws_path` is written into `socket.io.js`.
+    pub fn load(dist_dir: Option<&Path>, ws_path: &str) -> Assets {
         if !embedded::EMBEDDED.is_empty() {
             let files = embedded::EMBEDDED.iter().map(|(name, bytes)| (*name, Bytes::from_static(bytes)));
-            return Assets::new(Source::Embedded, files.collect(), &config.ws_path);
+            return Assets::new(Source::Embedded, files.collect(), ws_path);
         }
-        let dirs = [config.dist_dir(), Some(PathBuf::from("drupal-js/dist"))];
+        let dirs = [dist_dir.map(Path::to_path_buf), Some(PathBuf::from("drupal-js/dist"))];
         for dir in dirs.into_iter().flatten() {
             if let Some(files) = read_dir(&dir) {
-                return Assets::new(Source::Directory(dir), files, &config.ws_path);
+                return Assets::new(Source::Directory(dir), files, ws_path);
             }
         }
         Assets { source: Source::Missing, files: Vec::new() }
@@ -134,9 +134,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The routes `{resource}/<file>` for every client file.
-pub fn router(config: &Config) -> Router<Arc<App>> {
-    let assets = Arc::new(Assets::load(config));
+/// The routes `{resource}/<file>` for every client file (`resource`, `wsPath`, `distDir`).
+pub fn router(resource: &str, ws_path: &str, dist_dir: Option<&Path>) -> Router<Arc<App>> {
+    let assets = Arc::new(Assets::load(dist_dir, ws_path));
     match assets.source() {
         Source::Embedded => tracing::debug!("serving the embedded browser client"),
         Source::Directory(dir) => {
@@ -145,13 +145,13 @@ pub fn router(config: &Config) -> Router<Arc<App>> {
         Source::Missing => tracing::warn!(
             "no browser client to serve at {}/socket.io.js: run drupal-js/build.sh, then rebuild the server \
              (or set distDir)",
-            config.resource
+            resource
         ),
     }
     let mut router = Router::new();
     for (name, _) in FILES {
         let assets = assets.clone();
-        let path = format!("{}/{name}", config.resource);
+        let path = format!("{resource}/{name}");
         router = router.route(&path, get(move |headers: HeaderMap| serve(assets.clone(), name, headers)));
     }
     router

@@ -15,7 +15,6 @@
 //! time instead of spinning, so the timeouts can free descriptors, and logs once per period.
 //! What keeps a connection from holding its permit forever is the timeouts in [`crate::http::serve`].
 
-use crate::config::Config;
 use crate::edge::proxy::TrustedProxies;
 use crate::ops::metrics::Metrics;
 use std::collections::HashMap;
@@ -34,6 +33,19 @@ pub const LOG_PERIOD: Duration = Duration::from_secs(10);
 /// The answer to a connection over a cap, written without reading its request.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
 Retry-After: 1\r\nConnection: close\r\nContent-Length: 42\r\n\r\n{\"error\":\"too many open HTTP connections\"}";
+
+/// The HTTP connection settings: the timeouts of [`crate::http::serve`] and the caps here.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `httpHeaderTimeoutMs`: for a request's headers, and then its body.
+    pub header_timeout: Duration,
+    /// `httpIdleTimeoutMs`: a kept-alive connection with no request.
+    pub idle_timeout: Duration,
+    /// `maxHttpConnections` (0: no limit).
+    pub max_connections: usize,
+    /// `maxHttpConnectionsPerAddress` (0: no limit).
+    pub max_per_address: usize,
+}
 
 /// The open HTTP connections, in total and by peer address.
 pub struct HttpConns {
@@ -90,17 +102,18 @@ impl Refused {
 }
 
 impl HttpConns {
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<HttpConns>, String> {
-        Ok(Arc::new(HttpConns {
-            max: config.max_http_connections,
-            per_address: config.max_http_connections_per_address,
-            exempt: TrustedProxies::parse(&config.trusted_proxies)?,
+    /// Caps of `settings`; `exempt` (the trusted proxies) are not capped per address.
+    pub fn new(settings: &HttpSettings, exempt: TrustedProxies, metrics: Arc<Metrics>) -> Arc<HttpConns> {
+        Arc::new(HttpConns {
+            max: settings.max_connections,
+            per_address: settings.max_per_address,
+            exempt,
             open: AtomicUsize::new(0),
             by_address: Mutex::new(HashMap::new()),
             metrics,
             refusals: Default::default(),
             accept_failures: PeriodicLog::default(),
-        }))
+        })
     }
 
     /// No caps (a listener outside the server: the tests' fake Drupal over TLS).
@@ -221,11 +234,10 @@ mod tests {
     use super::*;
 
     fn conns(max: usize, per_address: usize) -> Arc<HttpConns> {
-        let mut config =
+        let settings =
             crate::config::load_file_text(crate::config::FileFormat::Toml, "serviceKey = \"k\"").unwrap().0;
-        config.max_http_connections = max;
-        config.max_http_connections_per_address = per_address;
-        HttpConns::new(&config, Arc::new(Metrics::new())).unwrap()
+        let http = HttpSettings { max_connections: max, max_per_address: per_address, ..settings.http };
+        HttpConns::new(&http, settings.edge.proxies, Arc::new(Metrics::new()))
     }
 
     #[test]

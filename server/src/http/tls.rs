@@ -3,7 +3,6 @@
 //! up the accept loop; each connection takes its permit ([`crate::http::http_conns`]) before the
 //! handshake, and finished streams go to [`crate::http::serve`] with it.
 
-use crate::config::Config;
 use crate::error::StartError;
 use crate::http::http_conns::HttpConns;
 use crate::http::serve::{Accepted, Acceptor};
@@ -22,24 +21,29 @@ use tokio_rustls::server::TlsStream;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The files of the certificate chain and key, as configured.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// `sslKeyPath`.
+    pub key_path: String,
+    /// `sslCertPath`.
+    pub cert_path: String,
+    /// `sslCAPath`; empty: none.
+    pub ca_path: String,
+}
+
 /// Reads the certificate chain (plus `sslCAPath` intermediates) and key into a server config.
-pub fn server_config(config: &Config) -> Result<tokio_rustls::rustls::ServerConfig, StartError> {
+pub fn server_config(files: &TlsFiles) -> Result<tokio_rustls::rustls::ServerConfig, StartError> {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let mut certs = read_certs("sslCertPath", &config.ssl_cert_path)?;
+    let mut certs = read_certs("sslCertPath", &files.cert_path)?;
     if certs.is_empty() {
-        return Err(StartError::Tls(format!(
-            "sslCertPath: {:?} holds no PEM certificate",
-            config.ssl_cert_path
-        )));
+        return Err(StartError::Tls(format!("sslCertPath: {:?} holds no PEM certificate", files.cert_path)));
     }
-    if !config.ssl_ca_path.is_empty() {
-        certs.extend(read_certs("sslCAPath", &config.ssl_ca_path)?);
+    if !files.ca_path.is_empty() {
+        certs.extend(read_certs("sslCAPath", &files.ca_path)?);
     }
-    let key = PrivateKeyDer::from_pem_file(&config.ssl_key_path).map_err(|e| {
-        StartError::Tls(format!(
-            "sslKeyPath: {:?}: {e} (an unencrypted PEM key is needed)",
-            config.ssl_key_path
-        ))
+    let key = PrivateKeyDer::from_pem_file(&files.key_path).map_err(|e| {
+        StartError::Tls(format!("sslKeyPath: {:?}: {e} (an unencrypted PEM key is needed)", files.key_path))
     })?;
     tokio_rustls::rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(
         |e| StartError::Tls(format!("sslKeyPath/sslCertPath: the key does not fit the certificate: {e}")),
@@ -130,7 +134,7 @@ pub(crate) async fn serve(
     app: &crate::App,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let tls = server_config(&app.config)?;
+    let tls = server_config(&app.settings.listen.tls)?;
     let listener = TlsListener::with_caps(listener, TlsAcceptor::from(Arc::new(tls)), app.http.clone())?;
     crate::http::serve::serve(listener, router, app.http_timeouts(), app.metrics.clone(), stop).await;
     Ok(())

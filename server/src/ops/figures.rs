@@ -50,7 +50,7 @@ impl Figures {
             local: app.hub.stats(),
             cluster,
             engine_ready: app.engine.ready(),
-            engine: match app.config.engine {
+            engine: match app.settings.engine.kind() {
                 crate::config::EngineKind::Memory => "memory",
                 crate::config::EngineKind::Redis => "redis",
             },

@@ -12,7 +12,7 @@
 //! figures are read fresh every time.
 
 use crate::App;
-use crate::config::Config;
+use crate::config::settings::Listen;
 use crate::engine::{Engine, EngineStats};
 use crate::ops::figures::Figures;
 use axum::extract::State;
@@ -99,12 +99,12 @@ async fn not_found() -> Response {
 }
 
 /// `distDir` at `/dist/`, `staticDir` at `/`, and the original's plain `Not Found.` for the rest.
-pub fn static_files(config: &Config) -> Router<Arc<App>> {
+pub fn static_files(config: &Listen) -> Router<Arc<App>> {
     let mut router = Router::new();
-    if let Some(dist) = config.dist_dir() {
+    if let Some(dist) = &config.dist_dir {
         router = router.nest_service("/dist", ServeDir::new(dist));
     }
-    match config.static_dir() {
+    match &config.static_dir {
         Some(dir) => {
             router.fallback_service(ServeDir::new(dir).not_found_service(get(not_found).post(not_found)))
         }

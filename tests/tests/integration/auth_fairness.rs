@@ -43,7 +43,7 @@ async fn a_valid_client_authenticates_while_6000_junk_sockets_from_three_address
     ];
     let s = TestServer::start_with(&d, &settings).await;
     let concurrency = s.config.backend.concurrency;
-    let share = s.config.backend.queue_share();
+    let share = s.config.backend.queue_share;
     assert_eq!((s.config.backend.queue_length, share), (5000, 625));
 
     let mut junk = Vec::new();

@@ -108,7 +108,7 @@ async fn demo_routes_take_only_the_demo_pages_requests() {
     assert!(!answer.2.to_ascii_lowercase().contains("access-control-allow"), "{}", answer.2);
 
     // The API keeps its generated key, and is checked by the key only.
-    let key = format!("NodejsServiceKey: {}", s.config.service_key);
+    let key = format!("NodejsServiceKey: {}", s.config.api.service_key);
     let health = raw(s.addr, "GET", "/nodejs/health/check", &[&key, "Host: evil.example"], "").await;
     assert_eq!(health.1["status"], "success", "{:?}", health.1);
 }

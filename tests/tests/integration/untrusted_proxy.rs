@@ -121,7 +121,7 @@ async fn the_queue_share_refusal_names_the_forgotten_proxy() {
     let settings =
         [("backend.concurrency", "1"), ("backend.queueLength", "8"), ("backend.timeoutMs", "10000")];
     let s = TestServer::start_with(&d, &settings).await;
-    assert_eq!(s.config.backend.queue_share(), 1);
+    assert_eq!(s.config.backend.queue_share, 1);
     let proxy = "127.0.0.11";
     let mut in_flight = connect(&s, proxy, &forwarded_for("203.0.113.21")).await.expect("a browser");
     in_flight.authenticate("slow-1", &[]).await;

@@ -40,7 +40,7 @@ impl Raw {
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            s.config.ws_path, s.addr
+            s.config.listen.ws_path, s.addr
         );
         tcp.write_all(request.as_bytes()).await.unwrap();
         let mut raw = Raw { tcp, buf: Vec::new() };
@@ -164,12 +164,12 @@ async fn fragments_pings_and_closes_are_honoured() {
 async fn a_request_that_is_not_an_upgrade_gets_a_clear_answer() {
     let (_d, s) = server().await;
     let http = drupal_push_tests::http_client();
-    let r = http.get(s.url(&s.config.ws_path)).send().await.unwrap();
+    let r = http.get(s.url(&s.config.listen.ws_path)).send().await.unwrap();
     assert_eq!(r.status(), 426);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("WebSocket endpoint"), "{body}");
     let r = http
-        .get(s.url(&s.config.ws_path))
+        .get(s.url(&s.config.listen.ws_path))
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "8")

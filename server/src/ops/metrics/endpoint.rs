@@ -17,7 +17,7 @@ pub fn router() -> Router<Arc<App>> {
 
 /// `GET /metrics`: refused without `Authorization: Bearer <metricsToken>`.
 async fn scrape(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let token = app.config.metrics_token.as_bytes();
+    let token = app.settings.ops.metrics_token.as_bytes();
     if token.is_empty() {
         return refuse(StatusCode::NOT_FOUND, "metrics are off: set metricsToken to serve /metrics");
     }
