@@ -30,6 +30,21 @@ fn history() -> HistorySettings {
     HistorySettings { size: HISTORY, ttl: Duration::from_secs(300), max_bytes: 1 << 20 }
 }
 
+/// What a behaviour may set differently (the rest is the consts above).
+#[derive(Clone, Copy)]
+struct Settings {
+    content_token_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { content_token_ttl: Duration::from_secs(30) }
+    }
+}
+
+/// Short enough for a test to see unused content tokens expire.
+const SHORT_TOKEN_TTL: Settings = Settings { content_token_ttl: Duration::from_millis(300) };
+
 /// An engine started with a fresh recorder, and the Redis it uses (stopped when dropped, after
 /// the engine).
 pub(crate) struct Harness {
@@ -39,20 +54,20 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
-    fn memory() -> Harness {
+    fn memory(s: Settings) -> Harness {
         let engine = MemoryEngine::new(MemorySettings {
             history: history(),
             presence_grace: GRACE,
             auth_cache_ttl: AUTH_TTL,
             auth_cache_max: 1000,
-            content_token_ttl: Duration::from_secs(30),
+            content_token_ttl: s.content_token_ttl,
         });
         Harness::started(Arc::new(engine), None)
     }
 
     /// The Redis engine on a `redis-server` of its own, with `prefix` for its keys; none (after
     /// saying so) when `redis-server` is not installed, which fails the test under `CI=true`.
-    async fn redis(prefix: &str) -> Option<Harness> {
+    async fn redis(prefix: &str, s: Settings) -> Option<Harness> {
         let installed = std::process::Command::new("redis-server").arg("--version").output().is_ok();
         if !installed {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -67,7 +82,7 @@ impl Harness {
             history: history(),
             presence_grace: GRACE,
             auth_cache_ttl: AUTH_TTL,
-            content_token_ttl: Duration::from_secs(30),
+            content_token_ttl: s.content_token_ttl,
             node_ttl: Duration::from_secs(3),
         })
         .expect("a valid redis url");
@@ -93,19 +108,27 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// For each behaviour of [`suite`]: a module with a test `memory` and a test `redis`.
+/// For each behaviour of [`suite`] (with its [`Settings`], when not the default): a module with
+/// a test `memory` and a test `redis`.
 macro_rules! contract {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident $(($settings:expr))?),* $(,)?) => {$(
         mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn settings() -> super::Settings {
+                [$($settings,)? super::Settings::default()][0]
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                let h = super::Harness::memory();
+                let h = super::Harness::memory(settings());
                 super::suite::$name(&*h.engine, &h.node).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                let Some(h) = super::Harness::redis(stringify!($name)).await else { return };
+                let Some(h) = super::Harness::redis(stringify!($name), settings()).await else { return };
                 super::suite::$name(&*h.engine, &h.node).await;
             }
         }
@@ -124,6 +147,8 @@ contract!(
     presence_list_changes_who_watches,
     content_token_joins,
     content_token_leave_notices,
+    content_token_rejoin_within_the_grace,
+    unused_content_tokens_expire(SHORT_TOKEN_TTL),
     channels_added_opened_and_removed,
     membership_of_a_user,
     membership_of_a_session,

@@ -4,7 +4,8 @@
 use super::recorder::member;
 use super::{GRACE, HISTORY, Recorder, eventually};
 use crate::engine::{
-    AuthRecord, Changes, Departure, Engine, EngineStats, Event, Member, Position, Publication, Stream, Who,
+    AuthRecord, Changes, Departure, Engine, EngineStats, Event, Member, Position, Publication, Stream,
+    TokenChannelDetail, Who,
 };
 use crate::error::EngineError;
 use drupal_push_protocol::Uid;
@@ -261,6 +262,8 @@ pub(super) async fn presence_list_changes_who_watches(e: &dyn Engine, node: &Rec
     e.set_presence_list(Uid(5), vec![Uid(8), Uid(9)]).await.unwrap();
     assert!(e.online_watched(Uid(7)).await.unwrap().is_empty(), "7 no longer watches 5");
     assert_eq!(e.online_watched(Uid(8)).await.unwrap(), [Uid(5)]);
+    node.connect(e, 5, "s5b", &[8, 9]).await;
+    node.disconnect(e, 5, "s5b").await;
     let cached = e.cached_auth("s5").await.unwrap().expect("still cached");
     assert_eq!(cached.presence_uids, [Uid(8), Uid(9)], "the next reconnect gets the new list");
     e.changed(Changes {
@@ -302,6 +305,8 @@ pub(super) async fn content_token_joins(e: &dyn Engine, _node: &Recorder) {
     assert_eq!(users.uids, [Uid(5)]);
     assert_eq!(users.auth_tokens, ["anon"], "anonymous members by session");
     assert_eq!(e.token_channel_users("hall").await.unwrap(), Default::default());
+    let details = e.token_channel_details().await.unwrap();
+    assert_eq!(details, [TokenChannelDetail { channel: "room".into(), waiting: 0, sockets: 3 }]);
     let c = counts(e).await;
     assert_eq!((c.token_channels, c.waiting_content_tokens), (1, 0));
 }
@@ -338,6 +343,67 @@ pub(super) async fn content_token_leave_notices(e: &dyn Engine, node: &Recorder)
     assert!(all[1].contains(r#""uid":6"#), "{all:?}");
     assert!(!all.iter().any(|t| t.contains(r#""uid":7"#)), "7 did not ask for notices: {all:?}");
     assert_eq!(counts(e).await.waiting_content_tokens, 3, "all three tokens idle again");
+}
+
+pub(super) async fn content_token_rejoin_within_the_grace(e: &dyn Engine, node: &Recorder) {
+    let room = token_stream("room");
+    for (uid, tk) in [(5, "tk5"), (6, "tk6")] {
+        let session = format!("s{uid}");
+        e.set_content_token("room", tk, token_record(json!({"token": tk, "notifyOnDisconnect": true})))
+            .await
+            .unwrap();
+        node.connect(e, uid, &session, &[]).await;
+        assert_eq!(joined(e, "room", tk, &member(uid, &session)).await, Ok(true));
+        node.joined_token_channel(uid, &session, "room", tk);
+    }
+    node.disconnect(e, 5, "s5").await;
+    node.connect(e, 5, "s5", &[]).await;
+    assert_eq!(
+        joined(e, "room", "tk5", &member(5, "s5")).await,
+        Ok(false),
+        "back inside the grace: no notice"
+    );
+    node.joined_token_channel(5, "s5", "room", "tk5");
+    // 6 leaves after 5 did: once 6's notice is out, 5's grace has run out too.
+    node.disconnect(e, 6, "s6").await;
+    eventually("the leave notice of 6", || !node.delivered_on(&room).is_empty()).await;
+    let notices = texts(&node.delivered_on(&room));
+    assert_eq!(notices.len(), 1, "only 6 left: {notices:?}");
+    assert!(notices[0].contains(r#""uid":6"#), "{notices:?}");
+    assert_eq!(e.token_channel_users("room").await.unwrap().uids, [Uid(5)]);
+}
+
+pub(super) async fn unused_content_tokens_expire(e: &dyn Engine, node: &Recorder) {
+    let set = Instant::now();
+    for (ch, tk) in [("room", "old"), ("room", "used"), ("hall", "lone")] {
+        e.set_content_token(ch, tk, token_record(json!({"token": tk}))).await.unwrap();
+    }
+    node.connect(e, 5, "s5", &[]).await;
+    assert_eq!(joined(e, "room", "used", &member(5, "s5")).await, Ok(true));
+    node.joined_token_channel(5, "s5", "room", "used");
+    let ttl = super::SHORT_TOKEN_TTL.content_token_ttl;
+    // Expiry is wall clock in both engines: nothing to poll but the clock itself.
+    eventually("the tokens' TTL to pass", || set.elapsed() > ttl + GRACE / 4).await;
+    let m6 = member(6, "s6");
+    assert_eq!(joined(e, "room", "old", &m6).await, Err(EngineError::UnknownContentToken), "expired unused");
+    assert_eq!(joined(e, "hall", "lone", &m6).await, Err(EngineError::UnknownContentToken));
+    assert_eq!(e.token_channel_users("room").await.unwrap().uids, [Uid(5)], "a token in use stays");
+    let c = counts(e).await;
+    assert_eq!((c.token_channels, c.waiting_content_tokens), (1, 0), "hall had only an expired token");
+    assert_eq!(
+        e.publish(token_stream("hall"), msg("1")).await,
+        Err(EngineError::NoSuchTokenChannel),
+        "its only token expired: the channel is gone"
+    );
+    assert_eq!(e.publish(token_stream("room"), msg("2")).await, Ok(1));
+    node.disconnect(e, 5, "s5").await;
+    let idle = Instant::now();
+    assert_eq!(counts(e).await.waiting_content_tokens, 1, "unused again");
+    eventually("the idle token's TTL to pass", || idle.elapsed() > ttl + GRACE / 4).await;
+    assert_eq!(joined(e, "room", "used", &member(5, "s5")).await, Err(EngineError::UnknownContentToken));
+    assert_eq!(e.publish(token_stream("room"), msg("3")).await, Err(EngineError::NoSuchTokenChannel));
+    let c = counts(e).await;
+    assert_eq!((c.token_channels, c.waiting_content_tokens), (0, 0));
 }
 
 pub(super) async fn channels_added_opened_and_removed(e: &dyn Engine, node: &Recorder) {
@@ -441,8 +507,10 @@ pub(super) async fn kick_and_logout(e: &dyn Engine, node: &Recorder) {
         e.cache_auth(Arc::from(token), record(uid, &[], &[7])).await.unwrap();
         node.connect(e, uid, token, &[7]).await;
     }
+    e.cache_auth(Arc::from("s5c"), record(5, &[], &[7])).await.unwrap();
     assert_eq!(counts(e).await.sessions, 4);
     e.kick(Uid(5)).await.unwrap();
+    assert_eq!(e.cached_auth("s5c").await, Ok(None), "a session without sockets too");
     assert!(node.applied().iter().any(|ev| matches!(ev, Event::Kick(Uid(5)))));
     assert_eq!(e.cached_auth("s5a").await, Ok(None), "kick forgets every session of the user");
     assert_eq!(e.cached_auth("s5b").await, Ok(None));
