@@ -83,7 +83,9 @@ impl Harness {
             presence_grace: GRACE,
             auth_cache_ttl: AUTH_TTL,
             content_token_ttl: s.content_token_ttl,
-            node_ttl: Duration::from_secs(3),
+            // Beats (and their sweep of content tokens) every 10 s: the engine's own expiry is
+            // what the suite sees.
+            node_ttl: Duration::from_secs(30),
         })
         .expect("a valid redis url");
         let h = Harness::started(Arc::new(engine), Some(redis));

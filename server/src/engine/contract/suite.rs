@@ -375,7 +375,7 @@ pub(super) async fn content_token_rejoin_within_the_grace(e: &dyn Engine, node: 
 
 pub(super) async fn unused_content_tokens_expire(e: &dyn Engine, node: &Recorder) {
     let set = Instant::now();
-    for (ch, tk) in [("room", "old"), ("room", "used"), ("hall", "lone")] {
+    for (ch, tk) in [("room", "old"), ("room", "used"), ("hall", "lone"), ("lobby", "solo")] {
         e.set_content_token(ch, tk, token_record(json!({"token": tk}))).await.unwrap();
     }
     node.connect(e, 5, "s5", &[]).await;
@@ -384,6 +384,11 @@ pub(super) async fn unused_content_tokens_expire(e: &dyn Engine, node: &Recorder
     let ttl = super::SHORT_TOKEN_TTL.content_token_ttl;
     // Expiry is wall clock in both engines: nothing to poll but the clock itself.
     eventually("the tokens' TTL to pass", || set.elapsed() > ttl + GRACE / 4).await;
+    assert_eq!(
+        e.publish(token_stream("lobby"), msg("0")).await,
+        Err(EngineError::NoSuchTokenChannel),
+        "its only token expired, untouched since: the channel is gone"
+    );
     let m6 = member(6, "s6");
     assert_eq!(joined(e, "room", "old", &m6).await, Err(EngineError::UnknownContentToken), "expired unused");
     assert_eq!(joined(e, "hall", "lone", &m6).await, Err(EngineError::UnknownContentToken));
