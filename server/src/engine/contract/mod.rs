@@ -72,7 +72,11 @@ impl Harness {
         if !installed {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
             assert!(!ci, "skipped: redis-server not found (CI=true: this fails; install redis-server)");
-            eprintln!("skipped: redis-server not found (the Redis half of the engine contract did not run)");
+            // Straight to stderr, past the harness's capture: visible without --nocapture.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"skipped: redis-server not found (the Redis half of the engine contract did not run)\n",
+            );
             return None;
         }
         let redis = RedisServer::start().await;

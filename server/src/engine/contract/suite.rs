@@ -203,6 +203,12 @@ pub(super) async fn auth_cache_expires_after_its_ttl(e: &dyn Engine, _node: &Rec
     }
     assert!(cached_at.elapsed() >= super::AUTH_TTL.mul_f32(0.9), "expired early: {:?}", cached_at.elapsed());
     assert_eq!(counts(e).await.cached_auth_tokens, 0);
+    e.add_channel("c").await.unwrap();
+    assert_eq!(
+        e.set_membership(Who::Session(Arc::from("t1")), "c", false).await,
+        Err(EngineError::InvalidParameters),
+        "an expired session without sockets is unknown"
+    );
 }
 
 pub(super) async fn presence_online_then_offline_after_the_grace(e: &dyn Engine, node: &Recorder) {
