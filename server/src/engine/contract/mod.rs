@@ -26,24 +26,28 @@ const HISTORY: usize = 5;
 /// Longest any condition is waited for.
 const LIMIT: Duration = Duration::from_secs(5);
 
-fn history() -> HistorySettings {
-    HistorySettings { size: HISTORY, ttl: Duration::from_secs(300), max_bytes: 1 << 20 }
+fn history(size: usize) -> HistorySettings {
+    HistorySettings { size, ttl: Duration::from_secs(300), max_bytes: 1 << 20 }
 }
 
 /// What a behaviour may set differently (the rest is the consts above).
 #[derive(Clone, Copy)]
 struct Settings {
     content_token_ttl: Duration,
+    history: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { content_token_ttl: Duration::from_secs(30) }
+        Settings { content_token_ttl: Duration::from_secs(30), history: HISTORY }
     }
 }
 
 /// Short enough for a test to see unused content tokens expire.
-const SHORT_TOKEN_TTL: Settings = Settings { content_token_ttl: Duration::from_millis(300) };
+const SHORT_TOKEN_TTL: Settings =
+    Settings { content_token_ttl: Duration::from_millis(300), history: HISTORY };
+/// History off (`historySize` 0).
+const NO_HISTORY: Settings = Settings { content_token_ttl: Duration::from_secs(30), history: 0 };
 
 /// An engine started with a fresh recorder, and the Redis it uses (stopped when dropped, after
 /// the engine).
@@ -56,7 +60,7 @@ pub(crate) struct Harness {
 impl Harness {
     fn memory(s: Settings) -> Harness {
         let engine = MemoryEngine::new(MemorySettings {
-            history: history(),
+            history: history(s.history),
             presence_grace: GRACE,
             auth_cache_ttl: AUTH_TTL,
             auth_cache_max: 1000,
@@ -83,7 +87,7 @@ impl Harness {
         let engine = RedisEngine::new(RedisSettings {
             url: redis.url(),
             prefix: format!("contract-{prefix}"),
-            history: history(),
+            history: history(s.history),
             presence_grace: GRACE,
             auth_cache_ttl: AUTH_TTL,
             content_token_ttl: s.content_token_ttl,
@@ -160,4 +164,5 @@ contract!(
     membership_of_a_session,
     kick_and_logout,
     stats_start_at_zero_and_count_history,
+    without_history_nothing_is_recorded(NO_HISTORY),
 );

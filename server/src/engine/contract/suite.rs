@@ -540,6 +540,14 @@ pub(super) async fn kick_and_logout(e: &dyn Engine, node: &Recorder) {
 
 pub(super) async fn stats_start_at_zero_and_count_history(e: &dyn Engine, _node: &Recorder) {
     assert_eq!(counts(e).await, Counts { nodes: 1, ..Counts::default() });
+    let strangers = [(member(5, "s5"), true), (member(0, "anon"), false)].map(|(m, forced)| Departure {
+        member: m,
+        token_channels: vec![(Arc::from("room"), Arc::from("tk"))],
+        forced,
+    });
+    e.changed(Changes { departures: strangers.to_vec(), closed: vec![Arc::from("c")], ..Changes::default() })
+        .await;
+    assert_eq!(counts(e).await, Counts { nodes: 1, ..Counts::default() }, "leaving what was never joined");
     for i in 0..3 {
         e.publish(channel("a"), msg(&i.to_string())).await.unwrap();
     }
@@ -548,4 +556,21 @@ pub(super) async fn stats_start_at_zero_and_count_history(e: &dyn Engine, _node:
         e.publish(channel("b"), msg(&i.to_string())).await.unwrap();
     }
     assert_eq!(counts(e).await.history_messages, 3 + HISTORY, "each stream keeps its last {HISTORY}");
+}
+
+pub(super) async fn without_history_nothing_is_recorded(e: &dyn Engine, node: &Recorder) {
+    let c = channel("c");
+    for i in 1..=3 {
+        assert_eq!(e.publish(c.clone(), msg(&i.to_string())).await, Ok(1));
+    }
+    let got = node.delivered_on(&c);
+    assert_eq!(texts(&got), ["1", "2", "3"], "still delivered, in order");
+    assert!(got.iter().all(|p| p.position.is_none()), "without positions");
+    let since = Position { offset: 1, epoch: Arc::from("e") };
+    let r = e.recover(&c, Some(&since)).await.unwrap();
+    assert!(r.top.is_none() && r.replay.is_empty() && !r.recovered);
+    node.connect(e, 5, "s5", &[]).await;
+    e.set_membership(Who::User(Uid(5)), "c", true).await.unwrap();
+    assert!(matches!(last_membership(node), Event::JoinChannel { position: None, .. }));
+    assert_eq!(counts(e).await.history_messages, 0);
 }
