@@ -1,7 +1,9 @@
 //! One contract suite for both engines: each behaviour of [`Engine`] (the contract in
 //! `engine/mod.rs`) is an async function in [`suite`], run once against the memory engine and
 //! once against the Redis engine on a real `redis-server` of its own (tests crate's
-//! `RedisServer`, a free port), both with the same settings and a recording [`Node`].
+//! `RedisServer`, a free port), both with the same settings and a recording
+//! [`Node`](super::Node). A behaviour `x` is the tests `engine::contract::x::memory` and
+//! `engine::contract::x::redis` (filter on `::redis` for one engine).
 //!
 //! The clock is the real one for both (Redis expiries are wall clock), so grace periods and
 //! TTLs are short and every wait polls a condition with a limit. Without `redis-server` the
