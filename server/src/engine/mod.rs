@@ -38,6 +38,8 @@
 //!   order where locks nest: a stream's delivery order (held across `deliver`) -> the hub lock
 //!   -> an outbox lock.
 
+#[cfg(test)]
+mod contract;
 mod memory;
 mod redis;
 

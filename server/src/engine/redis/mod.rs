@@ -485,9 +485,17 @@ impl Engine for RedisEngine {
     ) -> Fut<'_, Result<usize, EngineError>> {
         Box::pin(async move {
             if let Stream::Token(channel) = &stream {
-                let known: bool =
-                    self.conn().sismember(self.key("tcs"), &**channel).await.map_err(unavailable)?;
-                if !known {
+                let known: i64 = self
+                    .inner
+                    .scripts
+                    .token_channel_live
+                    .arg(&self.inner.settings.prefix)
+                    .arg(&**channel)
+                    .arg(now_ms())
+                    .invoke_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                if known != 1 {
                     return Err(EngineError::NoSuchTokenChannel);
                 }
             }

@@ -375,7 +375,10 @@ const JOIN_TOKEN: &str = r#"
 expire(ARGV[1], ARGV[2], tonumber(ARGV[8]), 64)
 local t = ARGV[1] .. ':t:' .. ARGV[2]
 local raw = redis.call('HGET', t, ARGV[3])
-if not raw then return {'unknown'} end
+if not raw then
+  drop_if_unused(ARGV[1], ARGV[2])
+  return {'unknown'}
+end
 local e = cjson.decode(raw)
 if e.b ~= '' and e.b ~= ARGV[5] then return {'other'} end
 e.b = ARGV[5]
@@ -433,6 +436,16 @@ const SWEEP_TOKENS: &str = r#"
 local n = expire(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 drop_if_unused(ARGV[1], ARGV[2])
 return n
+"#;
+
+/// Whether a content-token channel exists for `content/token/message`, after taking out up to
+/// 64 of its expired unused tokens (as a join does), so a channel whose tokens all expired is
+/// gone at once, not only after the heartbeat's sweep. ARGV: prefix, channel, now_ms. Returns
+/// 1 when it exists.
+const TOKEN_CHANNEL_LIVE: &str = r#"
+expire(ARGV[1], ARGV[2], tonumber(ARGV[3]), 64)
+drop_if_unused(ARGV[1], ARGV[2])
+return redis.call('SISMEMBER', ARGV[1] .. ':tcs', ARGV[2])
 "#;
 
 /// A member's leave grace ran out. ARGV: prefix, channel, member key, generation. Returns 1
@@ -502,6 +515,7 @@ pub struct Scripts {
     pub leave_token: Script,
     pub token_grace_over: Script,
     pub sweep_tokens: Script,
+    pub token_channel_live: Script,
     pub channel_open: Script,
     pub channel_admin: Script,
 }
@@ -528,6 +542,7 @@ impl Scripts {
             leave_token: tokens(LEAVE_TOKEN),
             token_grace_over: tokens(TOKEN_GRACE_OVER),
             sweep_tokens: tokens(SWEEP_TOKENS),
+            token_channel_live: tokens(TOKEN_CHANNEL_LIVE),
             channel_open: Script::new(CHANNEL_OPEN),
             channel_admin: Script::new(CHANNEL_ADMIN),
         }
