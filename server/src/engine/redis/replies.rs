@@ -82,7 +82,8 @@ impl TokenLeave {
 }
 
 /// A pending decision in `P:due`: `u \t uid \t gen` or `t \t ch \t member \t uid \t gen`.
-/// The scripts that schedule one get [`Due::head`] and add `\t` and the generation.
+/// The scripts that schedule one get [`Due::offline_head`] or [`Due::token_leave_head`] and add
+/// `\t` and the generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due {
     /// A user's offline, after the grace period of its last departure.

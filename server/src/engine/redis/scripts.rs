@@ -37,7 +37,7 @@
 //!   replaces the `P:au:<uid>` set of earlier versions, which never expired), `P:ns:<node>`
 //!   set of tokens with sockets on a node (members leave with their sockets, the set with
 //!   its node);
-//! * presence: `P:u:<uid>` hash {n:<node> -> sockets, on, o (the node that announced it
+//! * presence: `P:u:<uid>` hash {`n:<node>` -> sockets, on, o (the node that announced it
 //!   online), w (watchers, JSON), g (generation of the pending offline)} (deleted when the
 //!   user goes offline), `P:nu:<node>` set of uids with sockets on a node (deleted with its
 //!   node), `P:online` count, `P:watch:<w>` set of online uids `w` watches (they leave it
