@@ -153,8 +153,9 @@ fn build_state(
     let untrusted = proxy::UntrustedForwarders::default();
     let backend = Backend::new(&s.backend, url, metrics.clone(), untrusted.clone())
         .map_err(StartError::BackendClient)?;
+    let http =
+        http_conns::HttpConns::new(&s.http, s.edge.proxies.clone(), untrusted.clone(), metrics.clone());
     let admission = admission::Admission::new(&s.edge, untrusted, metrics.untrusted_forwarded.clone());
-    let http = http_conns::HttpConns::new(&s.http, s.edge.proxies.clone(), metrics.clone());
     let hub = Hub::new(s.hub);
     let engine: Arc<dyn Engine> = match &s.engine {
         config::settings::EngineSettings::Memory(m) => Arc::new(MemoryEngine::new(m.clone())),

@@ -15,7 +15,7 @@
 //! time instead of spinning, so the timeouts can free descriptors, and logs once per period.
 //! What keeps a connection from holding its permit forever is the timeouts in [`crate::http::serve`].
 
-use crate::edge::proxy::TrustedProxies;
+use crate::edge::proxy::{TrustedProxies, UntrustedForwarders};
 use crate::ops::metrics::Metrics;
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
@@ -52,6 +52,8 @@ pub struct HttpConns {
     max: usize,
     per_address: usize,
     exempt: TrustedProxies,
+    /// Peers seen forwarding without being trusted, for the hint in a per-address refusal.
+    untrusted: UntrustedForwarders,
     open: AtomicUsize,
     by_address: Mutex<HashMap<IpAddr, usize>>,
     metrics: Arc<Metrics>,
@@ -103,11 +105,17 @@ impl Refused {
 
 impl HttpConns {
     /// Caps of `settings`; `exempt` (the trusted proxies) are not capped per address.
-    pub fn new(settings: &HttpSettings, exempt: TrustedProxies, metrics: Arc<Metrics>) -> Arc<HttpConns> {
+    pub fn new(
+        settings: &HttpSettings,
+        exempt: TrustedProxies,
+        untrusted: UntrustedForwarders,
+        metrics: Arc<Metrics>,
+    ) -> Arc<HttpConns> {
         Arc::new(HttpConns {
             max: settings.max_connections,
             per_address: settings.max_per_address,
             exempt,
+            untrusted,
             open: AtomicUsize::new(0),
             by_address: Mutex::new(HashMap::new()),
             metrics,
@@ -122,6 +130,7 @@ impl HttpConns {
             max: 0,
             per_address: 0,
             exempt: TrustedProxies::default(),
+            untrusted: UntrustedForwarders::default(),
             open: AtomicUsize::new(0),
             by_address: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::new()),
@@ -165,7 +174,13 @@ impl HttpConns {
             Refused::AddressLimit => ("maxHttpConnectionsPerAddress", &self.refusals[1]),
         };
         if let Some(more) = log.due() {
-            tracing::warn!(%peer, refused_since_last_log = more, "HTTP connection refused: {key} reached");
+            // A peer seen sending X-Forwarded-For without being trusted is most likely a reverse
+            // proxy missing from trustedProxies, which every browser behind it shares.
+            let hint = match cap {
+                Refused::AddressLimit => self.untrusted.hint(peer.ip()),
+                Refused::Limit => String::new(),
+            };
+            tracing::warn!(%peer, refused_since_last_log = more, "HTTP connection refused: {key} reached{hint}");
         }
     }
 }
@@ -237,7 +252,7 @@ mod tests {
         let settings =
             crate::config::load_file_text(crate::config::FileFormat::Toml, "serviceKey = \"k\"").unwrap().0;
         let http = HttpSettings { max_connections: max, max_per_address: per_address, ..settings.http };
-        HttpConns::new(&http, settings.edge.proxies, Arc::new(Metrics::new()))
+        HttpConns::new(&http, settings.edge.proxies, UntrustedForwarders::default(), Arc::new(Metrics::new()))
     }
 
     #[test]

@@ -265,3 +265,40 @@ async fn status_shows_the_distinct_addresses_and_the_busiest_ones_share() {
         assert!(html.contains(shown), "the status page shows {shown}");
     }
 }
+
+/// The per-address cap on HTTP connections (`maxHttpConnectionsPerAddress`) names a peer seen
+/// forwarding without being trusted too: behind a forgotten proxy, that cap is what every
+/// browser's handshakes and Drupal's-side traffic through it share.
+#[tokio::test]
+async fn the_http_connection_cap_names_an_untrusted_forwarder() {
+    use tokio::net::TcpSocket;
+    let log = logs::capture();
+    let d = FakeDrupal::start(SERVICE_KEY).await;
+    let s = TestServer::start_with(&d, &[("maxHttpConnectionsPerAddress", "2")]).await;
+    let proxy = "127.0.0.21";
+    let _browser = connect(&s, proxy, &forwarded_for("203.0.113.9")).await.expect("a browser behind it");
+    let open = |_: usize| async {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind((ip(proxy), 0).into()).expect("bind to the proxy's address");
+        socket.connect(s.addr).await.expect("connect")
+    };
+    // Two idle HTTP connections (the upgraded WebSocket no longer counts) fill the cap.
+    let _held = [open(0).await, open(1).await];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let refusal = loop {
+        // One more is answered 503 and closed; the refusal line carries the hint.
+        let mut extra = open(2).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::io::AsyncReadExt::read_to_end(&mut extra, &mut answer),
+        )
+        .await;
+        let lines = log.lines_with("maxHttpConnectionsPerAddress reached");
+        if let Some(line) = lines.into_iter().find(|l| l.contains(proxy)) {
+            break line;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no refusal logged for {proxy}");
+    };
+    assert!(refusal.contains(&format!("add \"{proxy}\" to trustedProxies")), "{refusal}");
+}
