@@ -157,13 +157,15 @@ fn build_state(
         http_conns::HttpConns::new(&s.http, s.edge.proxies.clone(), untrusted.clone(), metrics.clone());
     let admission = admission::Admission::new(&s.edge, untrusted, metrics.untrusted_forwarded.clone());
     let hub = Hub::new(s.hub);
+    // The node first: the engine is built delivering to it, with no second start step.
+    let node: Arc<dyn engine::Node> =
+        Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()), metrics.clone()));
     let engine: Arc<dyn Engine> = match &s.engine {
-        config::settings::EngineSettings::Memory(m) => Arc::new(MemoryEngine::new(m.clone())),
+        config::settings::EngineSettings::Memory(m) => Arc::new(MemoryEngine::new(m.clone(), node)),
         config::settings::EngineSettings::Redis(r) => {
-            Arc::new(RedisEngine::new(r.clone()).map_err(StartError::Engine)?)
+            Arc::new(RedisEngine::new(r.clone(), node).map_err(StartError::Engine)?)
         }
     };
-    engine.start(Arc::new(node::LocalNode::new(hub.clone(), Arc::new(backend.clone()), metrics.clone())));
     Ok(Arc::new(App {
         settings: Arc::new(s),
         hub,

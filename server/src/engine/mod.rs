@@ -323,9 +323,6 @@ pub struct LocalSocket {
 /// The cluster-wide half of the server. Every method may wait (a shared store is remote);
 /// the memory engine answers at once.
 pub trait Engine: Send + Sync + 'static {
-    /// Hands the engine the node it delivers to; called once, before any other method.
-    fn start(&self, node: Arc<dyn Node>);
-
     /// Whether the shared state is reachable (`/readyz`).
     fn ready(&self) -> bool;
 

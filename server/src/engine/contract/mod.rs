@@ -61,14 +61,16 @@ pub(crate) struct Harness {
 
 impl Harness {
     fn memory(s: Settings) -> Harness {
-        let engine = MemoryEngine::new(MemorySettings {
+        let node = Arc::new(Recorder::default());
+        let settings = MemorySettings {
             history: history(s.history),
             presence_grace: GRACE,
             auth_cache_ttl: AUTH_TTL,
             auth_cache_max: 1000,
             content_token_ttl: s.content_token_ttl,
-        });
-        Harness::started(Arc::new(engine), None)
+        };
+        let engine = MemoryEngine::new(settings, node.clone());
+        Harness { engine: Arc::new(engine), node, _redis: None }
     }
 
     /// The Redis engine on a `redis-server` of its own, with `prefix` for its keys; none (after
@@ -86,7 +88,8 @@ impl Harness {
             return None;
         }
         let redis = RedisServer::start().await;
-        let engine = RedisEngine::new(RedisSettings {
+        let node = Arc::new(Recorder::default());
+        let settings = RedisSettings {
             url: redis.url(),
             prefix: format!("contract-{prefix}"),
             history: history(s.history),
@@ -96,18 +99,12 @@ impl Harness {
             // Beats (and their sweep of content tokens) every 10 s: the engine's own expiry is
             // what the suite sees.
             node_ttl: Duration::from_secs(30),
-        })
-        .expect("a valid redis url");
-        let h = Harness::started(Arc::new(engine), Some(redis));
+        };
+        let engine = RedisEngine::new(settings, node.clone()).expect("a valid redis url");
+        let h = Harness { engine: Arc::new(engine), node, _redis: Some(redis) };
         let e = h.engine.clone();
         eventually("the Redis engine subscribed and heartbeating", || e.ready()).await;
         Some(h)
-    }
-
-    fn started(engine: Arc<dyn Engine>, redis: Option<RedisServer>) -> Harness {
-        let node = Arc::new(Recorder::default());
-        engine.start(node.clone());
-        Harness { engine, node, _redis: redis }
     }
 }
 

@@ -26,7 +26,7 @@ use drupal_push_protocol::drupal::{self, PresenceEvent};
 use presence::{Announce, Left};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokens::{Leave, MemberKey};
 
@@ -67,7 +67,7 @@ struct Inner {
     state: Mutex<State>,
     streams: streams::Streams,
     streams_ttl: Duration,
-    node: OnceLock<Arc<dyn Node>>,
+    node: Arc<dyn Node>,
     grace: Duration,
 }
 
@@ -78,26 +78,30 @@ pub struct MemoryEngine {
 }
 
 impl MemoryEngine {
-    pub fn new(settings: MemorySettings) -> MemoryEngine {
+    /// The engine of this one node, delivering to `node`; its sweeper task starts here (within
+    /// the runtime).
+    pub fn new(settings: MemorySettings, node: Arc<dyn Node>) -> MemoryEngine {
         let state = State {
             sessions: sessions::Sessions::new(settings.auth_cache_ttl, settings.auth_cache_max),
             presence: presence::Presence::default(),
             tokens: tokens::ContentTokens::new(settings.content_token_ttl),
             channels: channels::Channels::default(),
         };
-        MemoryEngine {
+        let engine = MemoryEngine {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 streams: streams::Streams::new(settings.history),
                 streams_ttl: settings.history.ttl,
-                node: OnceLock::new(),
+                node,
                 grace: settings.presence_grace,
             }),
-        }
+        };
+        engine.spawn_sweeper();
+        engine
     }
 
     fn node(&self) -> &Arc<dyn Node> {
-        self.inner.node.get().expect("Engine::start is called when the server is built")
+        &self.inner.node
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -277,12 +281,6 @@ fn announce(fx: &mut Vec<Effect>, a: Announce) {
 }
 
 impl Engine for MemoryEngine {
-    fn start(&self, node: Arc<dyn Node>) {
-        if self.inner.node.set(node).is_ok() {
-            self.spawn_sweeper();
-        }
-    }
-
     fn ready(&self) -> bool {
         true
     }

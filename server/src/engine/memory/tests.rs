@@ -62,15 +62,17 @@ fn engine() -> (MemoryEngine, Arc<Recorder>) {
 }
 
 fn engine_with_history(size: usize) -> (MemoryEngine, Arc<Recorder>) {
-    let e = MemoryEngine::new(MemorySettings {
-        history: HistorySettings { size, ttl: Duration::from_secs(300), max_bytes: 1 << 20 },
-        presence_grace: Duration::from_millis(2000),
-        auth_cache_ttl: Duration::from_secs(60),
-        auth_cache_max: 3,
-        content_token_ttl: Duration::from_secs(30),
-    });
     let rec = Arc::new(Recorder::default());
-    e.start(rec.clone());
+    let e = MemoryEngine::new(
+        MemorySettings {
+            history: HistorySettings { size, ttl: Duration::from_secs(300), max_bytes: 1 << 20 },
+            presence_grace: Duration::from_millis(2000),
+            auth_cache_ttl: Duration::from_secs(60),
+            auth_cache_max: 3,
+            content_token_ttl: Duration::from_secs(30),
+        },
+        rec.clone(),
+    );
     (e, rec)
 }
 

@@ -48,7 +48,7 @@ use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
@@ -83,7 +83,7 @@ struct Inner {
     keys: keys::Keys,
     settings: RedisSettings,
     node_id: String,
-    node: OnceLock<Arc<dyn Node>>,
+    node: Arc<dyn Node>,
     next_pid: AtomicU64,
     /// Own publications and barriers waiting to come back through `P:pub`.
     waiting: Mutex<FxHashMap<u64, oneshot::Sender<usize>>>,
@@ -109,7 +109,9 @@ fn now_ms() -> u64 {
 
 impl RedisEngine {
     /// Connects lazily: a node can start while Redis is down and keeps trying.
-    pub fn new(settings: RedisSettings) -> Result<RedisEngine, String> {
+    /// The engine of a node sharing one Redis, delivering to `node`; its pub/sub reader and
+    /// heartbeat tasks start here (within the runtime).
+    pub fn new(settings: RedisSettings, node: Arc<dyn Node>) -> Result<RedisEngine, String> {
         let client = redis::Client::open(settings.url.as_str()).map_err(|e| format!("redis.url: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -118,7 +120,7 @@ impl RedisEngine {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("redis.url: {e}"))?;
-        Ok(RedisEngine {
+        let engine = RedisEngine {
             inner: Arc::new(Inner {
                 client,
                 conn,
@@ -126,17 +128,19 @@ impl RedisEngine {
                 keys: keys::Keys::new(&settings.prefix),
                 node_id: crate::ids::random_id(12),
                 settings,
-                node: OnceLock::new(),
+                node,
                 next_pid: AtomicU64::new(1),
                 waiting: Mutex::default(),
                 subscribed: AtomicBool::new(false),
                 heartbeat_ok: AtomicBool::new(false),
             }),
-        })
+        };
+        tasks::spawn(engine.clone());
+        Ok(engine)
     }
 
     fn node(&self) -> &Arc<dyn Node> {
-        self.inner.node.get().expect("Engine::start is called when the server is built")
+        &self.inner.node
     }
 
     fn keys(&self) -> &keys::Keys {
@@ -190,12 +194,6 @@ impl RedisEngine {
 }
 
 impl Engine for RedisEngine {
-    fn start(&self, node: Arc<dyn Node>) {
-        if self.inner.node.set(node).is_ok() {
-            tasks::spawn(self.clone());
-        }
-    }
-
     fn ready(&self) -> bool {
         self.inner.subscribed.load(Ordering::Relaxed) && self.inner.heartbeat_ok.load(Ordering::Relaxed)
     }
