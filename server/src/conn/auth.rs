@@ -239,7 +239,7 @@ impl Connection {
     /// Takes one content-token join from the socket's budget; false when it is spent.
     fn take_join(&mut self) -> bool {
         let cfg = &self.app.settings.conn;
-        let (rate, burst) = (cfg.token_join_rate, cfg.token_join_burst);
+        let (rate, burst) = (cfg.token_join_rate, f64::from(cfg.token_join_burst));
         crate::edge::limits::take_per_socket(&mut self.joins, rate, burst, std::time::Instant::now())
     }
 

@@ -14,11 +14,11 @@
 //! `data.body` as HTML). Channel listeners (`onChannel`) get every publish either way.
 //!
 //! [`Policy`] is built once from the configuration's [`PolicyRules`] (which it validates); each
-//! socket that sends a request gets an [`Allowance`], its token bucket, created on its first
+//! socket that sends a request gets a token bucket ([`take_per_socket`]), created on its first
 //! request so that sockets that never send one pay nothing for it. Both kinds of request draw on the same
 //! bucket: the limit is on what one socket makes the server do, whatever it asks.
 
-use crate::edge::limits::TokenBucket;
+use crate::edge::limits::{TokenBucket, take_per_socket};
 use crate::error::ConfigError;
 use drupal_push_protocol::ErrorCode;
 use drupal_push_protocol::backend::RESERVED_MESSAGE_TYPES;
@@ -207,22 +207,18 @@ impl Policy {
     /// first request); takes a token when the size is acceptable.
     pub fn admit(
         &self,
-        allowance: &mut Option<Box<Allowance>>,
+        allowance: &mut Option<Box<TokenBucket>>,
         len: usize,
         now: Instant,
     ) -> Result<(), Refusal> {
-        if self.rate > 0.0 {
-            let bucket =
-                allowance.get_or_insert_with(|| Box::new(Allowance(TokenBucket::full(self.burst, now))));
-            if !bucket.0.take(self.rate, self.burst, now) {
-                return Err((
-                    ErrorCode::RateLimited,
-                    format!(
-                        "more than {} requests per second (bursts of {}): this one was dropped",
-                        self.rate, self.burst
-                    ),
-                ));
-            }
+        if !take_per_socket(allowance, self.rate, self.burst, now) {
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} requests per second (bursts of {}): this one was dropped",
+                    self.rate, self.burst
+                ),
+            ));
         }
         if len > self.max_bytes {
             return Err((
@@ -233,10 +229,6 @@ impl Policy {
         Ok(())
     }
 }
-
-/// One socket's request budget.
-#[derive(Debug)]
-pub struct Allowance(TokenBucket);
 
 /// A pattern is a channel name in which `*` stands for any run of characters.
 fn check_pattern(p: &str) -> Result<(), String> {

@@ -24,7 +24,6 @@ pub mod socket;
 pub mod upgrade;
 
 use crate::App;
-use crate::conn::client_requests::Allowance;
 use crate::conn::outbox::{Flush, Outbox};
 use crate::engine::Member;
 use crate::hub::ConnId;
@@ -132,7 +131,7 @@ struct Connection {
     /// Set once the engine counted this socket's arrival, so its departure must be reported.
     member: Option<Member>,
     /// The socket's request budget, from its first request on.
-    allowance: Option<Box<Allowance>>,
+    allowance: Option<Box<crate::edge::limits::TokenBucket>>,
     /// The socket's content-token join budget (`tokenJoinRatePerSocket`), from its first join on.
     joins: Option<Box<crate::edge::limits::TokenBucket>>,
     /// The hub indexes this socket by its id, since it published without echo.

@@ -104,11 +104,11 @@ impl TokenBucket {
 /// Takes a token from one socket's bucket for a per-socket rate of `rate` per second after bursts
 /// of `burst` (`rate` 0: no limit, always true). The bucket is allocated on the first event, so
 /// a socket that never asks costs one empty pointer.
-pub fn take_per_socket(bucket: &mut Option<Box<TokenBucket>>, rate: f64, burst: u32, now: Instant) -> bool {
+pub fn take_per_socket(bucket: &mut Option<Box<TokenBucket>>, rate: f64, burst: f64, now: Instant) -> bool {
     if rate <= 0.0 {
         return true;
     }
-    let burst = f64::from(burst.max(1));
+    let burst = burst.max(1.0);
     bucket.get_or_insert_with(|| Box::new(TokenBucket::full(burst, now))).take(rate, burst, now)
 }
 
