@@ -1,13 +1,13 @@
 //! The real `drupal-push` binary, started like `node app.js config`: with a TOML file and with
 //! an original `nodejs.config.js`, against a small fake Drupal; and refusing a bad config.
 
+use crate::process::{self, Server};
 use axum::routing::post;
 use axum::{Form, Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -27,30 +27,8 @@ async fn fake_drupal() -> u16 {
     port
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(config: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drupal-push"))
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn drupal-push");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("drupal-push listening on ").expect("the listening line").to_owned();
-    Server { child, base }
+    process::start_file(config, None)
 }
 
 /// Sends a backend API request with the service key and reads its JSON answer.
@@ -64,9 +42,9 @@ async fn exercise(server: &Server) {
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::new()
     };
-    let health = json(http.get(format!("{}/nodejs/health/check", server.base))).await;
+    let health = json(http.get(format!("{}/nodejs/health/check", server.base()))).await;
     assert_eq!(health["status"], "success");
-    let ws_url = format!("{}/ws", server.base.replace("http://", "ws://"));
+    let ws_url = format!("{}/ws", server.base().replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     ws.send(Message::text(r#"{"type":"authenticate","authToken":"tok"}"#)).await.unwrap();
     let mut frames = Vec::new();
@@ -78,7 +56,7 @@ async fn exercise(server: &Server) {
     assert_eq!(frames[1]["type"], "authenticated");
     assert_eq!(frames[2]["message"]["callback"], "clientAuthenticated");
     let sent = json(
-        http.post(format!("{}/nodejs/publish", server.base))
+        http.post(format!("{}/nodejs/publish", server.base()))
             .body(r#"{"channel":"news","data":{"subject":"hi"}}"#),
     )
     .await;
@@ -120,7 +98,7 @@ async fn runs_from_a_toml_file_and_stops_cleanly_on_sigterm() {
     let server = start(&path);
     exercise(&server).await;
     // A connected client is told 1001 on shutdown.
-    let ws_url = format!("{}/ws", server.base.replace("http://", "ws://"));
+    let ws_url = format!("{}/ws", server.base().replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
     let _hello = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
     let status = tokio::task::spawn_blocking(move || terminate_and_wait(server)).await.unwrap();

@@ -7,9 +7,8 @@
 //! connections over them at once (503), and running out of descriptors backs off instead of
 //! failing. All against the real binary, over real sockets.
 
-use std::io::{BufRead, BufReader};
+use crate::process::{self, Server};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -17,56 +16,13 @@ use tokio::net::{TcpSocket, TcpStream};
 const KEY: &str = "limits-key";
 const METRICS_TOKEN: &str = "limits-metrics-token-0123";
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::remove_dir_all(&self.dir).ok();
-    }
-}
-
 /// Starts the binary with `extra` TOML lines; with `max_files`, under `ulimit -n`.
 fn start(name: &str, extra: &str, max_files: Option<u32>) -> Server {
-    let dir = std::env::temp_dir().join(format!("drupal-push-limits-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("drupal-push.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"{KEY}\"\nallowedOrigins = [\"*\"]\n\
-             metricsToken = \"{METRICS_TOKEN}\"\n{extra}\n"
-        ),
-    )
-    .unwrap();
-    let binary = env!("CARGO_BIN_EXE_drupal-push");
-    let mut command = match max_files {
-        Some(n) => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$1\"")).arg(binary).arg(&path);
-            c
-        }
-        None => {
-            let mut c = Command::new(binary);
-            c.arg(&path);
-            c
-        }
-    };
-    let mut child = command
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn drupal-push");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("drupal-push listening on http://").expect("the listening line");
-    Server { addr: base.parse().unwrap(), child, dir }
+    let toml = format!(
+        "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"{KEY}\"\nallowedOrigins = [\"*\"]\n\
+         metricsToken = \"{METRICS_TOKEN}\"\n{extra}\n"
+    );
+    process::start_toml(&format!("limits-{name}"), &toml, max_files)
 }
 
 /// A connection to `addr` from the loopback address `from`.

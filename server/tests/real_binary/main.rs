@@ -11,3 +11,4 @@ mod cluster_client_requests;
 mod drain_and_logs;
 mod http_limits;
 mod ping_flood;
+mod process;

@@ -11,9 +11,9 @@
 //! only their bytes, not what each waiting frame costs besides, and one read turn could parse
 //! ten thousand tiny frames at once (12 MB for JSON pings, 4.4 MB for bad frames).
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use crate::process::{self, Server};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,46 +24,15 @@ const MAX_QUEUED_BYTES: u64 = 2 << 20;
 /// socket buffers.
 const ANSWER_BYTES: u64 = 16 << 20;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::remove_dir_all(&self.dir).ok();
-    }
-}
-
 fn start(name: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("drupal-push-flood-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("drupal-push.toml");
     // A write timeout and an auth timeout longer than the test: only the queue limits can end
     // the connection.
-    std::fs::write(
-        &path,
-        format!(
-            "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"flood-key\"\nallowedOrigins = [\"*\"]\n\
-             maxQueuedBytes = {MAX_QUEUED_BYTES}\nmaxQueuedMessages = 1000000\n\
-             writeTimeoutMs = 120000\nauthTimeoutMs = 120000\nmetricsToken = \"{METRICS_TOKEN}\"\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_drupal-push"))
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn drupal-push");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("drupal-push listening on http://").expect("the listening line");
-    Server { addr: base.parse().unwrap(), child, dir }
+    let toml = format!(
+        "host = \"127.0.0.1\"\nport = 0\nserviceKey = \"flood-key\"\nallowedOrigins = [\"*\"]\n\
+         maxQueuedBytes = {MAX_QUEUED_BYTES}\nmaxQueuedMessages = 1000000\n\
+         writeTimeoutMs = 120000\nauthTimeoutMs = 120000\nmetricsToken = \"{METRICS_TOKEN}\"\n"
+    );
+    process::start_toml(&format!("flood-{name}"), &toml, None)
 }
 
 /// Resident memory of process `pid`, bytes.
