@@ -26,6 +26,25 @@ pub(super) async fn arrived(
     Ok(())
 }
 
+/// The keys a socket's arrival and departure both count it in, as those scripts' first KEYS:
+/// the user's presence, this node's users, the session, this node's sessions, who is online,
+/// the session count.
+fn socket_keys<'a, 'b>(
+    engine: &RedisEngine,
+    invocation: &'b mut redis::ScriptInvocation<'a>,
+    node: &str,
+    member: &Member,
+) -> &'b mut redis::ScriptInvocation<'a> {
+    let keys = engine.keys();
+    invocation
+        .key(keys.user(member.uid))
+        .key(keys.node_users(node))
+        .key(keys.session(&member.token))
+        .key(keys.node_sessions(node))
+        .key(keys.online())
+        .key(keys.session_count())
+}
+
 /// Counts a socket in its session and presence; true when the user just came online.
 pub(super) async fn register(
     engine: &RedisEngine,
@@ -33,15 +52,7 @@ pub(super) async fn register(
     watchers: &[Uid],
 ) -> Result<bool, EngineError> {
     let (uid, node, keys) = (member.uid, engine.node_id(), engine.keys());
-    let became: i64 = engine
-        .scripts()
-        .arrived
-        .key(keys.user(uid))
-        .key(keys.node_users(node))
-        .key(keys.session(&member.token))
-        .key(keys.node_sessions(node))
-        .key(keys.online())
-        .key(keys.session_count())
+    let became: i64 = socket_keys(engine, &mut engine.scripts().arrived.prepare_invoke(), node, member)
         .arg(keys.prefix())
         .arg(node)
         .arg(uid.0)
@@ -58,27 +69,20 @@ pub(super) async fn register(
 pub(super) async fn departed(engine: &RedisEngine, node: &str, member: &Member, forced: bool, count: u64) {
     let (uid, keys) = (member.uid, engine.keys());
     let due = now_ms() + engine.inner.settings.presence_grace.as_millis() as u64;
-    let reply: Result<Vec<String>, _> = engine
-        .scripts()
-        .departed
-        .key(keys.user(uid))
-        .key(keys.node_users(node))
-        .key(keys.session(&member.token))
-        .key(keys.node_sessions(node))
-        .key(keys.online())
-        .key(keys.session_count())
-        .key(keys.due())
-        .arg(keys.prefix())
-        .arg(node)
-        .arg(uid.0)
-        .arg(&*member.token)
-        .arg(u8::from(uid.is_anonymous()))
-        .arg(u8::from(forced))
-        .arg(count)
-        .arg(due)
-        .arg(Due::offline_head(uid))
-        .invoke_async(&mut engine.conn())
-        .await;
+    let reply: Result<Vec<String>, _> =
+        socket_keys(engine, &mut engine.scripts().departed.prepare_invoke(), node, member)
+            .key(keys.due())
+            .arg(keys.prefix())
+            .arg(node)
+            .arg(uid.0)
+            .arg(&*member.token)
+            .arg(u8::from(uid.is_anonymous()))
+            .arg(u8::from(forced))
+            .arg(count)
+            .arg(due)
+            .arg(Due::offline_head(uid))
+            .invoke_async(&mut engine.conn())
+            .await;
     match reply {
         Ok(reply) => on_departure(engine, uid, Departure::decode(reply)).await,
         Err(e) => tracing::warn!(error = %e, %uid, "presence departure failed"),
